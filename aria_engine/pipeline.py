@@ -1,0 +1,306 @@
+"""The whole job for one request: image -> emotion -> music -> audio and pictures.
+
+The CLI calls `Pipeline.run` for one request; the engine calls the stages separately so that it
+can batch them (`read_emotions` over many images, `compose` over many requests).
+Backends are loaded once and kept: the CLIP encoder, the transformers and the SoundFont are
+expensive to load and cheap to reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.encoders import Encoder
+from aria_engine.images import ImageLimits, load_image
+from aria_engine.music import Composer, Composition
+from aria_engine.options import GenerationOptions
+
+STAGES = ("decoding image", "reading emotion", "composing", "rendering", "drawing")
+
+StageProgress = Callable[[str, float], None]
+"""Called with a stage name from STAGES and the fraction (0..1) of that stage done."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked, and where: the engine shares the machine fairly between servers."""
+
+    platform: str = "cli"
+    server: str = "local"
+    channel: str = "local"
+    user: str = "local"
+
+
+@dataclass(frozen=True)
+class Request:
+    """An image (bytes) or an explicit emotion, generation options and who asked."""
+
+    image: bytes | None = None
+    emotion: Emotion | Trajectory | None = None
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    origin: Origin = field(default_factory=Origin)
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.emotion is None):
+            raise ValueError("a request needs exactly one of an image or an emotion")
+
+    def cache_key(self) -> str | None:
+        """Identical requests (same image bytes or emotion, options and seed) share a result.
+
+        None when the seed is not fixed yet: a random piece is never served from a cache.
+        """
+        if self.options.seed is None:
+            return None
+        h = hashlib.sha256()
+        if self.image is not None:
+            h.update(b"image:" + hashlib.sha256(self.image).digest())
+        else:
+            h.update(b"emotion:" + repr(self.emotion).encode())
+        h.update(repr(sorted(self.options.as_dict().items())).encode())
+        return h.hexdigest()
+
+
+@dataclass
+class Result:
+    """Everything a reply needs. `options` carries the concrete seed that was used."""
+
+    emotion: Emotion
+    trajectory: Trajectory | None
+    encoder: str  # "palette", "clip" or "explicit" (no image)
+    composition: Composition
+    options: GenerationOptions
+    midi: bytes
+    audio: "RenderedAudio"
+    emotion_chart: bytes  # PNG
+    piano_roll: bytes  # PNG
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        """Which backends made this result, in words for a reply."""
+        made_by = self.composition.composer
+        if self.composition.mode:
+            made_by += f" ({self.composition.mode})"
+        return f"{self.encoder} encoder + {made_by} composer"
+
+    def summary(self) -> dict:
+        """JSON-friendly description (no file contents)."""
+        comp = self.composition
+        return {
+            "valence": round(self.emotion.valence, 4),
+            "arousal": round(self.emotion.arousal, 4),
+            "label": self.emotion.label,
+            "encoder": self.encoder,
+            "composer": comp.composer,
+            "mode": comp.mode,
+            "seed": self.options.seed,
+            "duration_s": round(self.audio.duration_s, 3),
+            "instruments": comp.instruments,
+            "notes": self.notes + comp.notes + list(getattr(self.audio, "notes", [])),
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            **({"tokens": comp.tokens} if comp.tokens is not None else {}),
+            **({"tokens_per_s": round(comp.stats["tokens_per_s"], 2)} if "tokens_per_s" in comp.stats else {}),
+        }
+
+
+def midi_bytes(composition: Composition) -> bytes:
+    buffer = io.BytesIO()
+    composition.midi.write(buffer)
+    return buffer.getvalue()
+
+
+class Pipeline:
+    """Holds the loaded backends; thread-safe, so worker threads can share one."""
+
+    def __init__(
+        self,
+        *,
+        models_dir: Path | None = None,
+        model_dir: Path | None = None,
+        encoder_weights: Path | None = None,
+        soundfont: Path | None = None,
+        image_limits: ImageLimits | None = None,
+    ) -> None:
+        from aria_engine import models
+
+        self.models_dir = Path(models_dir) if models_dir else models.default_models_dir()
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.encoder_weights = Path(encoder_weights) if encoder_weights else None
+        self.soundfont = soundfont
+        self.image_limits = image_limits or ImageLimits()
+        self._lock = threading.Lock()
+        self._encoders: dict[str, Encoder] = {}
+        self._composers: dict[tuple[str, str], Composer] = {}
+        self._renderer = None
+
+    # -- backends -------------------------------------------------------------------------
+
+    def encoder_name(self, requested: str) -> str:
+        """What `auto` means here: the CLIP encoder when its weights are present."""
+        if requested != "auto":
+            return requested
+        return "clip" if self._encoder_weights_path().is_file() else "palette"
+
+    def composer_name(self, requested: str, mode: str) -> str:
+        """What `auto` means here: the transformer when the mode's checkpoint is present."""
+        if requested != "auto":
+            return requested
+        from aria_engine.music.neural import find_checkpoint
+
+        return "transformer" if find_checkpoint(self.model_dir or self.models_dir, mode) else "procedural"
+
+    def _encoder_weights_path(self) -> Path:
+        return self.encoder_weights or self.models_dir / "image_encoder.pt"
+
+    def encoder(self, requested: str = "auto") -> Encoder:
+        name = self.encoder_name(requested)
+        with self._lock:
+            if name not in self._encoders:
+                if name == "palette":
+                    from aria_engine.encoders.palette import PaletteEncoder
+
+                    self._encoders[name] = PaletteEncoder()
+                else:
+                    from aria_engine.encoders.clip import ClipEmotionEncoder
+
+                    self._encoders[name] = ClipEmotionEncoder(self._encoder_weights_path())
+            return self._encoders[name]
+
+    def composer(self, requested: str = "auto", mode: str = "continuous_concat") -> Composer:
+        name = self.composer_name(requested, mode)
+        key = (name, mode if name == "transformer" else "")
+        with self._lock:
+            if key not in self._composers:
+                if name == "procedural":
+                    from aria_engine.music.procedural import ProceduralComposer
+
+                    self._composers[key] = ProceduralComposer()
+                else:
+                    from aria_engine.music.neural import TransformerComposer
+
+                    self._composers[key] = TransformerComposer(self.model_dir or self.models_dir, mode)
+            return self._composers[key]
+
+    def renderer(self):
+        with self._lock:
+            if self._renderer is None:
+                from aria_engine.render import Renderer
+
+                self._renderer = Renderer(self.soundfont)
+            return self._renderer
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def decode_image(self, data: bytes) -> Image.Image:
+        return load_image(data, max_bytes=self.image_limits.max_bytes, max_pixels=self.image_limits.max_pixels)
+
+    def read_emotions(self, images: Sequence[Image.Image], encoder: str = "auto") -> list[Emotion]:
+        return self.encoder(encoder).encode(list(images))
+
+    def compose(
+        self,
+        items: Sequence[tuple[Emotion | Trajectory, GenerationOptions]],
+        progress: Callable[[float], None] | None = None,
+    ) -> list[Composition]:
+        """Compose several pieces; items sharing a composer and mode run as one batch."""
+        if not items:
+            return []
+        first = items[0][1]
+        composer = self.composer(first.composer, first.mode)
+        same = all(
+            self.composer(o.composer, o.mode) is composer for _, o in items
+        )
+        if same:
+            return composer.compose_batch([(e, o.with_seed()) for e, o in items], progress)
+        return [self.compose([item])[0] for item in items]
+
+    def finish(
+        self,
+        emotion: Emotion,
+        trajectory: Trajectory | None,
+        encoder: str,
+        composition: Composition,
+        options: GenerationOptions,
+        progress: StageProgress | None = None,
+        max_audio_bytes: int | None = None,
+    ) -> Result:
+        """Render the audio and draw the pictures for a composed piece."""
+        from aria_engine import visuals
+
+        timings: dict[str, float] = {}
+        report = progress or (lambda stage, fraction: None)
+
+        report("rendering", 0.0)
+        started = time.perf_counter()
+        audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=max_audio_bytes)
+        timings["rendering"] = time.perf_counter() - started
+        report("rendering", 1.0)
+
+        report("drawing", 0.0)
+        started = time.perf_counter()
+        chart = visuals.emotion_chart(emotion, trajectory=trajectory)
+        roll = visuals.piano_roll(composition.midi)
+        timings["drawing"] = time.perf_counter() - started
+        report("drawing", 1.0)
+
+        return Result(
+            emotion=emotion,
+            trajectory=trajectory,
+            encoder=encoder,
+            composition=composition,
+            options=options.replace(seed=composition.seed),
+            midi=midi_bytes(composition),
+            audio=audio,
+            emotion_chart=chart,
+            piano_roll=roll,
+            timings=timings,
+        )
+
+    def run(self, request: Request, progress: StageProgress | None = None) -> Result:
+        """One request, start to finish, in the calling thread."""
+        report = progress or (lambda stage, fraction: None)
+        options = request.options.with_seed()
+        timings: dict[str, float] = {}
+
+        trajectory: Trajectory | None = None
+        if request.image is not None:
+            report("decoding image", 0.0)
+            started = time.perf_counter()
+            image = self.decode_image(request.image)
+            timings["decoding image"] = time.perf_counter() - started
+
+            report("reading emotion", 0.0)
+            started = time.perf_counter()
+            encoder = self.encoder_name(options.encoder)
+            emotion = self.read_emotions([image], encoder)[0]
+            timings["reading emotion"] = time.perf_counter() - started
+            conditioning: Emotion | Trajectory = emotion
+        else:
+            encoder = "explicit"
+            conditioning = request.emotion
+            if isinstance(conditioning, Trajectory):
+                trajectory = conditioning
+                emotion = conditioning.at(0.0)
+            else:
+                emotion = conditioning
+
+        report("composing", 0.0)
+        started = time.perf_counter()
+        composition = self.compose(
+            [(conditioning, options)], lambda fraction: report("composing", fraction)
+        )[0]
+        timings["composing"] = time.perf_counter() - started
+
+        result = self.finish(emotion, trajectory, encoder, composition, options, progress)
+        result.timings = {**timings, **result.timings}
+        return result
