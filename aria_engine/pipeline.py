@@ -24,7 +24,8 @@ from aria_engine.images import ImageLimits, load_image
 from aria_engine.music import Composer, Composition
 from aria_engine.options import GenerationOptions
 
-STAGES = ("decoding image", "reading emotion", "composing", "rendering", "drawing")
+STAGES = ("decoding image", "reading emotion", "composing", "drawing", "rendering")
+UPLOAD_MARGIN_BYTES = 64 * 1024  # message text and multipart overhead
 
 StageProgress = Callable[[str, float], None]
 """Called with a stage name from STAGES and the fraction (0..1) of that stage done."""
@@ -48,6 +49,7 @@ class Request:
     emotion: Emotion | Trajectory | None = None
     options: GenerationOptions = field(default_factory=GenerationOptions)
     origin: Origin = field(default_factory=Origin)
+    max_upload_bytes: int | None = None  # the platform's limit for all files of one reply
 
     def __post_init__(self) -> None:
         if (self.image is None) == (self.emotion is None):
@@ -66,6 +68,7 @@ class Request:
         else:
             h.update(b"emotion:" + repr(self.emotion).encode())
         h.update(repr(sorted(self.options.as_dict().items())).encode())
+        h.update(f"limit:{self.max_upload_bytes}".encode())
         return h.hexdigest()
 
 
@@ -232,19 +235,14 @@ class Pipeline:
         composition: Composition,
         options: GenerationOptions,
         progress: StageProgress | None = None,
-        max_audio_bytes: int | None = None,
+        max_upload_bytes: int | None = None,
     ) -> Result:
         """Render the audio and draw the pictures for a composed piece."""
         from aria_engine import visuals
 
         timings: dict[str, float] = {}
         report = progress or (lambda stage, fraction: None)
-
-        report("rendering", 0.0)
-        started = time.perf_counter()
-        audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=max_audio_bytes)
-        timings["rendering"] = time.perf_counter() - started
-        report("rendering", 1.0)
+        midi = midi_bytes(composition)
 
         report("drawing", 0.0)
         started = time.perf_counter()
@@ -253,13 +251,24 @@ class Pipeline:
         timings["drawing"] = time.perf_counter() - started
         report("drawing", 1.0)
 
+        # The audio gets what the upload limit leaves after the MIDI and the pictures.
+        audio_budget = None
+        if max_upload_bytes is not None:
+            audio_budget = max(0, max_upload_bytes - len(midi) - len(chart) - len(roll) - UPLOAD_MARGIN_BYTES)
+
+        report("rendering", 0.0)
+        started = time.perf_counter()
+        audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=audio_budget)
+        timings["rendering"] = time.perf_counter() - started
+        report("rendering", 1.0)
+
         return Result(
             emotion=emotion,
             trajectory=trajectory,
             encoder=encoder,
             composition=composition,
             options=options.replace(seed=composition.seed),
-            midi=midi_bytes(composition),
+            midi=midi,
             audio=audio,
             emotion_chart=chart,
             piano_roll=roll,
@@ -301,6 +310,8 @@ class Pipeline:
         )[0]
         timings["composing"] = time.perf_counter() - started
 
-        result = self.finish(emotion, trajectory, encoder, composition, options, progress)
+        result = self.finish(
+            emotion, trajectory, encoder, composition, options, progress, request.max_upload_bytes
+        )
         result.timings = {**timings, **result.timings}
         return result

@@ -1,0 +1,204 @@
+"""`aria compose IMAGE` and `aria mood VALENCE AROUSAL`: one piece, written to --out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.options import AUDIO_FORMATS, COMPOSERS, DECODE_STRATEGIES, ENCODERS, MODES, GenerationOptions
+from aria_engine.pipeline import STAGES, Pipeline, Request, Result
+
+# How much of a run each stage takes, roughly, for a progress bar that moves evenly.
+_STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
+
+
+def register(subparsers) -> None:
+    compose = subparsers.add_parser(
+        "compose", help="compose music from a picture", description="Read a picture's emotion and compose music for it."
+    )
+    compose.add_argument("image", type=Path, help="a JPEG, PNG, WebP, GIF or BMP picture")
+    _add_common(compose)
+    compose.set_defaults(func=run_compose)
+
+    mood = subparsers.add_parser(
+        "mood", help="compose music for an explicit emotion", description="Compose music for a valence and arousal."
+    )
+    mood.add_argument("valence", type=float, help="-1 (unpleasant) .. 1 (pleasant)")
+    mood.add_argument("arousal", type=float, help="-1 (calm) .. 1 (energetic)")
+    mood.add_argument(
+        "--to", nargs=2, type=float, metavar=("VALENCE", "AROUSAL"),
+        help="glide to this emotion by the end of the piece (a trajectory)",
+    )
+    _add_common(mood)
+    mood.set_defaults(func=run_mood)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    defaults = GenerationOptions()
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=Path("out"), help="folder for the files (default: out/)")
+    out.add_argument("--name", help="base name of the files (default: the picture's name)")
+    out.add_argument("--json", action="store_true", help="print one JSON object instead of the readout")
+    out.add_argument("--format", choices=AUDIO_FORMATS, default=defaults.audio_format, help="audio format")
+
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("--seed", type=int, help="makes the result reproducible (default: random, and reported)")
+    gen.add_argument("--duration", type=float, default=defaults.duration_s, help="seconds (procedural composer)")
+    gen.add_argument("--min-instruments", type=int, default=defaults.min_instruments)
+    gen.add_argument("--length", type=int, default=defaults.length, help="tokens to generate (transformer)")
+    gen.add_argument("--window", type=int, default=defaults.window, help="the reference's max_input_len")
+    gen.add_argument("--note-temp", type=float, default=defaults.note_temperature)
+    gen.add_argument("--rest-temp", type=float, default=defaults.rest_temperature)
+    gen.add_argument("--top-p", type=float, default=defaults.top_p)
+    gen.add_argument("--top-k", type=int, default=defaults.top_k, help="0 = off")
+    gen.add_argument("--decode", choices=DECODE_STRATEGIES, default=defaults.decode,
+                     help="exact: re-encode the window as the reference does; fast: cached (default)")
+
+    backends = parser.add_argument_group("backends")
+    backends.add_argument("--encoder", choices=ENCODERS, default="auto")
+    backends.add_argument("--encoder-weights", type=Path, help="ARIA image_encoder.pt (default: in the models directory)")
+    backends.add_argument("--composer", choices=COMPOSERS, default="auto")
+    backends.add_argument("--mode", choices=MODES, default=defaults.mode, help="conditioning mode (transformer)")
+    backends.add_argument("--model-dir", type=Path, help="one checkpoint folder, or a models directory")
+    backends.add_argument("--models-dir", type=Path, help="the models directory (default: ARIA_MODELS_DIR or the user data dir)")
+    backends.add_argument("--soundfont", type=Path, help="a .sf2 SoundFont (default: FluidR3_GM, else TimGM6mb)")
+
+
+def _options(args: argparse.Namespace) -> GenerationOptions:
+    return GenerationOptions(
+        composer=args.composer,
+        encoder=args.encoder,
+        mode=args.mode,
+        length=args.length,
+        duration_s=args.duration,
+        note_temperature=args.note_temp,
+        rest_temperature=args.rest_temp,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        min_instruments=args.min_instruments,
+        seed=args.seed,
+        window=args.window,
+        decode=args.decode,
+        audio_format=args.format,
+    )
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    return Pipeline(
+        models_dir=args.models_dir,
+        model_dir=args.model_dir,
+        encoder_weights=args.encoder_weights,
+        soundfont=args.soundfont,
+    )
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    def build() -> tuple[Request, str]:
+        try:
+            data = args.image.read_bytes()
+        except FileNotFoundError:
+            raise UserError(f"no such file: {args.image}")
+        except IsADirectoryError:
+            raise UserError(f"{args.image} is a folder, not a picture")
+        except OSError as error:
+            raise UserError(f"cannot read {args.image}: {error.strerror or error}")
+        return Request(image=data, options=_options(args)), args.name or args.image.stem
+
+    return _run(args, build)
+
+
+def run_mood(args: argparse.Namespace) -> int:
+    def build() -> tuple[Request, str]:
+        start = Emotion(args.valence, args.arousal)
+        emotion: Emotion | Trajectory = start
+        if args.to:
+            emotion = Trajectory.linear([start, Emotion(*args.to)])
+        name = args.name or f"mood_{args.valence:+.2f}_{args.arousal:+.2f}"
+        return Request(emotion=emotion, options=_options(args)), name
+
+    return _run(args, build)
+
+
+class UserError(Exception):
+    """Bad input: one line on stderr, no traceback, exit code 2."""
+
+
+def _run(args: argparse.Namespace, build) -> int:
+    from aria_engine.images import ImageRejected
+
+    try:
+        request, name = build()
+        _check_name(name)
+        with _ProgressBar(enabled=not args.json and sys.stderr.isatty()) as bar:
+            result = _pipeline(args).run(request, bar.update)
+        paths = write_result(result, args.out, name)
+    except (UserError, ImageRejected, ValueError, FileNotFoundError) as error:
+        print(f"aria: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # e.g. SoundFontError: the setup, not the input, is wrong
+        print(f"aria: {error}", file=sys.stderr)
+        return 1
+
+    if args.json:
+        print(json.dumps({**result.summary(), **{k: str(v) for k, v in paths.items()}}, indent=2))
+    else:
+        print(result.emotion.readout())
+        print(f"  {result.backend}, seed {result.options.seed}, {result.audio.duration_s:.1f} s, "
+              f"{', '.join(result.composition.instruments) or 'no instruments'}")
+        for note in result.summary()["notes"]:
+            print(f"  note: {note}")
+        for path in paths.values():
+            print(f"  wrote {path}")
+    return 0
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[\w.+-]+", name) or name.startswith("."):
+        raise UserError(f"unsuitable file name {name!r}: use letters, digits, '.', '_', '+' or '-'")
+
+
+def write_result(result: Result, out: Path, name: str) -> dict[str, Path]:
+    """Write the four files (MIDI, audio, emotion chart, piano roll); returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "midi": (out / f"{name}.mid", result.midi),
+        "audio": (out / f"{name}.{result.audio.format}", result.audio.data),
+        "emotion_chart": (out / f"{name}.emotion.png", result.emotion_chart),
+        "piano_roll": (out / f"{name}.pianoroll.png", result.piano_roll),
+    }
+    for path, data in files.values():
+        path.write_bytes(data)
+    return {key: path for key, (path, _) in files.items()}
+
+
+class _ProgressBar:
+    """A stage-weighted tqdm bar on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._done = 0.0
+
+    def __enter__(self) -> "_ProgressBar":
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=100, file=sys.stderr, leave=False, bar_format="{desc:<16} {bar} {percentage:3.0f}%")
+        return self
+
+    def update(self, stage: str, fraction: float) -> None:
+        if self._bar is None:
+            return
+        before = sum(_STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
+        self._done = max(self._done, before + _STAGE_WEIGHTS[stage] * min(max(fraction, 0.0), 1.0))
+        self._bar.set_description_str(stage)
+        self._bar.n = round(self._done * 100, 1)
+        self._bar.refresh()
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
