@@ -1,0 +1,305 @@
+"""Safe image decoding: uploaded bytes in, one RGB picture out, or a polite refusal.
+
+Everything a chat user uploads passes through `load_image`. The order of the checks matters:
+1. byte count (cheap, before anything reads the data);
+2. format by content (magic bytes), never by file name: only JPEG, PNG, WebP, GIF and BMP are
+   decoded, and Pillow is told to try only the plugin the magic bytes named;
+3. pixel count from the header, before a single pixel is decoded (`Image.open` is lazy);
+4. decode the first frame only (animated GIF / WebP / APNG frames after it are never touched);
+5. EXIF orientation, then conversion of every mode (palette, alpha, CMYK, 16-bit, grey) to RGB.
+
+Every failure is an `ImageRejected` with a short machine `code` and a sentence fit to show in
+chat; nothing else escapes, whatever the bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Formats we decode: sniffed name -> Pillow plugin name.
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP"}
+ACCEPTED_FORMATS = tuple(_PILLOW_FORMATS)
+_ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, GIF and BMP"
+
+# How each sniffed format is named to a user ("That file is ...").
+_DESCRIPTIONS = {
+    "jpeg": "a JPEG image",
+    "png": "a PNG image",
+    "webp": "a WebP image",
+    "gif": "a GIF image",
+    "bmp": "a BMP image",
+    "tiff": "a TIFF image",
+    "svg": "an SVG drawing",
+    "html": "a web page (HTML), not a picture",
+    "xml": "an XML document, not a picture",
+    "pdf": "a PDF document",
+    "heic": "a HEIC photo",
+    "avif": "an AVIF image",
+    "jxl": "a JPEG XL image",
+    "psd": "a Photoshop document",
+    "zip": "a ZIP archive",
+    "video": "a video",
+}
+
+# A hint after the refusal, where there is an easy way out.
+_HINTS = {
+    "svg": " Export it as PNG and try again.",
+    "heic": " Most phones can share a photo as JPEG instead.",
+    "avif": " Save it as PNG or JPEG and try again.",
+    "tiff": " Save it as PNG or JPEG and try again.",
+    "psd": " Export it as PNG or JPEG and try again.",
+    "pdf": " Take a screenshot of the page instead.",
+    "html": " Save the picture itself, not the page.",
+}
+
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+class ImageRejected(ValueError):
+    """An upload we will not decode. `code` is a short machine word, `message` a polite sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits for one upload. `max_side` (optional) shrinks big pictures while decoding."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int | None = None
+
+
+# -- format by content ----------------------------------------------------------------------
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name the format of `data` from its first bytes; None when it is nothing we recognise.
+
+    Accepted: "jpeg", "png", "webp", "gif", "bmp". Recognised only to name them in a refusal:
+    "tiff", "svg", "html", "xml", "pdf", "heic", "avif", "jxl", "psd", "zip", "video".
+    """
+    head = bytes(data[:64])
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return "zip"
+    if head.startswith(b"8BPS"):
+        return "psd"
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "jxl"
+    if head[4:8] == b"ftyp":
+        return _sniff_iso_media(data)
+    return _sniff_markup(data)
+
+
+def _sniff_iso_media(data: bytes) -> str:
+    """HEIF-family files and videos share the ISO box layout; the ftyp brands tell them apart."""
+    box_size = int.from_bytes(data[0:4], "big")
+    ftyp = bytes(data[8 : max(16, min(box_size, 256))])
+    brands = {ftyp[i : i + 4] for i in range(0, len(ftyp) - 3, 4)}  # major, version, compatible
+    if brands & _AVIF_BRANDS:
+        return "avif"
+    if brands & _HEIF_BRANDS:
+        return "heic"
+    return "video"
+
+
+def _sniff_markup(data: bytes) -> str | None:
+    """SVG, HTML and other XML: text that starts (after a BOM and blanks) with '<'."""
+    text = bytes(data[:4096]).removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if not text.startswith(b"<"):
+        return None
+    if text.startswith(b"<svg") or b"<svg" in text:
+        return "svg"
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in text:
+        return "html"
+    if text.startswith(b"<?xml"):
+        return "xml"
+    return None
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def load_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+) -> Image.Image:
+    """Decode an upload to an RGB image, or raise `ImageRejected` (and nothing else).
+
+    `max_side`, when given, shrinks the picture so its longer side is at most that many pixels
+    (JPEGs are then decoded at a reduced scale, several times faster for phone photos).
+    """
+    data = bytes(data)
+    _check_size(data, max_bytes)
+    fmt = _check_format(data)
+    image = _open_lazily(data, fmt, max_pixels)
+    _check_pixels(image, fmt, max_pixels)
+    if max_side is not None and fmt == "jpeg":
+        image.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
+    _decode_first_frame(image, fmt, max_pixels)
+    image = _apply_exif_orientation(image)
+    rgb = to_rgb(image)
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def _check_size(data: bytes, max_bytes: int) -> None:
+    if not data:
+        raise ImageRejected("empty", "That file is empty (0 bytes); please attach a picture.")
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            "too_large",
+            f"That file is {_megabytes(len(data))}; I can read pictures up to {_megabytes(max_bytes)}. "
+            "Try a smaller or more compressed copy.",
+        )
+
+
+def _check_format(data: bytes) -> str:
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected(
+            "not_an_image", f"That file doesn't look like a picture; I can read {_ACCEPTED_IN_WORDS}."
+        )
+    if fmt not in _PILLOW_FORMATS:
+        raise ImageRejected(
+            "unsupported_format",
+            f"That file is {_DESCRIPTIONS[fmt]}; I can read {_ACCEPTED_IN_WORDS}.{_HINTS.get(fmt, '')}",
+        )
+    return fmt
+
+
+def _open_lazily(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+    """Read the header only, with just the one Pillow plugin the magic bytes named."""
+    try:
+        return Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[fmt]])
+    except Image.DecompressionBombError:
+        raise _bomb(fmt, max_pixels=max_pixels) from None
+    except Exception:
+        raise _corrupt(fmt) from None
+
+
+def _check_pixels(image: Image.Image, fmt: str, max_pixels: int) -> None:
+    width, height = image.size
+    pixels = width * height
+    if pixels <= max_pixels:
+        return
+    if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
+        raise _bomb(fmt, (width, height), max_pixels=max_pixels)
+    raise ImageRejected(
+        "too_many_pixels",
+        f"That picture is {width} × {height} pixels ({pixels / 1e6:.0f} megapixels); I can read up to "
+        f"{max_pixels / 1e6:g} megapixels. Try a smaller copy.",
+    )
+
+
+def _decode_first_frame(image: Image.Image, fmt: str, max_pixels: int) -> None:
+    """Decode the current (first) frame; Pillow never reads later frames unless asked to seek."""
+    try:
+        image.load()
+    except Image.DecompressionBombError:
+        raise _bomb(fmt, max_pixels=max_pixels) from None
+    except MemoryError:
+        raise ImageRejected("too_many_pixels", "That picture is too large to open here; try a smaller copy.") from None
+    except Exception as error:
+        if "decompressed data too large" in str(error).lower():  # Pillow's guard on PNG text chunks
+            raise _bomb(fmt, max_pixels=max_pixels) from None
+        raise _corrupt(fmt) from None
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """Turn the picture the way the camera meant; a broken EXIF block is ignored, not fatal."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:
+        pass
+    return image
+
+
+def _bomb(fmt: str, size: tuple[int, int] | None = None, *, max_pixels: int) -> ImageRejected:
+    claim = f" claims to be {size[0]} × {size[1]} pixels, which" if size else ""
+    return ImageRejected(
+        "decompression_bomb",
+        f"That {fmt.upper()} file{claim} would expand to far more pixels than it is safe to open; "
+        f"I can read pictures up to {max_pixels / 1e6:g} megapixels.",
+    )
+
+
+def _corrupt(fmt: str) -> ImageRejected:
+    return ImageRejected(
+        "corrupt",
+        f"That {fmt.upper()} file looks damaged or incomplete, so I couldn't decode it. "
+        "Try saving or uploading it again.",
+    )
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+
+
+# -- modes ----------------------------------------------------------------------------------
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: transparency onto white, 16-bit and float scaled, not clipped."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_DEPTH_MODES:
+        return _high_depth_to_rgb(image)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        return _composite_on_white(image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+def _composite_on_white(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey to 8 bits by scaling the full range (Pillow's convert would clip).
+
+    "I;16*" is 0..65535. "I" (32-bit) holds 16-bit samples in practice; if all of them fit in
+    0..255 it is already 8-bit data and is kept as is. "F" in 0..1 is scaled by 255.
+    """
+    values = np.asarray(image).astype(np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if image.mode.startswith("I;16") or (image.mode == "I" and peak > 255):
+        values = values / 257.0
+    elif image.mode == "F" and peak <= 1.0:
+        values = values * 255.0
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
