@@ -1,0 +1,482 @@
+"""The bot's SQLite database: settings, usage, results, meta and audit. All SQL lives here.
+
+One file, WAL mode, one connection guarded by a re-entrant lock, so any thread (and code on the
+asyncio loop) may call in. Every operation touches a handful of rows and takes well under a
+millisecond, which is why the API is synchronous; `purge_*` on a large database is the one call
+worth running in `asyncio.to_thread`.
+
+Writes run in `BEGIN IMMEDIATE` transactions, so several processes sharing the file (two bot
+shards, a CLI) stay consistent too. `transaction()` is public so the policy can make a
+check-and-record atomic without writing SQL of its own.
+
+The schema is versioned: `MIGRATIONS[i]` brings a database from version i to i + 1, and opening a
+database applies whatever it is missing, each step in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence
+
+from aria_engine.options import GenerationOptions
+
+log = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("image", "mood")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+UNFINISHED = ("queued", "running")
+_UNFINISHED_SQL = "status IN ('queued', 'running')"
+DAY_S = 86_400.0
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 0 -> 1: the initial schema. Empty strings, not NULLs, mark "not applicable" in settings
+    # keys so the primary key stays unique.
+    (
+        """CREATE TABLE settings (
+            scope TEXT NOT NULL,
+            server_id TEXT NOT NULL DEFAULT '',
+            channel_id TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (scope, server_id, channel_id, user_id, name))""",
+        """CREATE TABLE usage (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform TEXT NOT NULL,
+            server_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            job_id TEXT,
+            at REAL NOT NULL)""",
+        "CREATE INDEX usage_by_user ON usage (platform, server_id, user_id, at)",
+        """CREATE TABLE results (
+            result_id TEXT PRIMARY KEY,
+            platform TEXT NOT NULL,
+            server_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            source_kind TEXT NOT NULL,
+            image_sha256 TEXT,
+            image_ref TEXT NOT NULL DEFAULT '{}',
+            valence REAL,
+            arousal REAL,
+            options TEXT NOT NULL,
+            seed INTEGER,
+            composer TEXT,
+            encoder TEXT,
+            status TEXT NOT NULL,
+            error TEXT,
+            message_channel_id TEXT,
+            message_id TEXT,
+            extra TEXT NOT NULL DEFAULT '{}',
+            deleted INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL)""",
+        "CREATE INDEX results_by_user ON results (platform, server_id, user_id, created_at)",
+        "CREATE INDEX results_by_age ON results (created_at)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            platform TEXT NOT NULL,
+            server_id TEXT NOT NULL,
+            channel_id TEXT,
+            user_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX audit_by_server ON audit (platform, server_id, at)",
+    ),
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer ARIA; refuse rather than guess."""
+
+
+class Who(Protocol):
+    """Anyone the store records: `bot.policy.Actor` fits."""
+
+    platform: str
+    server_id: str
+    channel_id: str
+    user_id: str
+
+
+@dataclass
+class ResultRecord:
+    """What a result's buttons need after a restart: who asked, from what, with which settings.
+
+    `image_ref` says where to fetch the picture again (e.g. `{"url": ...}`, Discord
+    `{"message_id", "attachment_id"}`, Slack `{"file_id"}`); `extra` holds any other
+    platform detail an adapter wants back (thread ts, interaction expiry...). Both are JSON.
+    """
+
+    result_id: str
+    platform: str
+    server_id: str
+    channel_id: str
+    user_id: str
+    source_kind: str  # "image" or "mood" (an explicit emotion)
+    options: dict[str, Any]
+    seed: int | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    image_sha256: str | None = None
+    image_ref: dict[str, Any] = field(default_factory=dict)
+    composer: str | None = None
+    encoder: str | None = None
+    status: str = "queued"
+    error: str | None = None
+    message_channel_id: str | None = None
+    message_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+    created_at: float = field(default_factory=time.time)
+    updated_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.source_kind not in SOURCE_KINDS:
+            raise ValueError(f"source_kind must be one of {', '.join(SOURCE_KINDS)}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        if self.updated_at is None:
+            self.updated_at = self.created_at
+
+    def generation_options(self) -> GenerationOptions:
+        """The options back as `GenerationOptions` (keys this version doesn't know are dropped)."""
+        known = {f.name for f in fields(GenerationOptions)}
+        return GenerationOptions(**{k: v for k, v in self.options.items() if k in known})
+
+
+_JSON_COLUMNS = ("options", "image_ref", "extra")
+_RESULT_COLUMNS = tuple(f.name for f in fields(ResultRecord))
+_UPDATABLE = frozenset(_RESULT_COLUMNS) - {"result_id", "created_at", "updated_at"}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    platform: str
+    server_id: str
+    channel_id: str | None
+    user_id: str
+    action: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    scope: str
+    server_id: str
+    channel_id: str
+    user_id: str
+    name: str
+    value: Any
+
+
+class Store:
+    """The bot's database file. Thread-safe; see the module docstring for why it is sync."""
+
+    def __init__(self, path: str | Path, *, clock=time.time, busy_timeout_s: float = 10.0):
+        self.path = Path(path)
+        self.clock = clock
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn = sqlite3.connect(
+            str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock and one write transaction; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self.transaction():
+            return self._conn.execute(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        rows = self._read("SELECT version FROM schema_version")
+        return rows[0]["version"] if rows else 0
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            if not self._conn.execute("SELECT 1 FROM schema_version").fetchone():
+                self._conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise SchemaTooNewError(
+                f"{self.path} has schema version {current}, but this ARIA knows only up to "
+                f"{len(MIGRATIONS)}; upgrade ARIA or use another data directory"
+            )
+        for version in range(current, len(MIGRATIONS)):
+            with self.transaction():
+                for statement in MIGRATIONS[version]:
+                    self._conn.execute(statement)
+                self._conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
+            log.info("migrated %s to schema version %d", self.path, version + 1)
+
+    # -- settings --------------------------------------------------------------------------
+
+    def setting_rows(
+        self, *, server_id: str, channel_id: str | None, user_id: str | None, name: str | None = None
+    ) -> list[SettingRow]:
+        """Every stored row that may apply to this place: global, server, channel and user."""
+        sql = """SELECT * FROM settings WHERE (
+                    scope = 'global'
+                    OR (scope = 'server' AND server_id = :server)
+                    OR (scope = 'channel' AND server_id = :server AND channel_id = :channel)
+                    OR (scope = 'user' AND server_id = :server AND user_id = :user))"""
+        params = {"server": server_id, "channel": channel_id or "", "user": user_id or ""}
+        if name is not None:
+            sql += " AND name = :name"
+            params["name"] = name
+        rows = self._read(sql, params)
+        return [
+            SettingRow(r["scope"], r["server_id"], r["channel_id"], r["user_id"], r["name"], json.loads(r["value"]))
+            for r in rows
+        ]
+
+    def put_setting(
+        self, scope: str, name: str, value: Any, *, server_id: str = "", channel_id: str = "", user_id: str = ""
+    ) -> None:
+        self._write(
+            """INSERT INTO settings (scope, server_id, channel_id, user_id, name, value, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (scope, server_id, channel_id, user_id, name)
+               DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+            (scope, server_id, channel_id, user_id, name, json.dumps(value), self.clock()),
+        )
+
+    def delete_setting(
+        self, scope: str, name: str, *, server_id: str = "", channel_id: str = "", user_id: str = ""
+    ) -> bool:
+        cursor = self._write(
+            "DELETE FROM settings WHERE scope = ? AND server_id = ? AND channel_id = ? AND user_id = ? AND name = ?",
+            (scope, server_id, channel_id, user_id, name),
+        )
+        return cursor.rowcount > 0
+
+    # -- usage (quota and cooldown) --------------------------------------------------------
+
+    def add_use(self, who: Who, *, kind: str, at: float, job_id: str | None = None) -> int:
+        cursor = self._write(
+            """INSERT INTO usage (platform, server_id, channel_id, user_id, kind, job_id, at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (who.platform, who.server_id, who.channel_id, who.user_id, kind, job_id, at),
+        )
+        return int(cursor.lastrowid)
+
+    def attach_job(self, use_id: int, job_id: str) -> None:
+        self._write("UPDATE usage SET job_id = ? WHERE id = ?", (job_id, use_id))
+
+    def delete_use(self, use_id: int) -> bool:
+        return self._write("DELETE FROM usage WHERE id = ?", (use_id,)).rowcount > 0
+
+    def uses_since(self, who: Who, since: float) -> int:
+        rows = self._read(
+            "SELECT COUNT(*) AS n FROM usage WHERE platform = ? AND server_id = ? AND user_id = ? AND at >= ?",
+            (who.platform, who.server_id, who.user_id, since),
+        )
+        return rows[0]["n"]
+
+    def last_use_at(self, who: Who) -> float | None:
+        rows = self._read(
+            "SELECT MAX(at) AS at FROM usage WHERE platform = ? AND server_id = ? AND user_id = ?",
+            (who.platform, who.server_id, who.user_id),
+        )
+        return rows[0]["at"]
+
+    def purge_usage_before(self, at: float) -> int:
+        return self._write("DELETE FROM usage WHERE at < ?", (at,)).rowcount
+
+    # -- results ---------------------------------------------------------------------------
+
+    def save_result(self, record: ResultRecord) -> None:
+        """Insert or replace the whole record."""
+        row = asdict(record)
+        for column in _JSON_COLUMNS:
+            row[column] = json.dumps(row[column])
+        row["deleted"] = int(row["deleted"])
+        columns = ", ".join(_RESULT_COLUMNS)
+        marks = ", ".join(f":{c}" for c in _RESULT_COLUMNS)
+        self._write(f"INSERT OR REPLACE INTO results ({columns}) VALUES ({marks})", row)
+
+    def get_result(self, result_id: str) -> ResultRecord | None:
+        rows = self._read("SELECT * FROM results WHERE result_id = ?", (result_id,))
+        return _record(rows[0]) if rows else None
+
+    def update_result(self, result_id: str, /, **changes: Any) -> ResultRecord | None:
+        """Change some fields (status, message ids, valence...); returns the new record or None."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update result fields: {', '.join(sorted(unknown))}")
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        with self.transaction():
+            current = self.get_result(result_id)
+            if current is None:
+                return None
+            for name, value in changes.items():
+                setattr(current, name, value)
+            current.updated_at = self.clock()
+            self.save_result(current)
+            return current
+
+    def mark_result_deleted(self, result_id: str) -> bool:
+        return self.update_result(result_id, deleted=True) is not None
+
+    def list_user_jobs(
+        self,
+        platform: str,
+        server_id: str,
+        user_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        limit: int = 10,
+        include_deleted: bool = False,
+    ) -> list[ResultRecord]:
+        """This user's records on this server, newest first."""
+        sql = "SELECT * FROM results WHERE platform = ? AND server_id = ? AND user_id = ?"
+        params: list[Any] = [platform, server_id, user_id]
+        if statuses:
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            params += list(statuses)
+        if not include_deleted:
+            sql += " AND deleted = 0"
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        params.append(limit)
+        return [_record(r) for r in self._read(sql, params)]
+
+    def fail_unfinished(self, reason: str) -> list[ResultRecord]:
+        """Mark every queued/running record failed (call at start-up when jobs died with the
+        process, so none vanish); returns them so the adapter can tell their requesters."""
+        with self.transaction():
+            rows = self._read(f"SELECT * FROM results WHERE {_UNFINISHED_SQL}")
+            self._conn.execute(
+                f"UPDATE results SET status = 'failed', error = ?, updated_at = ? WHERE {_UNFINISHED_SQL}",
+                (reason, self.clock()),
+            )
+        failed = [_record(r) for r in rows]
+        for record in failed:
+            record.status, record.error = "failed", reason
+        return failed
+
+    def result_servers(self) -> list[tuple[str, str]]:
+        """(platform, server_id) of every server with stored results."""
+        rows = self._read("SELECT DISTINCT platform, server_id FROM results")
+        return [(r["platform"], r["server_id"]) for r in rows]
+
+    def purge_older_than(
+        self, days: float, *, platform: str | None = None, server_id: str | None = None, now: float | None = None
+    ) -> int:
+        """Delete results created more than `days` ago (optionally on one server); returns how many."""
+        cutoff = (self.clock() if now is None else now) - days * DAY_S
+        sql, params = "DELETE FROM results WHERE created_at < ?", [cutoff]
+        if platform is not None and server_id is not None:
+            sql += " AND platform = ? AND server_id = ?"
+            params += [platform, server_id]
+        return self._write(sql, params).rowcount
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def audit(self, who: Who, action: str, details: dict[str, Any] | str | None = None) -> None:
+        """Record an admin action (a setting changed, a result deleted by a moderator...)."""
+        if details is None:
+            details = {}
+        elif isinstance(details, str):
+            details = {"text": details}
+        self._write(
+            """INSERT INTO audit (at, platform, server_id, channel_id, user_id, action, details)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (self.clock(), who.platform, who.server_id, who.channel_id, who.user_id, action,
+             json.dumps(details, default=str)),
+        )
+
+    def recent_audit(self, platform: str, server_id: str, *, limit: int = 20) -> list[AuditEntry]:
+        """This server's audit entries, newest first."""
+        rows = self._read(
+            "SELECT * FROM audit WHERE platform = ? AND server_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            (platform, server_id, limit),
+        )
+        return [
+            AuditEntry(r["at"], r["platform"], r["server_id"], r["channel_id"], r["user_id"], r["action"],
+                       json.loads(r["details"]))
+            for r in rows
+        ]
+
+    def purge_audit_older_than(self, days: float, *, now: float | None = None) -> int:
+        cutoff = (self.clock() if now is None else now) - days * DAY_S
+        return self._write("DELETE FROM audit WHERE at < ?", (cutoff,)).rowcount
+
+
+def _record(row: sqlite3.Row) -> ResultRecord:
+    values = {name: row[name] for name in _RESULT_COLUMNS}
+    for column in _JSON_COLUMNS:
+        values[column] = json.loads(values[column])
+    values["deleted"] = bool(values["deleted"])
+    return ResultRecord(**values)
