@@ -1,0 +1,79 @@
+"""Pictures people attach: checked from what Discord says about them, then downloaded.
+
+Everything a check can see without downloading (content type, size, host) is checked first, so a
+40 MB video or a file on a stranger's server is refused without a byte fetched. What the bytes
+really are is the engine's business (`aria_engine.images` sniffs and decodes safely).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import aiohttp
+import discord
+
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP", "image/gif": "GIF", "image/bmp": "BMP"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+ACCEPTED = "JPEG, PNG, WebP, GIF or BMP"
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
+class AttachmentRefused(Exception):
+    """A file we will not use; the message is fit to show the person who attached it."""
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def check_attachment(attachment: discord.Attachment, *, max_bytes: int, hosts: frozenset[str]) -> None:
+    """Refuse, before downloading, a file that cannot be a picture we read."""
+    name = attachment.filename
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if content_type:
+        if not content_type.startswith("image/"):
+            raise AttachmentRefused(
+                f"`{name}` is not a picture (Discord says it is {content_type}). Please attach a {ACCEPTED} image.")
+        if content_type not in IMAGE_TYPES:
+            kind = content_type.split("/", 1)[1].upper()
+            raise AttachmentRefused(f"`{name}` is a {kind} image, which I can't read. Please attach a {ACCEPTED} image.")
+    elif not name.lower().endswith(IMAGE_SUFFIXES):
+        raise AttachmentRefused(f"`{name}` doesn't look like a picture. Please attach a {ACCEPTED} image.")
+    if attachment.size <= 0:
+        raise AttachmentRefused(f"`{name}` is empty. Please attach the picture again.")
+    if attachment.size > max_bytes:
+        raise AttachmentRefused(
+            f"`{name}` is {_megabytes(attachment.size)}; pictures up to {_megabytes(max_bytes)} are accepted.")
+    host = urlsplit(attachment.url).hostname or ""
+    if host not in hosts:
+        raise AttachmentRefused("That attachment isn't stored on Discord, so I won't fetch it.")
+
+
+def first_image(attachments: list[discord.Attachment]) -> discord.Attachment | None:
+    """The first attachment that claims to be a picture (by type, or by name when untyped)."""
+    for attachment in attachments:
+        content_type = (attachment.content_type or "").lower()
+        if content_type.startswith("image/") or (not content_type and attachment.filename.lower().endswith(IMAGE_SUFFIXES)):
+            return attachment
+    return None
+
+
+async def download(session: aiohttp.ClientSession, attachment: discord.Attachment, *, max_bytes: int) -> bytes:
+    """The attachment's bytes, never more than `max_bytes` (a size that lied is caught here)."""
+    try:
+        async with session.get(attachment.url, timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S)) as response:
+            if response.status != 200:
+                raise AttachmentRefused(
+                    f"I couldn't fetch `{attachment.filename}` from Discord (HTTP {response.status}). "
+                    "Please upload it again.")
+            data = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise AttachmentRefused(
+                        f"`{attachment.filename}` is bigger than the {_megabytes(max_bytes)} accepted.")
+            return bytes(data)
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        raise AttachmentRefused(
+            f"I couldn't fetch `{attachment.filename}` from Discord just now. Please try again.") from None

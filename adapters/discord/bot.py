@@ -1,0 +1,127 @@
+"""The Discord client: cogs, persistent buttons, command sync, endpoints and error handling.
+
+`create_bot(config, service)` returns a `commands.Bot`, or a `commands.AutoShardedBot` when
+sharding is asked for. `run(config, service)` logs in and runs until stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from adapters.discord.cogs.admin import Admin
+from adapters.discord.cogs.compose import Compose
+from adapters.discord.cogs.help import Help
+from adapters.discord.cogs.queue import Queue
+from adapters.discord.cogs.results import Results
+from adapters.discord.config import DiscordConfig
+from adapters.discord.sync import sync_if_changed
+from adapters.discord.views import ModeSelect, ResultButton
+
+log = logging.getLogger(__name__)
+
+COGS = (Compose, Results, Queue, Help, Admin)
+RESTART_NOTICE = "ARIA restarted while your piece was being made, so it was lost. Sorry! Please ask again."
+
+
+def use_endpoints(config: DiscordConfig) -> None:
+    """Point discord.py at another REST base and gateway (they are process-wide in discord.py)."""
+    if config.rest_base:
+        discord.http.Route.BASE = config.rest_base
+    if config.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url)
+
+
+class _AriaBot:
+    """What both bot classes share; mixed in before discord.py's class."""
+
+    def _setup_aria(self, config: DiscordConfig, service) -> None:
+        self.config = config
+        self.service = service
+        self.downloads: aiohttp.ClientSession | None = None
+        self.synced: bool | None = None
+
+    async def setup_hook(self) -> None:
+        self.downloads = aiohttp.ClientSession()
+        for cog in COGS:
+            await self.add_cog(cog(self))
+        self.add_dynamic_items(ResultButton, ModeSelect)
+        self.tree.on_error = self.on_app_command_error
+        self.synced = await sync_if_changed(self.tree, self.service.store, application_id=self.application_id,
+                                            test_guild=self.config.test_guild)
+        await self._tell_lost_jobs()
+
+    async def _tell_lost_jobs(self) -> None:
+        """Jobs that were queued or running when the process died end as failed, and their
+        requesters hear about it (every job ends in done, failed or cancelled)."""
+        lost = [r for r in self.service.store.fail_unfinished("lost in a restart") if r.platform == "discord"]
+        for record in lost:
+            try:
+                channel = self.get_partial_messageable(int(record.channel_id), guild_id=int(record.server_id))
+                await channel.send(f"<@{record.user_id}> {RESTART_NOTICE}",
+                                   allowed_mentions=discord.AllowedMentions(users=True))
+            except (discord.HTTPException, ValueError) as error:
+                log.warning("could not tell %s about a lost job: %s", record.user_id, error)
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Whatever went wrong, the person who asked hears about it and the bot keeps going."""
+        if isinstance(error, app_commands.CheckFailure):
+            message = "You can't use that here."
+        elif isinstance(error, app_commands.TransformerError):
+            message = f"I couldn't understand {error.value!r} for that option."
+        else:
+            log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=error)
+            message = "Sorry, something went wrong on my side. Please try again."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    async def on_error(self, event_method: str, /, *args, **kwargs) -> None:
+        log.exception("ignoring an error in %s", event_method)
+
+    async def close(self) -> None:
+        if self.downloads is not None:
+            await self.downloads.close()
+        await super().close()
+
+
+class AriaBot(_AriaBot, commands.Bot):
+    pass
+
+
+class ShardedAriaBot(_AriaBot, commands.AutoShardedBot):
+    pass
+
+
+def create_bot(config: DiscordConfig, service) -> commands.Bot:
+    use_endpoints(config)
+    options = dict(
+        command_prefix=commands.when_mentioned,
+        help_command=None,
+        intents=discord.Intents(guilds=True),  # slash commands and components need no privileged intents
+        allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        guild_ready_timeout=config.guild_ready_timeout,
+    )
+    if config.sharded:
+        bot = ShardedAriaBot(shard_count=config.shard_count, **options)
+    else:
+        bot = AriaBot(**options)
+    bot._setup_aria(config, service)
+    return bot
+
+
+async def run(config: DiscordConfig, service) -> None:
+    if not config.token:
+        raise ValueError("no Discord bot token: set ARIA_DISCORD_TOKEN")
+    bot = create_bot(config, service)
+    async with bot:
+        await bot.start(config.token)

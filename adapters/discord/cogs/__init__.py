@@ -1,0 +1,1 @@
+"""One cog per feature: composing, result buttons, the queue, help and server administration."""

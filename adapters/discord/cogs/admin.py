@@ -1,0 +1,187 @@
+"""`/aria-admin ...`: a server's ARIA settings, for members with Manage Server.
+
+Discord shows the group only to members with Manage Server by default (servers may change that
+in their integration settings), so every subcommand checks again: the platform's permission,
+or a user id the server listed in `admin_user_ids`. Each change is audited in the store and, if
+the server set one, posted to its audit-log channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from adapters.discord.actors import actor_of
+from aria_engine.options import MODES
+from bot.service import SettingChange
+
+log = logging.getLogger(__name__)
+
+RESETTABLE = ("enabled", "allowed_roles", "cooldown_s", "daily_quota", "max_length", "max_duration_s",
+              "allowed_modes", "private_by_default", "audit_channel", "admin_user_ids", "admins_bypass_limits")
+CHANNEL_HELP = "Only this channel (default: the whole server)"
+
+
+class Admin(commands.Cog):
+    group = app_commands.Group(name="aria-admin", description="ARIA's settings for this server",
+                               default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+
+    def __init__(self, bot) -> None:
+        self.bot = bot
+
+    # -- doing a change -------------------------------------------------------------------------
+
+    async def _change(self, interaction: discord.Interaction, name: str, value, channel=None, *,
+                      reset: bool = False) -> None:
+        service = self.bot.service
+        actor = actor_of(interaction)
+        channel_id = str(channel.id) if channel is not None else None
+        try:
+            if reset:
+                change = service.reset_setting(actor, name, channel=channel_id)
+            else:
+                change = service.change_setting(actor, name, value, channel=channel_id)
+        except (PermissionError, ValueError) as error:
+            await interaction.response.send_message(_sentence(str(error)), ephemeral=True)
+            return
+        await interaction.response.send_message(change.message, ephemeral=True)
+        await self._audit(change)
+
+    async def _audit(self, change: SettingChange) -> None:
+        if not change.audit_channel:
+            return
+        try:
+            channel = self.bot.get_partial_messageable(int(change.audit_channel))
+            await channel.send(change.audit_text, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, ValueError) as error:
+            log.warning("could not post to the audit channel %s: %s", change.audit_channel, error)
+
+    # -- the subcommands -----------------------------------------------------------------------
+
+    @group.command(name="enable", description="Let members use ARIA in a channel (default: this one)")
+    @app_commands.describe(channel="The channel (default: this one)", everywhere="The whole server instead")
+    async def enable(self, interaction: discord.Interaction, channel: Optional[discord.TextChannel] = None,
+                     everywhere: bool = False) -> None:
+        await self._change(interaction, "enabled", True, None if everywhere else (channel or interaction.channel))
+
+    @group.command(name="disable", description="Turn ARIA off in a channel (default: this one)")
+    @app_commands.describe(channel="The channel (default: this one)", everywhere="The whole server instead")
+    async def disable(self, interaction: discord.Interaction, channel: Optional[discord.TextChannel] = None,
+                      everywhere: bool = False) -> None:
+        await self._change(interaction, "enabled", False, None if everywhere else (channel or interaction.channel))
+
+    @group.command(name="roles", description="Limit ARIA to some roles, or open it to everyone")
+    @app_commands.describe(action="Allow a role, remove one, or let everyone use ARIA", role="The role")
+    @app_commands.choices(action=[app_commands.Choice(name=n, value=n) for n in ("allow", "remove", "everyone")])
+    async def roles(self, interaction: discord.Interaction, action: app_commands.Choice[str],
+                    role: Optional[discord.Role] = None) -> None:
+        current = list(self.bot.service.limits(actor_of(interaction))["allowed_roles"])
+        if action.value == "everyone":
+            await self._change(interaction, "allowed_roles", [])
+            return
+        if role is None:
+            await interaction.response.send_message("Please pick the role too.", ephemeral=True)
+            return
+        if action.value == "allow":
+            current = current + [str(role.id)] if str(role.id) not in current else current
+        else:
+            current = [r for r in current if r != str(role.id)]
+        await self._change(interaction, "allowed_roles", current)
+
+    @group.command(name="cooldown", description="Seconds each member waits between pieces")
+    @app_commands.describe(seconds="0 to 3600", channel=CHANNEL_HELP)
+    async def cooldown(self, interaction: discord.Interaction, seconds: app_commands.Range[float, 0, 3600],
+                       channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, "cooldown_s", seconds, channel)
+
+    @group.command(name="quota", description="Pieces per member per day (UTC); 0 is unlimited")
+    @app_commands.describe(per_day="0 to 10000", channel=CHANNEL_HELP)
+    async def quota(self, interaction: discord.Interaction, per_day: app_commands.Range[int, 0, 10000],
+                    channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, "daily_quota", per_day, channel)
+
+    @group.command(name="max-length", description="Longest piece members may ask for, in tokens")
+    @app_commands.describe(tokens="1 to 8192", channel=CHANNEL_HELP)
+    async def max_length(self, interaction: discord.Interaction, tokens: app_commands.Range[int, 1, 8192],
+                         channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, "max_length", tokens, channel)
+
+    @group.command(name="max-duration", description="Longest piece members may ask for, in seconds")
+    @app_commands.describe(seconds="1 to 600", channel=CHANNEL_HELP)
+    async def max_duration(self, interaction: discord.Interaction, seconds: app_commands.Range[float, 1, 600],
+                           channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, "max_duration_s", seconds, channel)
+
+    @group.command(name="modes", description="Which conditioning modes members may pick")
+    @app_commands.describe(continuous_concat="Allow continuous_concat", continuous_token="Allow continuous_token",
+                           discrete_token="Allow discrete_token", channel=CHANNEL_HELP)
+    async def modes(self, interaction: discord.Interaction, continuous_concat: bool, continuous_token: bool,
+                    discrete_token: bool, channel: Optional[discord.TextChannel] = None) -> None:
+        picked = dict(continuous_concat=continuous_concat, continuous_token=continuous_token,
+                      discrete_token=discrete_token)
+        allowed = [m for m in MODES if picked[m]]
+        if not allowed:
+            await interaction.response.send_message("Please allow at least one mode.", ephemeral=True)
+            return
+        await self._change(interaction, "allowed_modes", allowed, channel)
+
+    @group.command(name="privacy", description="Whether results are private to the requester by default")
+    @app_commands.describe(private_by_default="On: only the requester sees results unless they ask otherwise")
+    async def privacy(self, interaction: discord.Interaction, private_by_default: bool) -> None:
+        await self._change(interaction, "private_by_default", private_by_default)
+
+    @group.command(name="audit-channel", description="Where admin changes are logged (leave empty to stop)")
+    @app_commands.describe(channel="The log channel; leave it out to turn logging off")
+    async def audit_channel(self, interaction: discord.Interaction,
+                            channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, "audit_channel", str(channel.id) if channel else None)
+
+    @group.command(name="reset", description="Put a setting back to its default")
+    @app_commands.describe(setting="The setting", channel=CHANNEL_HELP)
+    @app_commands.choices(setting=[app_commands.Choice(name=n, value=n) for n in RESETTABLE])
+    async def reset(self, interaction: discord.Interaction, setting: app_commands.Choice[str],
+                    channel: Optional[discord.TextChannel] = None) -> None:
+        await self._change(interaction, setting.value, None, channel, reset=True)
+
+    @group.command(name="show", description="ARIA's settings here, and where each comes from")
+    @app_commands.describe(channel="Show them for this channel (default: this one)")
+    async def show(self, interaction: discord.Interaction, channel: Optional[discord.TextChannel] = None) -> None:
+        actor = actor_of(interaction)
+        try:
+            views = self.bot.service.describe_settings(actor, str(channel.id) if channel else None)
+        except PermissionError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        embed = discord.Embed(title="ARIA settings", description=f"for <#{channel.id if channel else interaction.channel_id}>")
+        for view in views:
+            embed.add_field(name=view.name, value=f"{_value(view.name, view.value)} ({view.source_label})", inline=True)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+def _value(name: str, value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if name == "allowed_roles":
+        return ", ".join(f"<@&{r}>" for r in value) or "everyone"
+    if name == "admin_user_ids":
+        return ", ".join(f"<@{u}>" for u in value) or "none"
+    if name == "audit_channel":
+        return f"<#{value}>" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+async def setup(bot) -> None:
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,66 @@
+"""How the Discord bot is set up: token, data directory, endpoints, sharding, clocks.
+
+`DiscordConfig.from_env()` reads `ARIA_DISCORD_TOKEN`, `ARIA_DISCORD_API_BASE` and
+`ARIA_DISCORD_GATEWAY_URL`. The two endpoint overrides exist for large deployments that route
+REST through a rate-limit proxy, and for tests, which point both at a local Discord double.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+DISCORD_ATTACHMENT_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+TOKEN_LIFETIME_S = 15 * 60  # an interaction token's life, after which only the channel is left
+
+
+@dataclass
+class DiscordConfig:
+    token: str
+    data_dir: Path
+    test_guild: int | None = None  # sync commands to this guild only (instant, for development)
+    auto_shard: bool = False  # AutoShardedClient with Discord's recommended shard count
+    shard_count: int | None = None  # AutoShardedClient with exactly this many shards
+    api_base: str | None = None  # REST base, e.g. "http://proxy:8080/api/v10"
+    gateway_url: str | None = None  # gateway websocket, e.g. "ws://127.0.0.1:9000/"
+    guild_ready_timeout: float = 2.0  # discord.py waits this long after the last GUILD_CREATE
+    progress_interval_s: float = 2.0  # status-message edits at most this often
+    token_lifetime_s: float = TOKEN_LIFETIME_S
+    token_margin_s: float = 30.0  # switch to a channel message this long before the token dies
+    max_download_bytes: int = 25 * 1024 * 1024
+    clock: Callable[[], float] = field(default=time.monotonic)  # tests substitute a clock they move
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "DiscordConfig":
+        env = os.environ if env is None else env
+        values = {
+            "token": env.get("ARIA_DISCORD_TOKEN", ""),
+            "api_base": env.get("ARIA_DISCORD_API_BASE") or None,
+            "gateway_url": env.get("ARIA_DISCORD_GATEWAY_URL") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def sharded(self) -> bool:
+        return self.auto_shard or self.shard_count is not None
+
+    @property
+    def rest_base(self) -> str | None:
+        """The REST base with the API version, whether or not the override included it."""
+        if not self.api_base:
+            return None
+        base = self.api_base.rstrip("/")
+        return base if re.search(r"/api/v\d+$", base) else base + "/api/v10"
+
+    def attachment_hosts(self) -> frozenset[str]:
+        """Hosts attachments may be downloaded from: Discord's CDN and the configured API host."""
+        hosts = set(DISCORD_ATTACHMENT_HOSTS)
+        if self.api_base:
+            hosts.add(urlsplit(self.api_base).hostname or "")
+        return frozenset(h for h in hosts if h)

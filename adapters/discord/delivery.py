@@ -1,0 +1,187 @@
+"""Where one request's status and result go, and how a `Reply` looks on Discord.
+
+While the interaction token lives (15 minutes) the status message is the interaction's own
+response, edited in place (throttled), and the result replaces it. After that the token is
+useless, so the result goes to the channel as a normal message mentioning the requester (a
+private result goes to their DMs instead). The clock is the config's, so tests can move it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import discord
+
+from adapters.discord.config import DiscordConfig
+from adapters.discord.views import result_view, status_view
+from bot.reply import Reply
+from bot.service import Cancelled, Failed, Finished, Throttle, Ticket
+
+log = logging.getLogger(__name__)
+
+QUADRANT_COLOURS = {(1, 1): 0xF5B041, (-1, 1): 0xE74C3C, (-1, -1): 0x5D6D7E, (1, -1): 0x48C9B0}
+TOO_LARGE = 40005  # Discord's "Request entity too large"
+
+
+def reply_embed(reply: Reply, *, valence: float, arousal: float) -> discord.Embed:
+    """The readout: label, valence and arousal with their words, backend and seed; pictures inline."""
+    colour = QUADRANT_COLOURS[(1 if valence >= 0 else -1, 1 if arousal >= 0 else -1)]
+    embed = discord.Embed(title=reply.headline, description=f"{reply.valence_line}\n{reply.arousal_line}",
+                          colour=colour)
+    embed.add_field(name="made by", value=reply.backend, inline=False)
+    for name, value in reply.details:
+        embed.add_field(name=name, value=_clip(value, 1024), inline=name != "instruments")
+    if reply.notes:
+        embed.add_field(name="notes", value=_clip("\n".join(f"- {n}" for n in reply.notes), 1024), inline=False)
+    chart, roll = reply.file("emotion_chart"), reply.file("piano_roll")
+    if chart is not None:
+        embed.set_thumbnail(url=f"attachment://{chart.filename}")
+    if roll is not None:
+        embed.set_image(url=f"attachment://{roll.filename}")
+    embed.set_footer(text=f"seed {reply.seed}")
+    return embed
+
+
+def reply_files(reply: Reply) -> list[discord.File]:
+    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in reply.files]
+
+
+def midi_only(reply: Reply, why: str) -> Reply:
+    """The same reply with just the MIDI, saying why (a last resort when an upload is refused)."""
+    from dataclasses import replace
+
+    return replace(reply, files=[f for f in reply.files if f.kind == "midi"], notes=reply.notes + [why])
+
+
+def _clip(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+class Conversation:
+    """One request's messages: the interaction's response while its token lives, then the channel."""
+
+    def __init__(self, interaction: discord.Interaction, config: DiscordConfig, *, received_at: float,
+                 private: bool) -> None:
+        self.interaction = interaction
+        self.config = config
+        self.received_at = received_at
+        self.private = private
+        self.user = interaction.user
+        self.channel_id = interaction.channel_id
+        self.message_id: int | None = None
+
+    # -- the token ---------------------------------------------------------------------------
+
+    @property
+    def token_alive(self) -> bool:
+        age = self.config.clock() - self.received_at
+        return age < self.config.token_lifetime_s - self.config.token_margin_s
+
+    # -- status ----------------------------------------------------------------------------------
+
+    async def show_status(self, text: str, result_id: str | None = None) -> None:
+        if not self.token_alive:
+            return  # the token is dead or nearly so: the result will go to the channel
+        view = status_view(result_id) if result_id else None
+        await self.interaction.edit_original_response(content=text, embed=None, view=view)
+
+    async def follow(self, service: Any, ticket: Ticket) -> None:
+        """Show the job's progress (throttled), then its ending."""
+        throttle = Throttle(lambda text: self.show_status(text, ticket.result_id), self.config.progress_interval_s)
+        ending = None
+        try:
+            async for update in service.follow(ticket):
+                if update.terminal:
+                    ending = update
+                    break
+                await throttle.update(update.text)
+        finally:
+            await throttle.close()
+        if isinstance(ending, Finished):
+            await self.deliver(service, ending)
+        elif isinstance(ending, Failed):
+            await (self.refuse(ending.message) if ending.refusal else self.say(ending.message))
+        elif isinstance(ending, Cancelled):
+            await self.say("Cancelled." if ending.by == str(self.user.id) else "Cancelled by a moderator.")
+
+    # -- endings -----------------------------------------------------------------------------
+
+    async def deliver(self, service: Any, finished: Finished) -> None:
+        record = finished.record
+        view = result_view(record.result_id, record.options.get("mode"))
+
+        def embed_for(reply: Reply) -> discord.Embed:
+            return reply_embed(reply, valence=record.valence or 0.0, arousal=record.arousal or 0.0)
+
+        message = None
+        if self.token_alive:
+            message = await self._send_fitting(finished.reply, embed_for, self._edit_response, view)
+        if message is None:
+            message = await self._send_fitting(finished.reply, embed_for, self._post_result, view)
+        if message is not None:
+            service.attach_message(record.result_id, str(message.channel.id), str(message.id))
+
+    async def _send_fitting(self, reply: Reply, embed_for, send, view: discord.ui.View):
+        """Send the whole reply; if Discord says it is too large after all, just the MIDI."""
+        for attempt in (reply, midi_only(reply, "only the MIDI fitted the upload limit")):
+            try:
+                return await send(attempt, embed_for(attempt), view)
+            except discord.HTTPException as error:
+                if error.code == TOO_LARGE and attempt is reply:
+                    continue
+                log.info("could not deliver result via %s: %s", send.__name__, error)
+                return None
+        return None
+
+    async def _edit_response(self, reply: Reply, embed: discord.Embed, view: discord.ui.View):
+        return await self.interaction.edit_original_response(
+            content=None, embed=embed, attachments=reply_files(reply), view=view)
+
+    async def _post_result(self, reply: Reply, embed: discord.Embed, view: discord.ui.View):
+        """The channel (or, for a private result, the requester's DMs), mentioning the requester."""
+        if self.private:
+            return await self.user.send(
+                content="Your music is ready (it took too long to answer your request privately in the channel).",
+                embed=embed, files=reply_files(reply), view=view)
+        return await self._channel().send(
+            content=f"{self.user.mention}, your music is ready.", embed=embed, files=reply_files(reply), view=view,
+            allowed_mentions=discord.AllowedMentions(users=[self.user], roles=False, everyone=False))
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self.interaction.client.get_partial_messageable(self.channel_id, guild_id=self.interaction.guild_id)
+
+    async def say(self, text: str) -> None:
+        """A public (or, for private requests, private) ending without a result."""
+        if self.token_alive:
+            try:
+                await self.interaction.edit_original_response(content=text, embed=None, view=None)
+                return
+            except discord.HTTPException as error:
+                log.info("could not edit the interaction response: %s", error)
+        await self._post_text(text)
+
+    async def refuse(self, text: str) -> None:
+        """Only the requester sees this: the public "thinking" message goes, an ephemeral one comes."""
+        if self.token_alive:
+            try:
+                if self.private:
+                    await self.interaction.edit_original_response(content=text, embed=None, view=None)
+                else:
+                    await self.interaction.delete_original_response()
+                    await self.interaction.followup.send(text, ephemeral=True)
+                return
+            except discord.HTTPException as error:
+                log.info("could not refuse through the interaction: %s", error)
+        await self._post_text(text)
+
+    async def _post_text(self, text: str) -> None:
+        try:
+            if self.private:
+                await self.user.send(text)
+                return
+            await self._channel().send(f"{self.user.mention} {text}",
+                               allowed_mentions=discord.AllowedMentions(users=[self.user]))
+        except discord.HTTPException as error:
+            log.warning("could not tell %s: %s", self.user.id, error)

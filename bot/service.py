@@ -1,0 +1,548 @@
+"""What every chat adapter does between "someone asked" and "here is your music", minus the chat.
+
+An adapter (Discord, Slack) turns a platform event into an `Actor` and a request, calls this
+service, and turns what comes back into platform messages. Nothing here imports a chat library;
+every message it returns is plain text fit to show a chat user.
+
+Composing, in three steps (the adapter acknowledges the platform between 1 and 2):
+
+    admission = service.admit(actor, options, explicit={"mode"})   # policy: may they, now?
+    if isinstance(admission, Refusal): show admission.message privately; stop
+    ticket = await service.submit(admission, image=data, upload_limit=limit, image_ref={...})
+    if isinstance(ticket, Refusal): show it privately (engine busy); stop
+    async for update in service.follow(ticket):                    # ends with a terminal update
+        Queued(position, eta_s) | Started() | Progressed(fraction, detail)
+        | Finished(reply, record) | Failed(message, refusal) | Cancelled(by)
+        each has `.text` (one line for a status message) and `.terminal`.
+
+`Failed.refusal` is True when the user's input was at fault (an unreadable picture): show it
+privately, as a refusal, not as a public failure. Uses that never ran are refunded to the quota.
+
+Buttons on a result carry its `result_id` (the engine's job id); they survive restarts because
+the record is in the store:
+
+    service.variation(actor, result_id) / service.another_mode(actor, result_id, mode)
+        -> (Admission, Request) | Refusal; then `submit_request(admission, request, ...)`
+    await service.cancel(actor, result_id, moderator=...) -> str   (what happened, in words)
+    service.delete(actor, result_id, moderator=...) -> Deletion (allowed, message, record)
+    service.parameters(result_id) -> list[(name, value)] | None
+    service.attach_message(result_id, channel_id, message_id)  (where the result was posted)
+
+Also: `queue(actor)` (their unfinished jobs with positions and ETA, and today's usage),
+`private_by_default(actor)`, and admin settings with audit: `is_admin`, `change_setting`,
+`reset_setting`, `describe_settings`. `Throttle` spaces out status-message edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Union
+
+from aria_engine.emotion import Emotion
+from aria_engine.engine import Busy, jobs
+from aria_engine.options import MODES, GenerationOptions
+from aria_engine.pipeline import STAGES, Origin, Request
+from bot.policy import Actor, Policy, format_wait
+from bot.reply import Reply, build_reply
+from bot.settings import Scope, Settings, SettingView
+from bot.store import UNFINISHED, ResultRecord, Store
+
+log = logging.getLogger(__name__)
+
+# How much of a job each stage is, roughly, so one progress fraction moves evenly.
+_STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
+_STAGE_STARTS = {stage: sum(_STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)]) for stage in STAGES}
+
+
+# -- what the adapter gets back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Not now, and why: show `message` to the requester only."""
+
+    code: str  # the policy's reason code, "busy", "unknown_result", "not_allowed", ...
+    message: str
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The policy said yes and counted one use; `options` are fitted to this place's limits."""
+
+    actor: Actor
+    options: GenerationOptions
+    use_id: int | None
+    kind: str = "compose"
+
+
+@dataclass
+class Ticket:
+    """A submitted job and its record."""
+
+    job: Any  # aria_engine.engine.jobs.Job
+    record: ResultRecord
+    admission: Admission
+    upload_limit: int | None = None
+
+    @property
+    def result_id(self) -> str:
+        return self.record.result_id
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int
+    eta_s: float | None
+    terminal = False
+
+    @property
+    def text(self) -> str:
+        wait = f", about {format_wait(self.eta_s)}" if self.eta_s else ""
+        if self.position <= 1:
+            return f"Next in line{wait}."
+        return f"Waiting in line: position {self.position}{wait}."
+
+
+@dataclass(frozen=True)
+class Started:
+    terminal = False
+    text = "Started: reading the mood and composing..."
+
+
+@dataclass(frozen=True)
+class Progressed:
+    fraction: float  # of the whole job, 0..1
+    detail: str
+    terminal = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.detail[:1].upper()}{self.detail[1:]} ({round(self.fraction * 100)}%)"
+
+
+@dataclass(frozen=True)
+class Finished:
+    reply: Reply
+    record: ResultRecord
+    cached: bool = False
+    terminal = True
+
+    @property
+    def text(self) -> str:
+        return self.reply.text()
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+    refusal: bool = False  # the input was at fault: show privately, like a refusal
+    log_id: str | None = None
+    terminal = True
+
+    @property
+    def text(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    by: str
+    terminal = True
+
+    @property
+    def text(self) -> str:
+        return "Cancelled." if self.by in ("", "shutdown") else "Cancelled at your request."
+
+
+Update = Union[Queued, Started, Progressed, Finished, Failed, Cancelled]
+
+
+@dataclass(frozen=True)
+class Deletion:
+    allowed: bool
+    message: str
+    record: ResultRecord | None = None
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    result_id: str
+    state: str  # queued or running
+    position: int | None
+    eta_s: float | None
+    what: str  # "a picture" / "mood +0.50 / -0.20"
+
+    @property
+    def text(self) -> str:
+        if self.state == "running":
+            return f"{self.what}: being composed now"
+        if self.position is None:
+            return f"{self.what}: waiting"
+        wait = f", about {format_wait(self.eta_s)}" if self.eta_s else ""
+        return f"{self.what}: position {self.position} in line{wait}"
+
+
+@dataclass(frozen=True)
+class QueueView:
+    entries: list[QueueEntry]
+    usage_line: str
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """An admin's change, done and audited. `audit_channel` (an id) wants `audit_text` posted."""
+
+    message: str
+    audit_text: str
+    audit_channel: str | None
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class AriaService:
+    """Policy, engine and store behind one small API (see the module docstring)."""
+
+    def __init__(self, engine: Any, store: Store, *, settings: Settings | None = None,
+                 policy: Policy | None = None, name: str = "aria") -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings or Settings(store)
+        self.policy = policy or Policy(self.settings, store)
+        self.name = name
+
+    # -- composing ---------------------------------------------------------------------------
+
+    def admit(self, actor: Actor, options: GenerationOptions, *, explicit: Iterable[str] = (),
+              kind: str = "compose") -> Admission | Refusal:
+        """Fit the defaults to this place and ask the policy; a yes counts one use."""
+        options = self.policy.fit_defaults(actor, options, explicit)
+        decision = self.policy.try_acquire(actor, options, kind=kind)
+        if not decision.allowed:
+            return Refusal(decision.reason_code, decision.message, decision.retry_after_s)
+        return Admission(actor, options, decision.use_id, kind)
+
+    def release(self, admission: Admission) -> None:
+        """Give back a use whose job will never run (the adapter could not fetch the picture)."""
+        if admission.use_id is not None:
+            self.policy.release(admission.use_id)
+
+    async def submit(self, admission: Admission, *, image: bytes | None = None, emotion: Emotion | None = None,
+                     upload_limit: int | None = None, image_ref: dict | None = None,
+                     extra: dict | None = None) -> Ticket | Refusal:
+        """Hand an admitted request to the engine and record it (status queued)."""
+        actor = admission.actor
+        request = Request(image=image, emotion=emotion, options=admission.options,
+                          origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
+                          max_upload_bytes=upload_limit)
+        return await self.submit_request(admission, request, image_ref=image_ref, extra=extra)
+
+    async def submit_request(self, admission: Admission, request: Request, *, image_ref: dict | None = None,
+                             extra: dict | None = None) -> Ticket | Refusal:
+        try:
+            job = await self.engine.submit(request)
+        except Busy as busy:
+            self.release(admission)
+            return Refusal("busy", str(busy))
+        actor = admission.actor
+        record = ResultRecord(
+            result_id=job.id, platform=actor.platform, server_id=actor.server_id, channel_id=actor.channel_id,
+            user_id=actor.user_id, source_kind="image" if request.image is not None else "mood",
+            options=request.options.as_dict(), seed=request.options.seed,
+            image_sha256=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
+            image_ref=image_ref or {}, extra=extra or {},
+        )
+        if request.emotion is not None and isinstance(request.emotion, Emotion):
+            record.valence, record.arousal = request.emotion.valence, request.emotion.arousal
+        self.store.save_result(record)
+        if admission.use_id is not None:
+            self.policy.attach_job(admission.use_id, job.id)
+        return Ticket(job, record, admission, request.max_upload_bytes)
+
+    async def follow(self, ticket: Ticket) -> AsyncIterator[Update]:
+        """The job's story as updates, saving each turn in the store; ends after a terminal one."""
+        async for event in ticket.job.events():
+            update = self._on_event(ticket, event)
+            if update is not None:
+                yield update
+                if update.terminal:
+                    return
+
+    def _on_event(self, ticket: Ticket, event: Any) -> Update | None:
+        rid = ticket.result_id
+        if isinstance(event, jobs.Queued):
+            return Queued(event.position, event.eta_s)
+        if isinstance(event, jobs.Started):
+            self.store.update_result(rid, status="running")
+            return Started()
+        if isinstance(event, jobs.Progress):
+            fraction = _STAGE_STARTS.get(event.stage, 0.0) + _STAGE_WEIGHTS.get(event.stage, 0.0) * event.fraction
+            return Progressed(min(1.0, fraction), event.detail or event.stage)
+        if isinstance(event, jobs.Done):
+            result = event.result
+            record = self.store.update_result(
+                rid, status="done", seed=result.options.seed, valence=result.emotion.valence,
+                arousal=result.emotion.arousal, composer=result.composition.composer, encoder=result.encoder,
+                options=result.options.as_dict(),
+            ) or ticket.record
+            reply = build_reply(result, name=self.name, upload_limit=ticket.upload_limit)
+            return Finished(reply, record, event.cached)
+        if isinstance(event, jobs.Failed):
+            self.store.update_result(rid, status="failed", error=event.reason)
+            refusal = event.kind == "image_rejected"
+            if refusal:
+                self.release(ticket.admission)
+            message = event.reason
+            if not refusal:
+                message = f"Sorry, that didn't work: {event.reason}"
+                if event.log_id:
+                    message += f" (reference {event.log_id})"
+            return Failed(message, refusal, event.log_id)
+        if isinstance(event, jobs.Cancelled):
+            self.store.update_result(rid, status="cancelled")
+            if ticket.job.started_at is None:
+                self.release(ticket.admission)
+            return Cancelled(event.by)
+        return None
+
+    # -- result buttons ------------------------------------------------------------------------
+
+    def result(self, result_id: str) -> ResultRecord | None:
+        record = self.store.get_result(result_id)
+        return None if record is None or record.deleted else record
+
+    def variation(self, actor: Actor, result_id: str, *, upload_limit: int | None = None
+                  ) -> tuple[Admission, Request] | Refusal:
+        """Same emotion, a new seed; through the same policy and quota as a new request."""
+        return self._again(actor, result_id, {"seed": None}, "variation", upload_limit)
+
+    def another_mode(self, actor: Actor, result_id: str, mode: str, *, upload_limit: int | None = None
+                     ) -> tuple[Admission, Request] | Refusal:
+        """Same emotion and settings in another conditioning mode, with a new seed."""
+        if mode not in MODES:
+            return Refusal("bad_mode", f"There is no mode called {mode!r}; pick one of {', '.join(MODES)}.")
+        return self._again(actor, result_id, {"seed": None, "mode": mode}, "another_mode", upload_limit,
+                           explicit={"mode"})
+
+    def _again(self, actor: Actor, result_id: str, changes: dict, kind: str, upload_limit: int | None,
+               explicit: Iterable[str] = ()) -> tuple[Admission, Request] | Refusal:
+        record = self.result(result_id)
+        if record is None:
+            return Refusal("unknown_result", "That result is gone (deleted, or older than this server keeps results).")
+        if record.valence is None or record.arousal is None:
+            return Refusal("not_ready", "That piece isn't finished yet; try again once it is.")
+        base = record.generation_options().replace(**changes)
+        admission = self.admit(actor, base, explicit=set(explicit) | _explicit_fields(record), kind=kind)
+        if isinstance(admission, Refusal):
+            return admission
+        request = Request(emotion=Emotion.clamped(record.valence, record.arousal), options=admission.options,
+                          origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
+                          max_upload_bytes=upload_limit)
+        return admission, request
+
+    async def cancel(self, actor: Actor, result_id: str, *, moderator: bool = False) -> str:
+        """Cancel a queued or running job of one's own (moderators: anyone's); says what happened."""
+        record = self.store.get_result(result_id)
+        if record is None:
+            return "I can't find that piece any more."
+        if record.user_id != actor.user_id and not (moderator or self.policy.is_admin(actor)):
+            return "Only the person who asked (or a moderator) can cancel this piece."
+        job = self.engine.job(result_id)
+        if record.status not in UNFINISHED or job is None or job.done:
+            return f"That piece isn't waiting or being composed any more (it is {record.status})."
+        if not await self.engine.cancel(result_id, by=actor.user_id):
+            return "Too late: that piece had just finished."
+        if record.user_id != actor.user_id:
+            self.store.audit(actor, "cancel", {"result_id": result_id, "requester": record.user_id})
+        return "Cancelled."
+
+    def delete(self, actor: Actor, result_id: str, *, moderator: bool = False) -> Deletion:
+        """Whether this actor may delete a result (the requester, moderators); marks it deleted."""
+        record = self.store.get_result(result_id)
+        if record is None or record.deleted:
+            return Deletion(False, "That result is already gone.")
+        own = record.user_id == actor.user_id
+        if not (own or moderator or self.policy.is_admin(actor)):
+            return Deletion(False, "Only the person who asked (or a moderator) can delete this result.")
+        self.store.mark_result_deleted(result_id)
+        if not own:
+            self.store.audit(actor, "delete_result", {"result_id": result_id, "requester": record.user_id})
+        return Deletion(True, "Deleted.", record)
+
+    def parameters(self, result_id: str) -> list[tuple[str, str]] | None:
+        """Everything needed to make this piece again, as (name, value) pairs."""
+        record = self.result(result_id)
+        if record is None:
+            return None
+        o = record.generation_options()
+        rows = []
+        if record.valence is not None and record.arousal is not None:
+            rows += [("valence", f"{record.valence:+.2f}"), ("arousal", f"{record.arousal:+.2f}")]
+        rows += [("source", "a picture" if record.source_kind == "image" else "an explicit mood"),
+                 ("seed", str(record.seed if record.seed is not None else o.seed)),
+                 ("composer", record.composer or o.composer), ("encoder", record.encoder or o.encoder),
+                 ("mode", o.mode), ("length", f"{o.length} tokens"), ("duration", f"{o.duration_s:g} s"),
+                 ("note temperature", f"{o.note_temperature:g}"), ("rest temperature", f"{o.rest_temperature:g}"),
+                 ("top-p", f"{o.top_p:g}"), ("minimum instruments", str(o.min_instruments))]
+        return rows
+
+    def attach_message(self, result_id: str, channel_id: str, message_id: str) -> None:
+        self.store.update_result(result_id, message_channel_id=str(channel_id), message_id=str(message_id))
+
+    # -- queue and help ----------------------------------------------------------------------
+
+    def queue(self, actor: Actor) -> QueueView:
+        """This member's unfinished jobs here (with positions while this process runs them)."""
+        entries = []
+        for record in self.store.list_user_jobs(actor.platform, actor.server_id, actor.user_id,
+                                                statuses=UNFINISHED, limit=10):
+            job = self.engine.job(record.result_id)
+            if job is None or job.done:
+                continue  # from before a restart (marked failed at start-up), or just ended
+            position, eta = _latest_position(job)
+            what = "a picture" if record.source_kind == "image" else (
+                f"mood {record.valence:+.2f} / {record.arousal:+.2f}" if record.valence is not None else "a mood")
+            entries.append(QueueEntry(record.result_id, job.state, position, eta, what))
+        usage = self.policy.usage(actor)
+        if usage.daily_quota:
+            line = (f"{usage.remaining} of {usage.daily_quota} compositions left today "
+                    f"(resets in {format_wait(usage.resets_in_s)}).")
+        else:
+            line = "No daily limit here."
+        if usage.cooldown_left_s > 0:
+            line += f" Next one possible in {format_wait(usage.cooldown_left_s)}."
+        return QueueView(entries, line)
+
+    def private_by_default(self, actor: Actor) -> bool:
+        return bool(self.settings.get("private_by_default", server=actor.server_key,
+                                      channel=actor.channel_id, user=actor.user_id))
+
+    def limits(self, actor: Actor) -> dict[str, Any]:
+        return self.settings.effective(actor.server_key, actor.channel_id, actor.user_id)
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    def is_admin(self, actor: Actor) -> bool:
+        return self.policy.is_admin(actor)
+
+    def change_setting(self, actor: Actor, name: str, value: Any, *, channel: str | None = None) -> SettingChange:
+        """Set a server-wide value, or one channel's (raises ValueError with an admin-fit message)."""
+        self._require_admin(actor)
+        scope = Scope.CHANNEL if channel else Scope.SERVER
+        stored = self.settings.set(name, value, scope=scope, server=actor.server_key, channel=channel)
+        where = f"in <#{channel}>" if channel and actor.platform == "discord" else (
+            f"in channel {channel}" if channel else "on this server")
+        message = f"{name} is now {_show(stored)} {where}."
+        self.store.audit(actor, "setting_changed", {"name": name, "value": stored, "channel": channel})
+        return SettingChange(message, f"<@{actor.user_id}> set {message}" if actor.platform == "discord"
+                             else f"{actor.user_id} set {message}", self._audit_channel(actor))
+
+    def reset_setting(self, actor: Actor, name: str, *, channel: str | None = None) -> SettingChange:
+        self._require_admin(actor)
+        scope = Scope.CHANNEL if channel else Scope.SERVER
+        removed = self.settings.reset(name, scope=scope, server=actor.server_key, channel=channel)
+        now = self.settings.get(name, server=actor.server_key, channel=channel)
+        message = (f"{name} reset; it is {_show(now)} here now." if removed
+                   else f"{name} had no value of its own there; it is {_show(now)}.")
+        self.store.audit(actor, "setting_reset", {"name": name, "channel": channel})
+        return SettingChange(message, f"{actor.user_id} reset {name}", self._audit_channel(actor))
+
+    def describe_settings(self, actor: Actor, channel: str | None = None) -> list[SettingView]:
+        self._require_admin(actor)
+        return self.settings.describe(actor.server_key, channel or actor.channel_id)
+
+    def _require_admin(self, actor: Actor) -> None:
+        if not self.policy.is_admin(actor):
+            raise PermissionError("Only server admins (Manage Server) or configured ARIA admins can change ARIA's settings.")
+
+    def _audit_channel(self, actor: Actor) -> str | None:
+        return self.settings.get("audit_channel", server=actor.server_key)
+
+
+class Throttle:
+    """Shows status text at most once per `interval_s`; the latest text always gets shown.
+
+    `update(text)` shows at once when the last showing is old enough, else keeps the text and
+    shows it when the interval is up (intermediate texts are dropped). `close()` drops whatever
+    is pending: the caller is about to replace the status with the result.
+    """
+
+    def __init__(self, show: Callable[[str], Awaitable[Any]], interval_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._show = show
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last_shown: float | None = None
+        self._last_text: str | None = None
+        self._pending: str | None = None
+        self._flush: asyncio.Task | None = None
+        self.shown = 0
+
+    async def update(self, text: str) -> None:
+        if text == self._last_text and self._pending is None:
+            return
+        now = self._clock()
+        if self._last_shown is None or now - self._last_shown >= self.interval_s:
+            self._pending = None
+            await self._emit(text)
+            return
+        self._pending = text
+        if self._flush is None or self._flush.done():
+            delay = self._last_shown + self.interval_s - now
+            self._flush = asyncio.create_task(self._later(delay))
+
+    async def _later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        text, self._pending = self._pending, None
+        if text is not None:
+            await self._emit(text)
+
+    async def _emit(self, text: str) -> None:
+        self._last_shown = self._clock()
+        self._last_text = text
+        self.shown += 1
+        try:
+            await self._show(text)
+        except Exception:  # a status edit that fails must never sink the job's delivery
+            log.warning("status update failed", exc_info=True)
+
+    async def close(self) -> None:
+        self._pending = None
+        if self._flush is not None and not self._flush.done():
+            self._flush.cancel()
+            try:
+                await self._flush
+            except asyncio.CancelledError:
+                pass
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _latest_position(job: Any) -> tuple[int | None, float | None]:
+    for event in reversed(job.history):
+        if isinstance(event, jobs.Queued):
+            return event.position, event.eta_s
+    return None, None
+
+
+def _explicit_fields(record: ResultRecord) -> set[str]:
+    """Options the requester chose themselves keep being theirs on a variation."""
+    return set(record.extra.get("explicit", []))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) if value else "none (everyone)"
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
