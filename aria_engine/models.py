@@ -225,7 +225,7 @@ def pull(
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
     local = []
     for filename in wanted_files(modes, include_encoder):
-        with _download_errors(repo_id, filename, revision, endpoint):
+        try:
             path = hf_hub_download(
                 repo_id,
                 filename,
@@ -234,53 +234,49 @@ def pull(
                 endpoint=endpoint,
                 tqdm_class=None if progress else silent_tqdm,
             )
+        except Exception as error:  # whatever the hub or the network did, say it plainly
+            where = endpoint or "the Hugging Face hub"
+            raise ModelDownloadError(explain_download_error(error, repo_id, filename, revision, where)) from error
         local.append(Path(path))
     return local
 
 
-class _download_errors:
-    """Turns huggingface_hub's and the network's exceptions into one clear ModelDownloadError."""
+def explain_download_error(error: Exception, repo_id: str, filename: str, revision: str | None, where: str) -> str:
+    """What went wrong with one file's download, and what to do, in a sentence or two."""
+    from huggingface_hub import errors
 
-    def __init__(self, repo_id: str, filename: str, revision: str | None, endpoint: str | None):
-        self.repo_id, self.filename = repo_id, filename
-        self.revision = revision or "main"
-        self.where = endpoint or "the Hugging Face hub"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, error, tb) -> bool:
-        if error is None or not isinstance(error, Exception):
-            return False
-        raise ModelDownloadError(self.explain(error)) from error
-
-    def explain(self, error: Exception) -> str:
-        from huggingface_hub import errors
-
-        what = f"{self.filename} from {self.repo_id}"
-        if isinstance(error, errors.RemoteEntryNotFoundError):
-            return f"{self.repo_id} has no file {self.filename} at revision {self.revision} on {self.where}."
-        if isinstance(error, errors.GatedRepoError):
-            return f"{self.repo_id} is gated on {self.where}: log in with `hf auth login` and accept its terms."
-        if isinstance(error, errors.RepositoryNotFoundError):
-            return f"The repository {self.repo_id} was not found on {self.where} (or it is private)."
-        if isinstance(error, errors.RevisionNotFoundError):
-            return f"{self.repo_id} has no revision {self.revision!r} on {self.where}."
-        if isinstance(error, errors.OfflineModeIsEnabled) or isinstance(error.__cause__, errors.OfflineModeIsEnabled):
-            return f"Cannot download {what}: HF_HUB_OFFLINE is set. Unset it to download."
-        if isinstance(error, (errors.LocalEntryNotFoundError, ConnectionError)):
-            return (
-                f"Could not reach {self.where} to download {what}. Check your connection"
-                " (and HF_ENDPOINT if you use a mirror), then run the pull again: finished files are kept."
-            )
-        if isinstance(error, errors.HfHubHTTPError):
-            status = getattr(error.response, "status_code", "?")
-            return f"{self.where} answered HTTP {status} for {what}. Try again later; finished files are kept."
-        if isinstance(error, OSError) and "Consistency check failed" in str(error):
-            return f"The download of {what} was cut short. Run the pull again: finished files are kept."
-        if isinstance(error, OSError) and error.errno is not None:
-            return f"Could not write {what} to disk: {error.strerror or error}."
-        return f"Downloading {what} failed: {type(error).__name__}: {error}. Run the pull again: finished files are kept."
+    revision = revision or "main"
+    what = f"{filename} from {repo_id}"
+    kept = "Run the pull again: finished files are kept."
+    if isinstance(error, errors.LocalEntryNotFoundError) and isinstance(error.__cause__, Exception):
+        error = error.__cause__  # huggingface_hub wraps the real reason when nothing is cached
+    if isinstance(error, errors.RemoteEntryNotFoundError):
+        return f"{repo_id} has no file {filename} at revision {revision} on {where}."
+    if isinstance(error, errors.GatedRepoError):
+        return f"{repo_id} is gated on {where}: log in with `hf auth login` and accept its terms."
+    if isinstance(error, errors.RepositoryNotFoundError):
+        return f"The repository {repo_id} was not found on {where} (or it is private)."
+    if isinstance(error, errors.RevisionNotFoundError):
+        return f"{repo_id} has no revision {revision!r} on {where}."
+    if isinstance(error, errors.OfflineModeIsEnabled):
+        return f"Cannot download {what}: HF_HUB_OFFLINE is set. Unset it to download."
+    if isinstance(error, errors.HfHubHTTPError) and error.response is not None:
+        return f"{where} answered HTTP {error.response.status_code} for {what}. Try again later. {kept}"
+    if isinstance(error, OSError) and "Consistency check failed" in str(error):
+        return f"The download of {what} was cut short. {kept}"
+    if isinstance(error, OSError) and error.errno is not None:
+        return f"Could not write {what} to disk: {error.strerror or error}."
+    if isinstance(error, (errors.LocalEntryNotFoundError, errors.FileMetadataError)):
+        return f"{where} did not answer like a Hugging Face hub for {what}; check HF_ENDPOINT. {kept}"
+    network = type(error).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3") or isinstance(
+        error, (ConnectionError, TimeoutError)
+    )
+    if network:
+        return (
+            f"Could not reach {where} to download {what}. "
+            f"Check your connection (and HF_ENDPOINT if you use a mirror). {kept}"
+        )
+    return f"Downloading {what} failed: {type(error).__name__}: {error}. {kept}"
 
 
 # ---- the `aria models` subcommands ------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import socket
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -79,13 +82,17 @@ def no_retry_waits(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def repo_files() -> dict[str, bytes]:
-    """A tiny vincentamato/ARIA of placeholder files (status and pulls never read them)."""
+def repo_files(tmp_path_factory) -> dict[str, bytes]:
+    """A tiny vincentamato/ARIA: real tiny music checkpoints, a placeholder image encoder
+    (status and pulls never read it; `test_a_pulled_encoder_loads` serves a real one)."""
+    from tests.factories.music import make_music_checkpoint
+
+    root = tmp_path_factory.mktemp("repo")
     files = {ENCODER_FILE: b"image encoder " * 1000}
-    for i, mode in enumerate(MODES):
-        files[f"{mode}/model_config.pt"] = f"config of {mode}".encode()
-        files[f"{mode}/mappings.pt"] = f"mappings of {mode}".encode() * 50
-        files[f"{mode}/model.pt"] = bytes(range(256)) * (600 + i)  # ~150 KB, a distinct file per mode
+    for mode in MODES:
+        make_music_checkpoint(root / mode, mode)
+        for name in models.MODE_FILES:
+            files[f"{mode}/{name}"] = (root / mode / name).read_bytes()
     return files
 
 
@@ -189,6 +196,15 @@ def test_a_pulled_encoder_loads(repo_files, tmp_path):
     with FakeHub({**repo_files, ENCODER_FILE: made.read_bytes()}) as hub:
         pull(tmp_path / "models", modes=(), endpoint=hub.endpoint, progress=False)
     assert ClipEmotionEncoder(tmp_path / "models" / ENCODER_FILE).shape.image_size == 32
+
+
+def test_pulled_music_checkpoints_load(hub, tmp_path):
+    from aria_engine.music.transformer import load_checkpoint
+
+    pull(tmp_path, include_encoder=False, progress=False)
+    for mode in MODES:
+        model, vocab, config = load_checkpoint(tmp_path / mode)
+        assert config["conditioning"] == mode
 
 
 def test_second_pull_downloads_nothing(hub, tmp_path):
@@ -302,6 +318,33 @@ def test_unreachable_hub(tmp_path, monkeypatch):
     assert installed(tmp_path).total_bytes == 0 and leftovers(tmp_path) == []
 
 
+def test_hub_outage(hub, tmp_path):
+    hub.fail("continuous_concat/mappings.pt", 503)
+    with pytest.raises(ModelDownloadError, match=r"answered HTTP 503 for continuous_concat/mappings.pt from"):
+        pull(tmp_path, progress=False)
+    assert installed(tmp_path).file("continuous_concat/model_config.pt").present  # what came before stays
+    hub.fail("continuous_concat/mappings.pt", None)
+    pull(tmp_path, progress=False)
+    assert installed(tmp_path).usable_modes == MODES
+
+
+def test_an_endpoint_that_is_not_a_hub(tmp_path, monkeypatch):
+    """A plain web server (no X-Repo-Commit, as behind a misconfigured proxy) is named as such."""
+    served = tmp_path / "www" / "vincentamato" / "ARIA" / "resolve" / "main" / "continuous_concat"
+    served.mkdir(parents=True)
+    (served / "model_config.pt").write_bytes(b"hello")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ModelDownloadError, match="did not answer like a Hugging Face hub.*check HF_ENDPOINT"):
+            pull(tmp_path / "models", endpoint=endpoint, progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_unknown_mode_is_refused_before_any_request(hub, tmp_path):
     with pytest.raises(ValueError, match="unknown mode jazz"):
         pull(tmp_path, modes=("jazz",), progress=False)
@@ -318,5 +361,6 @@ def test_cmd_list_and_cmd_pull(hub, monkeypatch, tmp_path):
     assert before.count("missing") == 4
     after = models.cmd_pull(modes=("continuous_token",), progress=False)
     assert after.startswith("4 files up to date from vincentamato/ARIA.")
-    assert re.search(r"installed +continuous_token/", after) and re.search(r"missing +continuous_concat/", after) and "auto encoder: clip" in after
+    assert re.search(r"installed +continuous_token/", after) and re.search(r"missing +continuous_concat/", after)
+    assert "auto encoder: clip" in after
     assert "auto composer for continuous_token: transformer" in after

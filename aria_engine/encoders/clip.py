@@ -132,7 +132,8 @@ def infer_vision_shape(state_dict: dict[str, torch.Tensor], heads: int | None = 
     grid = math.isqrt(num_positions - 1)
     if patch != patch_w or grid * grid != num_positions - 1:
         raise ClipWeightsError("The image encoder's patch or position embeddings are not those of a square ViT.")
-    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(re.escape(_VISION) + r"encoder\.layers\.(\d+)\.", k))}
+    layer_key = re.compile(re.escape(_VISION) + r"encoder\.layers\.(\d+)\.")
+    layer_ids = {int(m.group(1)) for key in state_dict if (m := layer_key.match(key))}
     if not layer_ids or layer_ids != set(range(len(layer_ids))):
         raise ClipWeightsError("The image encoder's transformer layers are missing or not numbered 0..n-1.")
     intermediate, _ = _shape(state_dict, _VISION + "encoder.layers.0.mlp.fc1.weight")
@@ -231,7 +232,8 @@ class ClipEmotionEncoder:
         self.tower = build_vision_tower(state_dict, self.shape).to(self.device).eval()
         self.heads = nn.ModuleDict()
         for head in HEADS:
-            module = emotion_head(self.shape.projection_dim, infer_head_hidden(state_dict, head, self.shape.projection_dim))
+            width = self.shape.projection_dim
+            module = emotion_head(width, infer_head_hidden(state_dict, head, width))
             _load_strict(module, _strip(state_dict, head + "."), head)
             self.heads[head] = module
         self.heads.to(self.device).eval()

@@ -13,7 +13,8 @@ It answers what huggingface_hub (2.x) asks, with the headers it reads:
   huggingface_hub tells them apart.
 
 No Xet headers are sent, so clients use plain HTTP. Every request is recorded (`requests`), and
-faults can be injected: `cut_next_get(path, after_bytes)` closes the connection mid-body once.
+faults can be injected: `cut_next_get(path, after_bytes)` closes the connection mid-body once,
+`fail(path, status)` answers that file with an HTTP error.
 Binds 127.0.0.1 only.
 """
 
@@ -24,7 +25,7 @@ import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO_ID = "vincentamato/ARIA"
@@ -53,6 +54,7 @@ class FakeHub:
         self.repo_id, self.commit, self.lfs = repo_id, commit, lfs
         self.requests: list[Request] = []
         self._cuts: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
         self._lock = threading.Lock()
         self._hub = _serve(self, "hub")
         self._cdn = _serve(self, "cdn")
@@ -71,6 +73,14 @@ class FakeHub:
         """The next download of `path` sends `after_bytes` of its body, then drops the connection."""
         with self._lock:
             self._cuts[path] = after_bytes
+
+    def fail(self, path: str, status: int | None) -> None:
+        """Answer every request for `path` with this HTTP status (None: serve it again)."""
+        with self._lock:
+            if status is None:
+                self._failures.pop(path, None)
+            else:
+                self._failures[path] = status
 
     def downloads(self) -> list[Request]:
         """Requests that carried file bodies (GETs), in order."""
@@ -102,11 +112,8 @@ class FakeHub:
         with self._lock:
             return self._cuts.pop(path, None)
 
-    def _by_sha(self, sha: str) -> tuple[str, bytes] | None:
-        for path, data in self.files.items():
-            if hashlib.sha256(data).hexdigest() == sha:
-                return path, data
-        return None
+    def _by_sha(self, sha: str) -> bytes | None:
+        return next((data for data in self.files.values() if hashlib.sha256(data).hexdigest() == sha), None)
 
 
 def _serve(hub: FakeHub, origin: str) -> ThreadingHTTPServer:
@@ -133,9 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(send_body=True)
 
     def _handle(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         if self.origin == "cdn":
-            return self._blob(path, send_body)
+            return self._blob(path, parse_qs(url.query).get("filename", [""])[0], send_body)
         match = _RESOLVE.match(path)
         if not match:
             return self._error(404, "NotFound", "no such route")
@@ -145,13 +153,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(401, "RepoNotFound", "Repository not found")
         if revision not in ("main", self.hub.commit):
             return self._error(404, "RevisionNotFound", "Invalid rev id")
+        status = self.hub._failures.get(filename)
+        if status is not None:
+            return self._error(status, "", "injected failure")
         data = self.hub.files.get(filename)
         if data is None:
             return self._error(404, "EntryNotFound", "Entry not found", commit=True)
         if self.hub.lfs:
             sha = hashlib.sha256(data).hexdigest()
             self.send_response(302)
-            self.send_header("Location", f"{self.hub.cdn}/blobs/{sha}")
+            # Like a real CDN link, the URL names the file (identical files share one blob).
+            self.send_header("Location", f"{self.hub.cdn}/blobs/{sha}?filename={quote(filename)}")
             self.send_header("X-Repo-Commit", self.hub.commit)
             self.send_header("X-Linked-Etag", f'"{sha}"')
             self.send_header("X-Linked-Size", str(len(data)))
@@ -161,17 +173,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._body(filename, data, send_body, etag=git_blob_sha1(data), commit=True)
 
-    def _blob(self, path: str, send_body: bool) -> None:
+    def _blob(self, path: str, filename: str, send_body: bool) -> None:
         match = _BLOB.match(path)
-        found = self.hub._by_sha(match["sha"]) if match else None
-        filename, data = found if found else (path, b"")
+        data = self.hub._by_sha(match["sha"]) if match else None
         self.hub._record(Request("cdn", self.command, filename, self.headers.get("Range")))
-        if found is None:
+        if data is None:
             return self._error(404, "NotFound", "no such blob")
         self._body(filename, data, send_body, etag=match["sha"], commit=False)
 
     def _body(self, filename: str, data: bytes, send_body: bool, *, etag: str, commit: bool) -> None:
-        start = 0
+        start, total = 0, len(data)
         requested = self.headers.get("Range")
         if requested:
             match = _RANGE.match(requested)
@@ -180,7 +191,6 @@ class _Handler(BaseHTTPRequestHandler):
             start = int(match[1])
             end = int(match[2]) if match[2] else len(data) - 1
             data = data[start : end + 1]
-        total = len(self.hub.files[filename])
         self.send_response(206 if requested else 200)
         if requested:
             self.send_header("Content-Range", f"bytes {start}-{start + len(data) - 1}/{total}")
@@ -204,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str, commit: bool = False) -> None:
         body = f'{{"error": "{message}"}}'.encode()
         self.send_response(status)
-        self.send_header("X-Error-Code", code)
+        if code:
+            self.send_header("X-Error-Code", code)
         self.send_header("X-Error-Message", message)
         if commit:
             self.send_header("X-Repo-Commit", self.hub.commit)
