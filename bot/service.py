@@ -249,6 +249,10 @@ class AriaService:
         except Busy as busy:
             self.release(admission)
             return Refusal("busy", str(busy))
+        except Exception:
+            log.exception("the engine refused a request unexpectedly")
+            self.release(admission)
+            return Refusal("error", "Sorry, I couldn't start on that just now. Please try again in a moment.")
         actor = admission.actor
         record = ResultRecord(
             result_id=job.id, platform=actor.platform, server_id=actor.server_id, channel_id=actor.channel_id,

@@ -95,3 +95,56 @@ async def running_bot(double: DiscordDouble, data_dir: Path, *, shard_count: int
             await asyncio.wait_for(task, 10)
         await engine.close()
         store.close()
+
+
+# -- a small world to test in --------------------------------------------------------------------
+
+from tests.doubles.discord_api import MANAGE_GUILD, MANAGE_MESSAGES, Interaction, Message  # noqa: E402
+
+RESULT_TIMEOUT_S = 60.0  # generous: the machine's two cores are shared
+
+
+@dataclass
+class World:
+    guild: object
+    general: object
+    quiet: object
+    alice: object
+    bob: object
+    moderator: object
+    admin: object
+    mod_role: object
+    admin_role: object
+
+
+def make_world(double: DiscordDouble, name: str = "cafe") -> World:
+    guild = double.add_guild(name, channels=("general", "quiet", "audit-log"))
+    mod_role = double.add_role(guild, "moderators", MANAGE_MESSAGES)
+    admin_role = double.add_role(guild, "admins", MANAGE_GUILD)
+    alice, bob = double.add_user(f"{name}-alice"), double.add_user(f"{name}-bob")
+    moderator, admin = double.add_user(f"{name}-mod"), double.add_user(f"{name}-admin")
+    double.add_member(guild, moderator, (mod_role,))
+    double.add_member(guild, admin, (admin_role,))
+    return World(guild, guild.channel("general"), guild.channel("quiet"), alice, bob, moderator, admin,
+                 mod_role, admin_role)
+
+
+def has_result(message: Message | None) -> bool:
+    return message is not None and not message.deleted and message.file(".mid") is not None
+
+
+async def result_of(double: DiscordDouble, interaction: Interaction, timeout: float = RESULT_TIMEOUT_S) -> Message:
+    """The message that carries this interaction's piece (its response, or a channel message)."""
+    def find():
+        for message in interaction.messages:
+            if has_result(message):
+                return message
+        return None
+    return await double.wait_for(find, timeout, f"the result of interaction {interaction.id}")
+
+
+async def ephemeral_answer(double: DiscordDouble, interaction: Interaction, timeout: float = 30.0) -> Message:
+    """The first ephemeral message this interaction produced (a refusal, usually)."""
+    return await double.wait_for(
+        lambda: next((m for m in interaction.messages if m.ephemeral and not m.loading and not m.deleted), None),
+        timeout, f"an ephemeral answer to interaction {interaction.id}")

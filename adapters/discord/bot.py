@@ -6,7 +6,10 @@ sharding is asked for. `run(config, service)` logs in and runs until stopped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 
 import aiohttp
 import discord
@@ -120,8 +123,13 @@ def create_bot(config: DiscordConfig, service) -> commands.Bot:
 
 
 async def run(config: DiscordConfig, service) -> None:
+    """Log in and run until the connection ends or SIGINT/SIGTERM asks for a clean stop."""
     if not config.token:
         raise ValueError("no Discord bot token: set ARIA_DISCORD_TOKEN")
     bot = create_bot(config, service)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows, not off the main thread
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
     async with bot:
         await bot.start(config.token)

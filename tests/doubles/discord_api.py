@@ -297,6 +297,7 @@ class DiscordDouble:
         self.dm_channels: dict[int, User] = {}  # DM channel id -> the user at the other end
         self.identifies: list[dict] = []
         self.clock_offset = 0.0
+        self.on_request: list[Callable[[RecordedRequest], None]] = []  # test hooks, called after each request
         self._cdn: dict[str, StoredFile] = {}
         self._changed = asyncio.Event()
         self._guild_counter = itertools.count(1)
@@ -717,6 +718,8 @@ class DiscordDouble:
             self.errors.append(f"{request.method} {request.path}: {error.status} {error.message}")
             response = self._json({"message": error.message, "code": error.code}, status=error.status)
         recorded.status = response.status
+        for hook in list(self.on_request):
+            hook(recorded)
         self._notify()
         return response
 
@@ -929,7 +932,8 @@ class DiscordDouble:
             raise DiscordHTTPError(400, 40060, "Interaction has not been acknowledged.")
         channel = self.guilds[interaction.guild_id].channels[interaction.channel_id]
         data = body or {}
-        if interaction.original is not None and interaction.original.loading and interaction.original.author.id == self.bot.id:
+        original = interaction.original
+        if original is not None and original.loading and not original.deleted and original.author.id == self.bot.id:
             # The first followup after a "thinking" defer replaces the loading message.
             message = interaction.original
             self._apply_edit(message, data, files, interaction.upload_limit)

@@ -1,0 +1,118 @@
+"""`aria bot discord` (and, later, `aria bot slack`): run a chat bot on this machine.
+
+Out of the box it runs the embedded defaults (palette encoder, procedural composer, SoundFont
+synth) in-process, with its settings, usage and results in a SQLite file in the data directory;
+a fresh data directory is all it needs. Each platform registers one sub-subcommand here and
+shares `add_service_arguments` and `open_service`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    """$ARIA_DATA_DIR, else `<user data dir>/aria/bot`."""
+    configured = os.environ.get("ARIA_DATA_DIR")
+    if configured:
+        return Path(configured)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir()) / "aria" / "bot"
+
+
+def register(subparsers) -> None:
+    bot = subparsers.add_parser("bot", help="run a chat bot (discord)", description="Run ARIA as a chat bot.")
+    platforms = bot.add_subparsers(dest="platform", metavar="PLATFORM", required=True)
+    register_discord(platforms)
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every platform's bot shares: where it keeps its data, and how it runs the engine."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="settings, usage and results (default: $ARIA_DATA_DIR or the user data dir)")
+    parser.add_argument("--models-dir", type=Path, help="model weights (default: ARIA_MODELS_DIR or the user data dir)")
+    parser.add_argument("--concurrency", type=int, default=2, help="model worker threads (default: 2)")
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port (127.0.0.1)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+
+
+def register_discord(platforms) -> None:
+    discord = platforms.add_parser(
+        "discord", help="run the Discord bot (token from ARIA_DISCORD_TOKEN)",
+        description="Run the Discord bot. The token comes from ARIA_DISCORD_TOKEN; ARIA_DISCORD_API_BASE "
+                    "and ARIA_DISCORD_GATEWAY_URL point it at another REST base and gateway.")
+    add_service_arguments(discord)
+    discord.add_argument("--test-guild", type=int, help="sync commands to this guild only (instant; for development)")
+    shards = discord.add_mutually_exclusive_group()
+    shards.add_argument("--auto-shard", action="store_true", help="AutoShardedClient with Discord's recommended count")
+    shards.add_argument("--shards", type=int, help="AutoShardedClient with this many shards")
+    discord.set_defaults(func=run_discord)
+
+
+@contextlib.asynccontextmanager
+async def open_service(args: argparse.Namespace, name: str = "aria"):
+    """The store, engine (and metrics endpoint, if asked for) and the service over them."""
+    from aria_engine.engine import LocalEngine, MetricsServer
+    from aria_engine.pipeline import Pipeline
+    from bot.service import AriaService
+    from bot.store import Store
+
+    data_dir = args.data_dir or default_data_dir()
+    store = Store(data_dir / "aria.db")
+    engine = LocalEngine(Pipeline(models_dir=args.models_dir), concurrency=args.concurrency)
+    metrics = None
+    try:
+        await engine.start()
+        if args.metrics_port is not None:
+            metrics = MetricsServer(engine.metrics.registry, engine.health, port=args.metrics_port,
+                                    host=args.metrics_host).start()
+            log.info("metrics on %s/metrics", metrics.url)
+        yield AriaService(engine, store, name=name)
+    finally:
+        if metrics is not None:
+            metrics.close()
+        await engine.close()
+        store.close()
+
+
+def run_discord(args: argparse.Namespace) -> int:
+    from adapters.discord.config import DiscordConfig
+
+    if args.shards is not None and args.shards < 1:
+        print("aria: --shards must be at least 1", file=sys.stderr)
+        return 2
+    config = DiscordConfig.from_env(data_dir=args.data_dir or default_data_dir(), test_guild=args.test_guild,
+                                    auto_shard=args.auto_shard, shard_count=args.shards)
+    if not config.token:
+        print("aria: set ARIA_DISCORD_TOKEN to the bot token (Discord developer portal > your app > Bot)",
+              file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        asyncio.run(_discord(args, config))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:  # a login failure, a bad token, an unreachable gateway
+        import discord
+
+        if isinstance(error, discord.LoginFailure):
+            print("aria: Discord refused the token (ARIA_DISCORD_TOKEN)", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+async def _discord(args: argparse.Namespace, config) -> None:
+    from adapters.discord.bot import run
+
+    async with open_service(args) as service:
+        await run(config, service)
