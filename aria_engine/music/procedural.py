@@ -24,9 +24,11 @@ How a point (valence v, arousal a, both in [-1, 1]) becomes music (`plan_for` is
     drums            a          none below -.3; soft (side stick, quarter hats) below .15; groove
                                 (eighth hats) below .55; full kit (sixteenths, crashes, fills) above
     bass             a          held roots < -.5; root-fifth halves < 0; walking < .5; octaves
-    instruments      v, a       piano always (melody); bass a > -.7; strings a < .6 or v < -.3;
-                                guitar and drums a > -.3; then bass, strings, guitar, drums (soft)
-                                are added until `min_instruments` families play
+    instruments      v, a       piano always (melody, plus its left hand when no guitar or strings
+                                hold the harmony); bass a > -.7; strings a < .6 or v < -.3, but not
+                                when serene (v > .4, a < -.5); guitar and drums a > -.3; then bass,
+                                strings, guitar, drums (soft) are added until `min_instruments`
+                                families play
 
 Form: 4/4 bars, 4-bar phrases labelled A A B A (a 1-bar intro or a 2-bar cadential extension
 absorbs leftover bars). Each phrase plays its section's progression, one chord per bar; the last
@@ -46,7 +48,7 @@ import io
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -180,9 +182,9 @@ def chord_scale(scale: Sequence[int], chord: Chord) -> tuple[int, ...]:
     for tone in chord.tones:
         if tone in pcs:
             continue
-        for neighbour in ((tone - 1) % 12, (tone + 1) % 12):
-            if neighbour in pcs and neighbour not in chord.tones:
-                pcs[pcs.index(neighbour)] = tone
+        for neighbour in ((tone - 1) % 12, (tone + 1) % 12):  # a raised tone displaces the lower
+            if neighbour in pcs and neighbour not in chord.tones and neighbour not in (0, 7):
+                pcs[pcs.index(neighbour)] = tone  # never the tonic or the fifth
                 break
     return tuple(sorted(pcs))
 
@@ -238,6 +240,10 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
 
+def tempo_for(arousal: float) -> int:
+    return round(110 + 50 * arousal)
+
+
 def mode_for(valence: float, arousal: float) -> str:
     if valence >= 0.65 and arousal < 0:
         return "lydian"
@@ -260,7 +266,8 @@ def families_for(valence: float, arousal: float, min_instruments: int = 1) -> tu
     chosen = {"piano"}
     if arousal > -0.7:
         chosen.add("bass")
-    if arousal < 0.6 or valence < -0.3:
+    serene = valence > 0.4 and arousal < -0.5  # a piano alone (with bass unless very calm)
+    if (arousal < 0.6 or valence < -0.3) and not serene:
         chosen.add("strings")
     if arousal > -0.3:
         chosen |= {"guitar", "drums"}
@@ -296,6 +303,12 @@ def programs_for(valence: float, arousal: float) -> dict[str, int]:
     }
 
 
+def _strings_style(arousal: float, program: int) -> str:
+    if arousal >= 0.6 and program != 44:  # tremolo strings already shiver
+        return "stabs"
+    return "pulse" if arousal >= 0.2 else "sustain"
+
+
 def _drum_level(arousal: float, families: tuple[str, ...]) -> str:
     if "drums" not in families:
         return "off"
@@ -318,7 +331,7 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
     return MusicalPlan(
         valence=v,
         arousal=a,
-        tempo_bpm=round(110 + 50 * a),
+        tempo_bpm=tempo_for(a),
         mode=mode,
         tonic=tonic,
         progression=tuple(variants["A"][a_variant].split()),
@@ -335,7 +348,7 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
         drums=_drum_level(a, families),
         bass_pattern="held" if a < -0.5 else ("roots" if a < 0 else ("walking" if a < 0.5 else "octaves")),
         guitar_style="arpeggio" if a < -0.2 else ("strum" if a < 0.5 else "drive"),
-        strings_style="stabs" if a >= 0.6 and programs["strings"] != 44 else ("pulse" if a >= 0.2 else "sustain"),
+        strings_style=_strings_style(a, programs["strings"]),
         instruments=tuple((f, programs[f]) for f in families),
     )
 
@@ -363,7 +376,6 @@ class Bar:
     plan: MusicalPlan | None = None
     chord: Chord | None = None
     scale: tuple[int, ...] = ()  # chord-scale for melody steps
-    phrase: int = -1  # -1: intro
     position: int = 0  # bar within its phrase
     final: bool = False
 
@@ -389,7 +401,7 @@ def bar_grid(trajectory: Trajectory, duration_s: float) -> list[Bar]:
     bars: list[Bar] = []
     t = 0.0
     while True:
-        bpm = float(round(110 + 50 * trajectory.at(t / duration_s).arousal))
+        bpm = float(tempo_for(trajectory.at(t / duration_s).arousal))
         bar_s = 240.0 / bpm
         if t + 1.75 * bar_s > duration_s:
             beats = (duration_s - t) * bpm / 60.0
@@ -469,7 +481,7 @@ def arrange(trajectory: Trajectory, options: GenerationOptions) -> tuple[list[Ba
         bar.chord = tonic_chord(bar.plan.mode)
     for phrase in phrases:
         for position, (bar, chord) in enumerate(zip(phrase.bars, _phrase_chords(phrase, harmony))):
-            bar.plan, bar.chord, bar.phrase, bar.position = phrase.plan, chord, phrase.index, position
+            bar.plan, bar.chord, bar.position = phrase.plan, chord, position
     for bar in bars:
         bar.scale = chord_scale(bar.plan.scale, bar.chord)
     return bars, phrases
@@ -593,7 +605,8 @@ def _follow_motion(step: int, previous: int, motion: int, allowed: Sequence[int]
     leap more than an octave."""
     if motion and (step - previous) * motion <= 0:
         direction = 1 if motion > 0 else -1
-        step = next(s for s in range(previous + direction, previous + 8 * direction, direction) if s % 7 in allowed)
+        ahead = range(previous + direction, previous + 8 * direction, direction)
+        step = next(s for s in ahead if s % 7 in allowed)
     while abs(step - previous) > 7:
         step -= 7 if step > previous else -7
     return step
@@ -627,7 +640,7 @@ class MelodyWriter:
         previous = None
         for bar in phrase.bars:
             rhythm, offsets = self._bar_material(bar, len(phrase.bars), idea, answer, varied, plan)
-            chord_degrees = [i for i, pc in enumerate(bar.scale) if pc in bar.chord.tones]
+            chord_degrees = [i for i, pc in enumerate(bar.scale) if pc in bar.chord.tones] or range(7)
             for index, ((onset, length), offset) in enumerate(zip(rhythm, offsets)):
                 t = (4.0 * bar.position + onset) / total
                 target = centre + _CONTOUR_SPAN * contour(t, plan.valence) + offset
@@ -683,8 +696,8 @@ class MelodyWriter:
                 middle = (current.start + following.start) / 2
                 out.append(current._replace(end=min(current.end, middle)))
                 passing = (current.pitch + following.pitch) // 2
-                out.append(Hit(passing, middle, min(following.start, middle + (current.end - current.start) / 2),
-                               max(1, current.velocity - 6)))
+                end = min(following.start, middle + (current.end - current.start) / 2)
+                out.append(Hit(passing, middle, end, max(1, current.velocity - 6)))
             else:
                 out.append(current)
         return out
@@ -717,7 +730,7 @@ def bass_line(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hi
         if bar.final:
             hits.append(Hit(root, bar.start, bar.end, _accompaniment_velocity(plan, rng, 6)))
             continue
-        next_root = root if following is None else _nearest_pitch(tonic_pc + following.chord.root, root, 28, 43)
+        next_root = _nearest_pitch(tonic_pc + following.chord.root, root, 28, 43) if following else root
         third = chord.intervals[1]
         patterns = {
             "held": [(0, 4, root)],
@@ -784,7 +797,8 @@ def guitar_voicing(chord: Chord, tonic_pc: int, power: bool) -> list[int]:
         return [root, root + 7, root + 12]
     third = chord.intervals[1]
     octave_tone = 12 if len(chord.intervals) < 4 else chord.intervals[3]
-    return [root, root + chord.fifth, root + octave_tone, root + 12 + third, root + 12 + chord.fifth, root + 24]
+    fifth = chord.fifth
+    return [root, root + fifth, root + octave_tone, root + 12 + third, root + 12 + fifth, root + 24]
 
 
 def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
@@ -821,7 +835,8 @@ def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[
 
 
 def _strum(start: float, end: float, strings: Sequence[int], gap: float, velocity: int) -> list[Hit]:
-    return [Hit(p, start + i * gap, max(end, start + i * gap + 0.05), velocity) for i, p in enumerate(strings)]
+    return [Hit(p, start + i * gap, max(end, start + i * gap + 0.05), velocity)
+            for i, p in enumerate(strings)]
 
 
 def piano_left_hand(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
@@ -873,12 +888,13 @@ def drum_part(bars: Sequence[Bar], phrases: Sequence[Phrase], rng: random.Random
             hit("kick", 0, 10)
             hit("crash", 0, 10)
             continue
-        fill = bar.index in phrase_ends and plan.drums != "soft" and not bar.final
+        fill = bar.index in phrase_ends and plan.drums != "soft"
+        crash = bar.index in phrase_starts and plan.drums != "soft"
         for name, pattern in DRUM_PATTERNS[plan.drums].items():
             for step, mark in enumerate(pattern):
                 if mark != "x" or (fill and step >= 12):
                     continue
-                if step == 0 and bar.index in phrase_starts and name in ("closed_hat", "ride") and plan.drums != "soft":
+                if step == 0 and crash and name in ("closed_hat", "ride"):
                     hit("crash", 0, 8)
                     continue
                 accent = 10 if name in ("kick", "snare") else (4 if step % 4 == 0 else -8)
@@ -919,7 +935,7 @@ def _tidy(hits: list[Hit], end_beat: float, drums: bool) -> list[Hit]:
     return sorted(tidy, key=lambda h: (h.start, h.pitch))
 
 
-def _tempo_map(bars: Sequence[Bar], duration_s: float) -> tuple[pretty_midi.PrettyMIDI, np.ndarray, np.ndarray]:
+def _tempo_map(bars: Sequence[Bar], duration_s: float):
     """An empty MIDI carrying the bars' tempi, and the beat -> seconds mapping (piecewise linear
     through the bars where the tempo changes)."""
     turns = [b for i, b in enumerate(bars) if i == 0 or b.bpm != bars[i - 1].bpm]
@@ -934,7 +950,7 @@ def _tempo_map(bars: Sequence[Bar], duration_s: float) -> tuple[pretty_midi.Pret
     return midi, beats, times
 
 
-def _instrument(family: str, program: int, hits: list[Hit], beats: np.ndarray, times: np.ndarray) -> pretty_midi.Instrument:
+def _instrument(family: str, program: int, hits: list[Hit], beats, times) -> pretty_midi.Instrument:
     instrument = pretty_midi.Instrument(program=program, is_drum=family == "drums", name=family)
     if not hits:
         return instrument
@@ -946,7 +962,7 @@ def _instrument(family: str, program: int, hits: list[Hit], beats: np.ndarray, t
     return instrument
 
 
-def _key_signatures(phrases: Sequence[Phrase], bars: Sequence[Bar], beats, times) -> list[pretty_midi.KeySignature]:
+def _key_signatures(phrases: Sequence[Phrase], bars: Sequence[Bar], beats, times) -> list:
     signatures, last = [], None
     for phrase in phrases:
         number = phrase.plan.tonic_pc + (0 if 4 in phrase.plan.scale else 12)
