@@ -23,7 +23,7 @@ the record is in the store:
 
     service.variation(actor, result_id) / service.another_mode(actor, result_id, mode)
         -> (Admission, Request) | Refusal; then `submit_request(admission, request, ...)`
-    await service.cancel(actor, result_id, moderator=...) -> str   (what happened, in words)
+    service.cancel(actor, result_id, moderator=...) -> str      (what happened, in words)
     service.delete(actor, result_id, moderator=...) -> Deletion (allowed, message, record)
     service.parameters(result_id) -> list[(name, value)] | None
     service.attach_message(result_id, channel_id, message_id)  (where the result was posted)
@@ -349,7 +349,7 @@ class AriaService:
                           max_upload_bytes=upload_limit)
         return admission, request
 
-    async def cancel(self, actor: Actor, result_id: str, *, moderator: bool = False) -> str:
+    def cancel(self, actor: Actor, result_id: str, *, moderator: bool = False) -> str:
         """Cancel a queued or running job of one's own (moderators: anyone's); says what happened."""
         record = self.store.get_result(result_id)
         if record is None:
@@ -359,7 +359,7 @@ class AriaService:
         job = self.engine.job(result_id)
         if record.status not in UNFINISHED or job is None or job.done:
             return f"That piece isn't waiting or being composed any more (it is {record.status})."
-        if not await self.engine.cancel(result_id, by=actor.user_id):
+        if not self.engine.cancel(result_id, by=actor.user_id):
             return "Too late: that piece had just finished."
         if record.user_id != actor.user_id:
             self.store.audit(actor, "cancel", {"result_id": result_id, "requester": record.user_id})

@@ -63,7 +63,7 @@ class Results(commands.Cog):
             pass  # already gone
 
     async def cancel(self, interaction: discord.Interaction, result_id: str) -> None:
-        message = await self.bot.service.cancel(actor_of(interaction), result_id, moderator=is_moderator(interaction))
+        message = self.bot.service.cancel(actor_of(interaction), result_id, moderator=is_moderator(interaction))
         await interaction.response.send_message(message, ephemeral=True)
 
 

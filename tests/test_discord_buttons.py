@@ -1,0 +1,125 @@
+"""The components under ARIA's messages: Variation, Another mode, Parameters, Delete, Cancel;
+they go through the policy like new requests and keep working after a restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot
+from tests.doubles.discord_api import DiscordDouble
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+async def double():
+    async with DiscordDouble() as double:
+        yield double
+
+
+def custom_id(message, action: str) -> str:
+    return next(i for i in message.custom_ids() if i.split(":")[1] == action)
+
+
+def result_id(message) -> str:
+    return custom_id(message, "v").split(":")[2]
+
+
+async def a_result(double, world, user=None, **options):
+    options = {"valence": 0.6, "arousal": 0.3, **options}
+    interaction = await double.send_slash_command(world.guild, world.general, user or world.alice, "aria-mood", options)
+    return await result_of(double, interaction)
+
+
+async def test_variation_same_emotion_new_seed(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path) as running:
+        first = await a_result(double, world, seed=11)
+        click = await double.click_button(first, custom_id(first, "v"), world.bob)
+        second = await result_of(double, click)
+        assert second is not first and "valence +0.60" in second.text() and "arousal +0.30" in second.text()
+        old, new = running.store.get_result(result_id(first)), running.store.get_result(result_id(second))
+        assert (new.valence, new.arousal) == (old.valence, old.arousal)
+        assert new.seed != old.seed and new.user_id == str(world.bob.id)
+
+
+async def test_another_mode(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path) as running:
+        first = await a_result(double, world)
+        select = custom_id(first, "m")
+        pick = await double.choose(first, select, ["discrete_token"], world.alice)
+        second = await result_of(double, pick)
+        assert running.store.get_result(result_id(second)).options["mode"] == "discrete_token"
+        # the new result's select offers the other modes
+        options = next(c for row in second.components for c in row["components"] if c["custom_id"].startswith("aria:m:"))
+        assert {o["value"] for o in options["options"]} == {"continuous_concat", "continuous_token"}
+
+
+async def test_parameters_are_private(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path):
+        first = await a_result(double, world, seed=1234)
+        click = await double.click_button(first, custom_id(first, "p"), world.bob)
+        answer = await ephemeral_answer(double, click)
+        text = answer.text()
+        assert "seed: 1234" in text and "valence: +0.60" in text and "mode: continuous_concat" in text
+
+
+async def test_delete_by_requester_and_moderator_only(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path) as running:
+        first = await a_result(double, world, user=world.alice)
+        refused = await double.click_button(first, custom_id(first, "d"), world.bob)
+        answer = await ephemeral_answer(double, refused)
+        assert "Only the person who asked" in answer.content and not first.deleted
+
+        click = await double.click_button(first, custom_id(first, "d"), world.alice)
+        await double.wait_for(lambda: first.deleted, 10, "the requester's delete")
+        assert running.store.get_result(result_id(first)).deleted
+
+        second = await a_result(double, world, user=world.alice)
+        await double.click_button(second, custom_id(second, "d"), world.moderator)
+        await double.wait_for(lambda: second.deleted, 10, "the moderator's delete")
+        audit = running.store.recent_audit("discord", str(world.guild.id))
+        assert audit[0].action == "delete_result" and audit[0].user_id == str(world.moderator.id)
+
+
+async def test_cancel_a_queued_piece(double, tmp_path):
+    world = make_world(double)
+    # One worker thread and a long first piece keep the second one waiting in the queue.
+    async with running_bot(double, tmp_path, settings={"max_duration_s": 40}) as running:
+        long = await double.send_slash_command(world.guild, world.general, world.bob, "aria-mood",
+                                               {"valence": 0.1, "arousal": 0.9, "duration": 40})
+        waiting = await double.send_slash_command(world.guild, world.general, world.alice, "aria-mood",
+                                                  {"valence": -0.4, "arousal": -0.4, "duration": 2})
+        status = await double.wait_for(
+            lambda: waiting.original if waiting.original and waiting.original.custom_ids() else None,
+            20, "a status message with a Cancel button")
+        assert "line" in status.content.lower() or "next" in status.content.lower(), status.content
+        cancel = custom_id(status, "c")
+
+        intruder = await double.click_button(status, cancel, world.bob)
+        assert "Only the person who asked" in (await ephemeral_answer(double, intruder)).content
+
+        click = await double.click_button(status, cancel, world.alice)
+        assert (await ephemeral_answer(double, click)).content == "Cancelled."
+        await double.wait_for(lambda: waiting.original.content == "Cancelled." and not waiting.original.custom_ids(),
+                              20, "the status message to say Cancelled")
+        rid = cancel.split(":")[2]
+        assert running.store.get_result(rid).status == "cancelled"
+        # the long piece was left alone
+        await result_of(double, long, timeout=120)
+
+
+async def test_buttons_survive_a_restart(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path):
+        first = await a_result(double, world)
+    async with running_bot(double, tmp_path) as running:  # a new process, the same data dir
+        assert running.bot.synced is False
+        click = await double.click_button(first, custom_id(first, "v"), world.alice)
+        second = await result_of(double, click)
+        assert "valence +0.60" in second.text()
+        params = await double.click_button(first, custom_id(first, "p"), world.alice)
+        assert "seed" in (await ephemeral_answer(double, params)).text()
