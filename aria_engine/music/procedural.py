@@ -12,13 +12,13 @@ How a point (valence v, arousal a, both in [-1, 1]) becomes music (`plan_for` is
                                 sevenths with probability d, sus2/sus4 with .25 d, a diminished
                                 seventh for the cadence's dominant in minor when d > .55, chromatic
                                 passing tones in the melody with .5 d; pleasant and calm = triads
-    register         v          melody centred on MIDI 67 + 6 v, string pads on 60 + 4 v
+    register         v          melody centred on MIDI 67 + 6 v, string pads below it on 57 + 3 v
     contour          v          each phrase follows a blend of a rising arch (peak at 60 %) and a
                                 falling line, weighted (1 + v) / 2: "rising arch" v > .2, "falling"
                                 v < -.2, "wave" between
     tempo            a          110 + 50 a BPM (60 .. 160)
     density          a          melody 0.75 + (1 + a) notes per beat (half notes .. sixteenths)
-    velocity         a          centre 66 + 34 a, range +-12 (about 20..44 calm, 88..112 loud)
+    velocity         a          centre 68 + 32 a, range +-12 (about 24..48 calm, 88..112 loud)
     articulation     a          notes sound 0.95 - 0.2 (1 + a) of their slot (legato .. staccato)
     syncopation      a          clip(.1 + .4 a, 0, .5): off-beat cells and kick pushes
     drums            a          none below -.3; soft (side stick, quarter hats) below .15; groove
@@ -327,7 +327,7 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
     b_variant = pick.randrange(len(variants["B"])) if pick else 0
     families = families_for(v, a, min_instruments)
     programs = programs_for(v, a)
-    centre = round(66 + 34 * a)
+    centre = round(68 + 32 * a)
     return MusicalPlan(
         valence=v,
         arousal=a,
@@ -343,7 +343,7 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
         articulation=round(0.95 - 0.2 * (1 + a), 3),
         syncopation=round(_clip(0.1 + 0.4 * a, 0.0, 0.5), 3),
         melody_register=round(67 + 6 * v),
-        pad_register=round(60 + 4 * v),
+        pad_register=round(57 + 3 * v),
         contour="rising arch" if v > 0.2 else ("falling" if v < -0.2 else "wave"),
         drums=_drum_level(a, families),
         bass_pattern="held" if a < -0.5 else ("roots" if a < 0 else ("walking" if a < 0.5 else "octaves")),
