@@ -108,7 +108,9 @@ _write_float = fluidsynth.cfunc(
     ("rout", c_void_p, 1), ("roff", c_int, 1), ("rincr", c_int, 1),
 )  # fmt: skip
 _add_sfont = fluidsynth.cfunc("fluid_synth_add_sfont", c_int, ("synth", c_void_p, 1), ("sfont", c_void_p, 1))
-_remove_sfont = fluidsynth.cfunc("fluid_synth_remove_sfont", c_int, ("synth", c_void_p, 1), ("sfont", c_void_p, 1))
+_remove_sfont = fluidsynth.cfunc(
+    "fluid_synth_remove_sfont", c_int, ("synth", c_void_p, 1), ("sfont", c_void_p, 1)
+)
 _LogFunction = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 _set_log_function = fluidsynth.cfunc(
     "fluid_set_log_function", c_void_p, ("level", c_int, 1), ("fun", _LogFunction, 1), ("data", c_void_p, 1)
@@ -147,7 +149,9 @@ class SoundFont:
         sfid = self._owner.sfload(str(self.path))
         if sfid < 0:
             self._owner.delete()
-            raise SoundFontError(f"FluidSynth could not load the SoundFont {self.path}: the file may be damaged.")
+            raise SoundFontError(
+                f"FluidSynth could not load the SoundFont {self.path}: the file may be damaged."
+            )
         self._sfont = fluidsynth.fluid_synth_get_sfont_by_id(self._owner.synth, sfid)
 
     def close(self) -> None:
@@ -231,7 +235,9 @@ class _Synth:
     def __init__(self, font: SoundFont, sample_rate: int):
         self.sample_rate = int(sample_rate)
         self._font = font
-        self._fs = fluidsynth.Synth(samplerate=float(sample_rate), channels=MIDI_CHANNELS, **{"synth.cpu-cores": 1})
+        self._fs = fluidsynth.Synth(
+            samplerate=float(sample_rate), channels=MIDI_CHANNELS, **{"synth.cpu-cores": 1}
+        )
         self._sfid = _add_sfont(self._fs.synth, font._sfont)
 
     def __enter__(self) -> "_Synth":
@@ -257,7 +263,6 @@ class _Synth:
         self._select_programs(midi.instruments, channels)
         events = midi_events(midi, channels, self.sample_rate)
         end = max(round(end_s * self.sample_rate), events[-1][0])
-        end += -end % FLUID_BLOCK
         tail = round(MAX_TAIL_S * self.sample_rate / TAIL_BLOCK) * TAIL_BLOCK
         audio = np.zeros((end + tail, 2), dtype=np.float32)
 
@@ -417,7 +422,9 @@ def audio_format(fmt: str) -> AudioFormat:
     return spec
 
 
-def encode(audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: float = DEFAULT_QUALITY) -> bytes:
+def encode(
+    audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: float = DEFAULT_QUALITY
+) -> bytes:
     """Compress float audio; `quality` runs from 0 (smallest) to 1 (best)."""
     spec = audio_format(fmt)
     if not 0.0 <= quality <= 1.0:
@@ -425,10 +432,17 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: fl
     buffer = io.BytesIO()
     try:
         soundfile.write(
-            buffer, audio, sample_rate, format=spec.container, subtype=spec.codec, compression_level=1.0 - quality
+            buffer,
+            audio,
+            sample_rate,
+            format=spec.container,
+            subtype=spec.codec,
+            compression_level=1.0 - quality,
         )
     except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise RenderError(f"Could not encode {spec.name.upper()} audio at {sample_rate} Hz: {error}") from error
+        raise RenderError(
+            f"Could not encode {spec.name.upper()} audio at {sample_rate} Hz: {error}"
+        ) from error
     return buffer.getvalue()
 
 
@@ -542,14 +556,18 @@ class Renderer:
             with _Synth(self._font, self.sample_rate) as synth:
                 return synth.play(midi, self.max_duration_s)
 
-    def render(self, midi: pretty_midi.PrettyMIDI, fmt: str = "ogg", *, max_bytes: int | None = None) -> RenderedAudio:
+    def render(
+        self, midi: pretty_midi.PrettyMIDI, fmt: str = "ogg", *, max_bytes: int | None = None
+    ) -> RenderedAudio:
         """Synthesize, trim the silent tail, normalise to -1 dBFS and encode (within `max_bytes`)."""
         spec = audio_format(fmt)  # refuse an unusable format before the work
         if max_bytes is not None and max_bytes <= 0:
             raise RenderError("There is no room left for the audio within the upload limit.")
         raw = self.synthesize(midi)
         if _peak(raw) < SILENT_PEAK:
-            raise RenderError("This piece rendered to silence: its instruments made no sound with this SoundFont.")
+            raise RenderError(
+                "This piece rendered to silence: its instruments made no sound with this SoundFont."
+            )
         audio = normalise(trim_silence(raw, self.sample_rate))
         data, audio, notes = encode_within(audio, self.sample_rate, spec.name, max_bytes, self.quality)
         return RenderedAudio(

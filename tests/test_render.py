@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 
 import numpy as np
@@ -126,12 +127,15 @@ def test_unreadable_paths_are_refused(tmp_path):
     assert str(beneath_a_file / "font.sf2") in str(caught.value)
 
 
-def test_damaged_soundfont_with_a_valid_header_fails_to_load(tmp_path):
+def test_damaged_soundfont_with_a_valid_header_fails_to_load(tmp_path, caplog):
     damaged = tmp_path / "damaged.sf2"
     damaged.write_bytes(b"RIFF" + (1000).to_bytes(4, "little") + b"sfbk" + b"\0" * 40)
-    with pytest.raises(SoundFontError, match="could not load") as caught:
-        Renderer(damaged)
+    with caplog.at_level(logging.DEBUG, logger="aria_engine.render"):
+        with pytest.raises(SoundFontError, match="could not load") as caught:
+            Renderer(damaged)
     assert str(damaged) in str(caught.value)
+    # FluidSynth's own complaint goes to our log, not straight to stderr.
+    assert any(r.message.startswith("fluidsynth:") and r.levelno == logging.ERROR for r in caplog.records)
 
 
 def test_default_is_fluidr3_when_installed(monkeypatch):
@@ -336,13 +340,15 @@ def test_max_bytes_lowers_quality_then_shortens(renderer):
     smaller = renderer.render(midi, max_bytes=int(len(full.data) * 0.8))
     assert len(smaller.data) <= len(full.data) * 0.8
     assert smaller.duration_s == pytest.approx(full.duration_s)
-    assert smaller.notes == [f"audio encoded at lower quality to fit the {len(full.data) * 0.8 / 1000:.3g} kB upload limit"]
+    limit_words = f"{len(full.data) * 0.8 / 1000:.3g} kB"
+    assert smaller.notes == [f"audio encoded at lower quality to fit the {limit_words} upload limit"]
 
     limit = int(len(full.data) * 0.2)
     shorter = renderer.render(midi, max_bytes=limit)
     assert len(shorter.data) <= limit
     assert shorter.duration_s < full.duration_s * 0.6
-    assert len(shorter.notes) == 1 and "shortened to" in shorter.notes[0] and "upload limit" in shorter.notes[0]
+    assert len(shorter.notes) == 1
+    assert "shortened to" in shorter.notes[0] and "upload limit" in shorter.notes[0]
     audio, _ = decode(shorter.data)
     assert abs(len(audio) / SR - shorter.duration_s) < 0.05
     assert np.abs(audio[-SR // 10 :]).max() < 0.05  # faded out, not cut off
