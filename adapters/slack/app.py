@@ -1,0 +1,488 @@
+"""The Slack app: bolt listeners for mentions, the message shortcut, `/aria`, the modal and the
+buttons, all on one `AsyncApp`, whether it runs over Socket Mode or HTTP.
+
+Every listener acknowledges first (Slack wants that within 3 s; the cheap checks that can refuse
+come before it only where the refusal travels in the ack) and then does the slow part: download,
+engine, status edits, uploads. Refusals are private: the ack's text for `/aria`, `response_url`
+for shortcuts and buttons, `chat.postEphemeral` for mentions, the modal itself for its form.
+Whatever a listener raises ends in the log and in a polite private message; never in a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import blocks as ui
+from adapters.slack.config import SlackConfig
+from adapters.slack.delivery import StatusMessage, Tell
+from adapters.slack.files import FileRefused, check_file, download, first_image, no_image_message
+from adapters.slack.parsing import mention_options, parse_admin, parse_command
+from aria_engine.emotion import Emotion
+from aria_engine.options import GenerationOptions
+from bot.policy import Actor
+from bot.service import Refusal, Ticket
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+SORRY = "Sorry, something went wrong on my side. Please try again."
+NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
+                  "Invite me with `/invite @ARIA` and try again.")
+ADMIN_ONLY = "Only workspace admins and owners (or users listed in admin_user_ids) can change ARIA's settings."
+
+
+def sentence(error: Exception | str) -> str:
+    """An error's message as a sentence: capital first letter, full stop."""
+    text = str(error).strip()
+    if not text:
+        return SORRY
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "`")) else text + "."
+
+
+class RecentIds:
+    """Event ids seen lately, so Slack's retries (same event_id) do their work only once."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic, most: int = 50_000) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self.most = most
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        now = self.clock()
+        while self._seen and (len(self._seen) >= self.most or next(iter(self._seen.values())) < now - self.window_s):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+def guarded(listener: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Acknowledge and apologise if a listener fails before doing so; log everything."""
+
+    @functools.wraps(listener)
+    async def run(self: "SlackAdapter", **kwargs: Any) -> None:
+        ack = kwargs.get("ack")
+        try:
+            await listener(self, **kwargs)
+        except Exception:
+            log.exception("listener %s failed", listener.__name__)
+            if ack is not None and ack.response is None:
+                await ack()
+            respond = kwargs.get("respond")
+            try:
+                if respond is not None and kwargs.get("body", {}).get("response_url"):
+                    await respond(text=SORRY, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.warning("could not apologise", exc_info=True)
+
+    return run
+
+
+class SlackAdapter:
+    """ARIA's Slack listeners over one bot service. `app` is the bolt AsyncApp to run."""
+
+    def __init__(self, config: SlackConfig, service: Any, *, client: AsyncWebClient | None = None) -> None:
+        self.config = config
+        self.service = service
+        self.client = client or AsyncWebClient(token=config.bot_token, base_url=config.web_api_base)
+        self.recent_events = RecentIds(config.dedupe_window_s)
+        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._downloads: aiohttp.ClientSession | None = None
+        self.app = self._build_app()
+
+    def _build_app(self) -> AsyncApp:
+        app = AsyncApp(client=self.client, signing_secret=self.config.signing_secret or None,
+                       request_verification_enabled=self.config.http, process_before_response=False)
+        app.middleware(self._deduplicate)
+        app.event("app_mention")(self.on_mention)
+        app.shortcut(ui.SHORTCUT)(self.on_shortcut)
+        app.command("/aria")(self.on_command)
+        app.view_submission(ui.COMPOSE_VIEW)(self.on_modal)
+        app.action(ui.VARIATION)(self.on_variation)
+        app.action(ui.ANOTHER_MODE)(self.on_another_mode)
+        app.action(ui.CANCEL)(self.on_cancel)
+        # Whatever else arrives is acknowledged, so Slack neither retries it nor shows an error.
+        app.action(re.compile(".*"))(self._ack_only)
+        app.view(re.compile(".*"))(self._ack_only)
+        app.shortcut(re.compile(".*"))(self.on_unknown_shortcut)
+        app.event(re.compile(".*"))(self._ignore)
+        app.error(self._on_error)
+        return app
+
+    async def close(self) -> None:
+        if self._downloads is not None:
+            await self._downloads.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    async def _deduplicate(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
+        """Events API retries carry the event_id of the first try: do the work once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not self.recent_events.first_time(event_id):
+            log.info("ignoring a retry of event %s", event_id)
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    async def _ack_only(self, ack) -> None:
+        await ack()
+
+    async def _ignore(self) -> None:
+        return None
+
+    async def on_unknown_shortcut(self, ack, respond) -> None:
+        await ack()
+        await respond(text="I don't know that shortcut; try *Compose music*.", response_type="ephemeral")
+
+    async def _on_error(self, error: Exception, body: dict) -> None:
+        log.error("unhandled error for a %s request: %s", body.get("type") or body.get("command"), error,
+                  exc_info=error)
+
+    @property
+    def downloads(self) -> aiohttp.ClientSession:
+        if self._downloads is None or self._downloads.closed:
+            self._downloads = aiohttp.ClientSession()
+        return self._downloads
+
+    async def actor(self, team_id: str, channel_id: str, user_id: str) -> Actor:
+        return Actor(PLATFORM, team_id, channel_id, user_id, is_admin=await self.workspace_admin(team_id, user_id))
+
+    async def workspace_admin(self, team_id: str, user_id: str) -> bool:
+        """Slack's own admin or owner flag (users.info), remembered for a few minutes."""
+        key, now = (team_id, user_id), time.monotonic()
+        cached = self._admins.get(key)
+        if cached and now - cached[0] < self.config.admin_cache_s:
+            return cached[1]
+        try:
+            user = (await self.client.users_info(user=user_id))["user"]
+            admin = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        except SlackApiError as error:
+            log.warning("users.info %s failed: %s", user_id, error.response.get("error"))
+            return False
+        self._admins[key] = (now, admin)
+        return admin
+
+    def _ephemeral(self, channel: str, user: str, thread_ts: str | None = None) -> Tell:
+        async def tell(text: str) -> None:
+            try:
+                await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+            except SlackApiError as error:
+                log.warning("could not tell %s privately: %s", user, error.response.get("error"))
+        return tell
+
+    @staticmethod
+    def _responder(respond) -> Tell:
+        async def tell(text: str) -> None:
+            try:
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.warning("could not answer through response_url", exc_info=True)
+        return tell
+
+    # -- composing, whatever the entry point ----------------------------------------------------------
+
+    async def compose(self, actor: Actor, tell: Tell, *, options: GenerationOptions, explicit: frozenset[str],
+                      thread_ts: str | None, file: dict | None = None, emotion: Emotion | None = None,
+                      image_ref: dict | None = None) -> None:
+        """Policy, download, engine, status, result. Every refusal goes to `tell`."""
+        if file is not None:
+            try:
+                check_file(file, self.config.max_download_bytes)
+            except FileRefused as refused:
+                await tell(str(refused))
+                return
+        admission = self.service.admit(actor, options, explicit=explicit, kind="mood" if emotion else "compose")
+        if isinstance(admission, Refusal):
+            await tell(admission.message)
+            return
+        image = None
+        if file is not None:
+            try:
+                image = await download(self.downloads, file, token=self.config.bot_token,
+                                       max_bytes=self.config.max_download_bytes)
+            except FileRefused as refused:
+                self.service.release(admission)
+                await tell(str(refused))
+                return
+            image_ref = image_ref or {"file_id": file.get("id")}
+        ticket = await self.service.submit(admission, image=image, emotion=emotion,
+                                           upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
+                                           extra={"explicit": sorted(explicit), "thread_ts": thread_ts})
+        await self.run(actor, ticket, tell, thread_ts, first_line=_first_line(emotion))
+
+    async def run(self, actor: Actor, ticket: Ticket | Refusal, tell: Tell, thread_ts: str | None,
+                  first_line: str) -> None:
+        """Post the status message for a submitted job and follow it to its end."""
+        if isinstance(ticket, Refusal):
+            await tell(ticket.message)
+            return
+        status = StatusMessage(self.client, actor.channel_id, thread_ts, actor.user_id,
+                               self.config.progress_interval_s)
+        try:
+            await status.post(first_line, ticket.result_id)
+        except SlackApiError as error:
+            await self.service.cancel(actor, ticket.result_id)
+            code = error.response.get("error")
+            await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found") else
+                       f"I couldn't post in this channel ({code}).")
+            return
+        await status.follow(self.service, ticket, tell)
+
+    # -- @ARIA mentions --------------------------------------------------------------------------------
+
+    @guarded
+    async def on_mention(self, body: dict, event: dict) -> None:
+        if event.get("bot_id") or event.get("subtype") == "bot_message":
+            return  # bots (ARIA included) never start a composition
+        team = body.get("team_id") or event.get("team")
+        channel, user, ts = event["channel"], event["user"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        tell = self._ephemeral(channel, user, thread_ts)
+        try:
+            options, explicit = mention_options(event.get("text", ""))
+        except ValueError as error:
+            await tell(sentence(error))
+            return
+        file = first_image(event.get("files"))
+        where = {"channel": channel, "ts": ts}
+        if file is None and event.get("thread_ts") and event["thread_ts"] != ts:
+            file, where = await self._thread_parent_image(channel, event["thread_ts"]), {
+                "channel": channel, "ts": event["thread_ts"]}
+        if file is None:
+            await tell(no_image_message(event.get("files"), "Your message") + " (Or mention me in a thread "
+                       "under a picture, or use `/aria mood VALENCE AROUSAL` for no picture at all.)")
+            return
+        actor = await self.actor(team, channel, user)
+        await self.compose(actor, tell, options=options, explicit=explicit, thread_ts=thread_ts, file=file,
+                           image_ref={**where, "file_id": file.get("id")})
+
+    async def _thread_parent_image(self, channel: str, thread_ts: str) -> dict | None:
+        try:
+            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=1)
+        except SlackApiError as error:
+            log.info("conversations.replies failed: %s", error.response.get("error"))
+            return None
+        messages = response.get("messages") or []
+        return first_image(messages[0].get("files")) if messages else None
+
+    # -- the message shortcut ------------------------------------------------------------------------------
+
+    @guarded
+    async def on_shortcut(self, ack, body: dict, respond) -> None:
+        await ack()
+        tell = self._responder(respond)
+        message = body.get("message") or {}
+        file = first_image(message.get("files"))
+        if file is None:
+            await tell(no_image_message(message.get("files")) + " Use *Compose music* on a message with a picture.")
+            return
+        team, channel, user = body["team"]["id"], body["channel"]["id"], body["user"]["id"]
+        actor = await self.actor(team, channel, user)
+        thread_ts = message.get("thread_ts") or message.get("ts") or body.get("message_ts")
+        await self.compose(actor, tell, options=GenerationOptions(), explicit=frozenset(), thread_ts=thread_ts,
+                           file=file, image_ref={"channel": channel, "ts": message.get("ts"), "file_id": file.get("id")})
+
+    # -- /aria ------------------------------------------------------------------------------------------
+
+    @guarded
+    async def on_command(self, ack, command: dict, respond, context) -> None:
+        try:
+            parsed = parse_command(command.get("text", ""))
+        except ValueError as error:
+            await ack(text=sentence(error))
+            return
+        team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
+        if parsed.kind == "help":
+            await ack(text=ui.help_text(context.bot_user_id))
+            return
+        if parsed.kind == "compose":
+            await self._open_modal(ack, command, parsed, self._responder(respond))
+            return
+        await ack()
+        tell = self._responder(respond)
+        actor = await self.actor(team, channel, user)
+        if parsed.kind == "queue":
+            await tell(self._queue_text(actor))
+        elif parsed.kind == "admin":
+            await self.admin(actor, parsed.admin, tell)
+        elif parsed.kind == "mood":
+            emotion = Emotion(parsed.valence, parsed.arousal)
+            await self.compose(actor, tell, options=parsed.options, explicit=parsed.explicit, thread_ts=None,
+                               emotion=emotion)
+        elif parsed.kind == "last":
+            await self._compose_last(actor, tell, parsed)
+
+    async def _open_modal(self, ack, command: dict, parsed, tell: Tell) -> None:
+        team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
+        actor = Actor(PLATFORM, team, channel, user)
+        limits = self.service.limits(actor)
+        options = self.service.policy.fit_defaults(actor, parsed.options, parsed.explicit)
+        view = ui.compose_modal(channel, options, parsed.explicit, limits["allowed_modes"])
+        await ack()
+        try:
+            await self.client.views_open(trigger_id=command["trigger_id"], view=view)
+        except SlackApiError as error:
+            log.warning("views.open failed: %s", error.response.get("error"))
+            await tell("I couldn't open the form just now; please run `/aria` again.")
+
+    async def _compose_last(self, actor: Actor, tell: Tell, parsed) -> None:
+        """The newest picture this person posted in this channel within the window."""
+        oldest = time.time() - self.config.last_image_window_s
+        try:
+            response = await self.client.conversations_history(channel=actor.channel_id, oldest=f"{oldest:.6f}",
+                                                               limit=200)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found")
+                       else f"I couldn't read this channel's history ({code}).")
+            return
+        minutes = round(self.config.last_image_window_s / 60)
+        for message in response.get("messages") or []:
+            file = first_image(message.get("files")) if message.get("user") == actor.user_id else None
+            if file is not None:
+                thread_ts = message.get("thread_ts") or message["ts"]
+                await self.compose(actor, tell, options=parsed.options, explicit=parsed.explicit, thread_ts=thread_ts,
+                                   file=file, image_ref={"channel": actor.channel_id, "ts": message["ts"],
+                                                         "file_id": file.get("id")})
+                return
+        await tell(f"I found no picture you posted in this channel in the last {minutes} minutes. "
+                   "Post one (or use `/aria` to upload one in a form) and try again.")
+
+    def _queue_text(self, actor: Actor) -> str:
+        view = self.service.queue(actor)
+        lines = [f"• {entry.text}" for entry in view.entries] or ["Nothing of yours is waiting or being composed."]
+        return "\n".join(lines + [view.usage_line])
+
+    # -- the modal ------------------------------------------------------------------------------------
+
+    @guarded
+    async def on_modal(self, ack, body: dict, view: dict) -> None:
+        file, chosen, errors = ui.read_modal(view)
+        if file is not None and ui.PICTURE not in errors:
+            try:
+                check_file(file, self.config.max_download_bytes)
+            except FileRefused as refused:
+                errors[ui.PICTURE] = str(refused)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        channel = meta.get("channel")
+        if not errors and not channel:
+            errors[ui.PICTURE] = "I lost track of the channel this form belongs to; please run /aria again."
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        team, user = body["team"]["id"], body["user"]["id"]
+        actor = await self.actor(team, channel, user)
+        typed = set(meta.get("explicit", []))
+        fitted = self.service.policy.fit_defaults(actor, GenerationOptions(), typed)
+        explicit = frozenset(k for k, v in chosen.items() if k in typed or v != getattr(fitted, k))
+        try:
+            options = GenerationOptions(**chosen)
+        except ValueError as error:
+            await ack(response_action="errors", errors={ui.MODE: sentence(error)})
+            return
+        admission = self.service.admit(actor, options, explicit=explicit)
+        if isinstance(admission, Refusal):
+            await ack(response_action="update", view=ui.notice_modal("Not right now", admission.message))
+            return
+        await ack()
+        tell = self._ephemeral(channel, user)
+        try:
+            image = await download(self.downloads, file, token=self.config.bot_token,
+                                   max_bytes=self.config.max_download_bytes)
+        except FileRefused as refused:
+            self.service.release(admission)
+            await tell(str(refused))
+            return
+        ticket = await self.service.submit(admission, image=image, upload_limit=self.config.upload_limit_bytes,
+                                           image_ref={"file_id": file.get("id")},
+                                           extra={"explicit": sorted(explicit)})
+        await self.run(actor, ticket, tell, None, first_line=f"<@{user}> shared a picture: reading its mood...")
+
+    # -- buttons ----------------------------------------------------------------------------------------
+
+    @guarded
+    async def on_variation(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        actor = await self._clicker(body)
+        asked = self.service.variation(actor, ui.result_id_of(action) or "", upload_limit=self.config.upload_limit_bytes)
+        await self._again(actor, body, asked, self._responder(respond))
+
+    @guarded
+    async def on_another_mode(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        actor = await self._clicker(body)
+        mode = (action.get("selected_option") or {}).get("value", "")
+        asked = self.service.another_mode(actor, ui.result_id_of(action) or "", mode,
+                                          upload_limit=self.config.upload_limit_bytes)
+        await self._again(actor, body, asked, self._responder(respond))
+
+    @guarded
+    async def on_cancel(self, ack, body: dict, action: dict, respond) -> None:
+        await ack()
+        actor = await self._clicker(body)
+        await self._responder(respond)(await self.service.cancel(actor, ui.result_id_of(action) or ""))
+
+    async def _clicker(self, body: dict) -> Actor:
+        channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id")
+        return await self.actor(body["team"]["id"], channel, body["user"]["id"])
+
+    async def _again(self, actor: Actor, body: dict, asked, tell: Tell) -> None:
+        if isinstance(asked, Refusal):
+            await tell(asked.message)
+            return
+        admission, request = asked
+        message = body.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        ticket = await self.service.submit_request(admission, request, extra={"thread_ts": thread_ts})
+        what = "another mode" if admission.kind == "another_mode" else "a variation"
+        await self.run(actor, ticket, tell, thread_ts, first_line=f"<@{actor.user_id}> asked for {what}: on its way...")
+
+    # -- /aria admin ---------------------------------------------------------------------------------------
+
+    async def admin(self, actor: Actor, words: tuple[str, ...], tell: Tell) -> None:
+        if not self.service.is_admin(actor):
+            await tell(ADMIN_ONLY)
+            return
+        try:
+            action, name, value, channel = parse_admin(words)
+            if action == "show":
+                await tell(ui.settings_text(self.service.describe_settings(actor, channel)))
+                return
+            if action == "set":
+                change = self.service.change_setting(actor, name, value, channel=channel)
+            else:
+                change = self.service.reset_setting(actor, name, channel=channel)
+        except (ValueError, PermissionError) as error:
+            await tell(sentence(error))
+            return
+        await tell(change.message)
+        if change.audit_channel:
+            try:
+                await self.client.chat_postMessage(channel=change.audit_channel, text=change.audit_text)
+            except SlackApiError as error:
+                log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
+
+def _first_line(emotion: Emotion | None) -> str:
+    if emotion is not None:
+        return f"Composing for valence {emotion.valence:+.2f}, arousal {emotion.arousal:+.2f}..."
+    return "Got your picture: reading its mood..."
+
+
+def create_app(config: SlackConfig, service: Any, *, client: AsyncWebClient | None = None) -> SlackAdapter:
+    """The adapter; run `adapter.app` with `runner.SocketModeRunner` or `runner.HttpRunner`."""
+    return SlackAdapter(config, service, client=client)

@@ -1,0 +1,227 @@
+"""How ARIA's messages look in Slack: Block Kit for status, results, the modal and help.
+
+Buttons carry the result id (a button's `value`, the select's `block_id`), so a click needs
+nothing but the store to act on, and keeps working after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aria_engine.options import MODES, GenerationOptions
+from bot.reply import Reply
+
+COMPOSE_VIEW = "aria_compose"  # the modal's callback_id
+SHORTCUT = "compose_music"  # the message shortcut's callback_id
+VARIATION, ANOTHER_MODE, CANCEL = "aria_variation", "aria_another_mode", "aria_cancel"
+ACTIONS = (VARIATION, ANOTHER_MODE, CANCEL)
+
+MODE_LABELS = {
+    "continuous_concat": "continuous_concat (recommended)",
+    "continuous_token": "continuous_token",
+    "discrete_token": "discrete_token",
+}
+
+# Modal inputs: block id -> (action id, label, hint). Block ids name the field errors go to.
+PICTURE, MODE, DURATION, LENGTH, SEED, NOTE_TEMP, REST_TEMP, TOP_P, INSTRUMENTS = (
+    "picture", "mode", "duration", "length", "seed", "note_temp", "rest_temp", "top_p", "instruments")
+NUMBER_INPUTS = {
+    # block id: (options field, label, hint, decimals allowed, low, high)
+    DURATION: ("duration_s", "Duration (seconds)", "Length of the piece for the built-in composer.", True, 1, 600),
+    LENGTH: ("length", "Length (tokens)", "Tokens the model writes; more tokens, a longer piece.", False, 1, 8192),
+    SEED: ("seed", "Seed (optional)", "The same seed and settings give the same piece; empty: random.",
+           False, 0, 2**53 - 1),
+    NOTE_TEMP: ("note_temperature", "Note temperature", "Higher is more adventurous note choice.", True, 0.05, 5),
+    REST_TEMP: ("rest_temperature", "Rest temperature", "Higher is more varied rhythm and rests.", True, 0.05, 5),
+    TOP_P: ("top_p", "Top-p", "Only the likeliest notes making up this share are sampled.", True, 0.01, 1),
+    INSTRUMENTS: ("min_instruments", "Minimum instruments", "At least this many instruments play (1-5).",
+                  False, 1, 5),
+}
+
+
+def _text(text: str, kind: str = "mrkdwn") -> dict:
+    return {"type": kind, "text": text} if kind == "mrkdwn" else {"type": kind, "text": text, "emoji": True}
+
+
+def _clip(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def section(text: str) -> dict:
+    return {"type": "section", "text": _text(_clip(text, 3000))}
+
+
+def context(text: str) -> dict:
+    return {"type": "context", "elements": [_text(_clip(text, 3000))]}
+
+
+def button(label: str, action_id: str, value: str, style: str | None = None) -> dict:
+    element = {"type": "button", "text": _text(label, "plain_text"), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def mode_select(result_id: str, current: str | None, allowed: list[str] | None = None) -> dict:
+    choices = [m for m in (allowed or MODES) if m != current] or list(MODES)
+    return {"type": "static_select", "action_id": ANOTHER_MODE,
+            "placeholder": _text("Another mode", "plain_text"),
+            "options": [{"text": _text(MODE_LABELS[m], "plain_text"), "value": m} for m in choices]}
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+def status_blocks(text: str, result_id: str | None, *, requester: str | None = None) -> list[dict]:
+    """The status message while a piece is queued or being made: the line and a Cancel button."""
+    blocks = [section(f":hourglass_flowing_sand: {text}")]
+    if requester:
+        blocks.append(context(f"for <@{requester}>"))
+    if result_id:
+        blocks.append({"type": "actions", "block_id": f"status:{result_id}",
+                       "elements": [button("Cancel", CANCEL, result_id)]})
+    return blocks
+
+
+def result_blocks(reply: Reply, result_id: str, *, requester: str, mode: str | None,
+                  chart_file_id: str | None) -> list[dict]:
+    """The readout, the emotion chart and the buttons; the files are in the thread below."""
+    fields = [_text(f"*made by*\n{reply.backend}"), _text(f"*seed*\n{reply.seed}")]
+    fields += [_text(f"*{name}*\n{_clip(value, 1900)}") for name, value in reply.details if name != "seed"]
+    blocks: list[dict] = [
+        {"type": "header", "text": _text(_clip(f"♪ {reply.headline}", 150), "plain_text")},
+        section(f"*{reply.valence_line}*\n*{reply.arousal_line}*"),
+        {"type": "section", "fields": fields[:10]},
+    ]
+    if chart_file_id:
+        blocks.append({"type": "image", "slack_file": {"id": chart_file_id},
+                       "alt_text": f"Emotion chart: {reply.valence_line}, {reply.arousal_line}",
+                       "title": _text("Where the piece sits on the valence-arousal plane", "plain_text")})
+    notes = "\n".join(f"• {n}" for n in reply.notes)
+    blocks.append(context(f"for <@{requester}> · the MIDI and the audio are in the thread"
+                          + (f"\n{notes}" if notes else "")))
+    blocks.append({"type": "actions", "block_id": f"result:{result_id}",
+                   "elements": [button("Variation", VARIATION, result_id, "primary"),
+                                mode_select(result_id, mode)]})
+    return blocks
+
+
+def without_images(blocks: list[dict]) -> list[dict]:
+    return [b for b in blocks if b["type"] != "image"]
+
+
+def result_id_of(action: dict) -> str | None:
+    """A click's result id: the button's value, or the id after "result:" in the select's block."""
+    if action.get("value"):
+        return action["value"]
+    block_id = action.get("block_id", "")
+    return block_id.split(":", 1)[1] if ":" in block_id else None
+
+
+# -- the modal --------------------------------------------------------------------------------------
+
+
+def compose_modal(channel_id: str, options: GenerationOptions, explicit: frozenset[str],
+                  allowed_modes: list[str]) -> dict:
+    """`/aria`: a picture, the mode and the settings, pre-filled with what was typed."""
+    modes = [m for m in MODES if m in allowed_modes] or list(MODES)
+    mode_options = [{"text": _text(MODE_LABELS[m], "plain_text"), "value": m} for m in modes]
+    initial_mode = next((o for o in mode_options if o["value"] == options.mode), mode_options[0])
+    blocks: list[dict] = [
+        {"type": "input", "block_id": PICTURE, "label": _text("Picture", "plain_text"),
+         "hint": _text("A JPEG, PNG, WebP, GIF or BMP image. I read its mood and compose music for it.",
+                       "plain_text"),
+         "element": {"type": "file_input", "action_id": PICTURE, "max_files": 1,
+                     "filetypes": ["png", "jpg", "jpeg", "gif", "webp", "bmp"]}},
+        {"type": "input", "block_id": MODE, "label": _text("Mode", "plain_text"),
+         "hint": _text("How the mood steers the model (transformer composer).", "plain_text"),
+         "element": {"type": "static_select", "action_id": MODE, "options": mode_options,
+                     "initial_option": initial_mode}},
+    ]
+    for block_id, (name, label, hint, decimals, low, high) in NUMBER_INPUTS.items():
+        element: dict[str, Any] = {"type": "number_input", "action_id": block_id,
+                                   "is_decimal_allowed": decimals, "min_value": _num(low), "max_value": _num(high)}
+        value = getattr(options, name)
+        if value is not None and (block_id != SEED or name in explicit):
+            element["initial_value"] = _num(value)
+        blocks.append({"type": "input", "block_id": block_id, "optional": True, "label": _text(label, "plain_text"),
+                       "hint": _text(hint, "plain_text"), "element": element})
+    return {"type": "modal", "callback_id": COMPOSE_VIEW, "title": _text("Compose music", "plain_text"),
+            "submit": _text("Compose", "plain_text"), "close": _text("Cancel", "plain_text"),
+            "private_metadata": json.dumps({"channel": channel_id, "explicit": sorted(explicit)}),
+            "blocks": blocks}
+
+
+def notice_modal(title: str, text: str) -> dict:
+    """What a submitted modal turns into when the request is refused: the reason, privately."""
+    return {"type": "modal", "title": _text(_clip(title, 24), "plain_text"), "close": _text("Close", "plain_text"),
+            "blocks": [section(text)]}
+
+
+def read_modal(view: dict) -> tuple[dict | None, dict[str, Any], dict[str, str]]:
+    """(the picture's file object, GenerationOptions fields given, errors by block id)."""
+    values = view.get("state", {}).get("values", {})
+
+    def entry(block_id: str) -> dict:
+        return values.get(block_id, {}).get(block_id, {}) or {}
+
+    files = entry(PICTURE).get("files") or []
+    chosen: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    mode = (entry(MODE).get("selected_option") or {}).get("value")
+    if mode:
+        chosen["mode"] = mode
+    for block_id, (name, label, _hint, decimals, low, high) in NUMBER_INPUTS.items():
+        raw = entry(block_id).get("value")
+        if raw in (None, ""):
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            errors[block_id] = f"{label} must be a number."
+            continue
+        if not decimals and not number.is_integer():
+            errors[block_id] = f"{label} must be a whole number."
+        elif not low <= number <= high:
+            errors[block_id] = f"{label} must be between {_num(low)} and {_num(high)}."
+        else:
+            chosen[name] = number if decimals else int(number)
+    if not files:
+        errors[PICTURE] = "Add a picture to compose from."
+    return (files[0] if files else None), chosen, errors
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+# -- help and settings --------------------------------------------------------------------------------
+
+
+def help_text(bot_user_id: str | None) -> str:
+    me = f"<@{bot_user_id}>" if bot_user_id else "@ARIA"
+    return "\n".join([
+        "*ARIA* reads a picture's mood (valence: unpleasant to pleasant; arousal: calm to energetic) "
+        "and composes music to match: a MIDI file, an audio clip and an emotion chart.",
+        f"• Mention {me} in a message with a picture, or in a thread under one.",
+        "• Or use *Compose music* in a message's ⋯ menu.",
+        "• `/aria [mode] [length] [seed]`: a form to upload a picture and pick the settings.",
+        "• `/aria last`: the newest picture you posted in this channel in the last 10 minutes.",
+        "• `/aria mood VALENCE AROUSAL`: no picture, just a mood, each from -1 to 1 (e.g. `/aria mood 0.6 -0.3`).",
+        "• `/aria queue`: your pieces in line, and what is left of today's quota.",
+        "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",
+        "Options anywhere: a mode (" + ", ".join(MODES) + "), `length=TOKENS`, `duration=SECONDS`, "
+        "`seed=N`, `note_temp=T`, `rest_temp=T`, `top_p=P`, `instruments=N`.",
+        "Under each piece: *Variation* (same mood, new seed) and *Another mode*.",
+    ])
+
+
+def settings_text(views) -> str:
+    lines = ["*ARIA settings here* (value, and where it comes from):"]
+    for view in views:
+        value = view.value
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or "none"
+        lines.append(f"• `{view.name}` = {value} _({view.source_label})_: {view.description}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""What people type after `/aria` or `@ARIA`, turned into a command and generation options.
+
+    /aria                                  a modal: pick a picture and the settings
+    /aria discrete_token 256 42            the modal, filled in: mode, length, seed
+    /aria last [options]                   the newest picture you posted here (10 minutes)
+    /aria mood 0.6 -0.3 [options]          no picture: a valence and an arousal
+    /aria help | queue
+    /aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]
+
+Options come as `name=value` (or `name value`) in any order: mode, length, duration, seed,
+note_temp, rest_temp, top_p, instruments. A bare mode name sets the mode; bare whole numbers
+are the length, then the seed, as in `/aria [mode] [length] [seed]`. Mistakes raise
+`ValueError` with a sentence fit to show the person who typed it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aria_engine.options import MODES, GenerationOptions
+
+SUBCOMMANDS = ("help", "last", "mood", "queue", "admin")
+ADMIN_ACTIONS = ("show", "set", "reset")
+
+# What people may type -> GenerationOptions field, and how to read the value.
+OPTION_NAMES = {
+    "mode": "mode", "length": "length", "tokens": "length", "duration": "duration_s", "seconds": "duration_s",
+    "seed": "seed", "note_temp": "note_temperature", "note_temperature": "note_temperature",
+    "rest_temp": "rest_temperature", "rest_temperature": "rest_temperature", "top_p": "top_p",
+    "instruments": "min_instruments", "min_instruments": "min_instruments",
+}
+_WHOLE = {"length", "seed", "min_instruments"}
+MODE_ALIASES = {**{m: m for m in MODES}, "concat": "continuous_concat", "token": "continuous_token",
+                "discrete": "discrete_token"}
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str  # compose (the modal), last, mood, help, queue, admin
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+    explicit: frozenset[str] = frozenset()  # option fields the person typed
+    valence: float | None = None
+    arousal: float | None = None
+    admin: tuple[str, ...] = ()  # the words after "admin"
+
+
+def parse_command(text: str) -> Command:
+    """The `/aria` text. Raises ValueError politely."""
+    words = text.split()
+    head = words[0].lower() if words else ""
+    if head in ("help", "queue"):
+        return Command(head)
+    if head == "admin":
+        return Command("admin", admin=tuple(words[1:]))
+    if head == "mood":
+        valence, arousal = _axes(words[1:3])
+        options, explicit = parse_options(words[3:])
+        return Command("mood", options, explicit, valence, arousal)
+    if head == "last":
+        options, explicit = parse_options(words[1:])
+        return Command("last", options, explicit)
+    options, explicit = parse_options(words)
+    return Command("compose", options, explicit)
+
+
+def mention_options(text: str) -> tuple[GenerationOptions, frozenset[str]]:
+    """Options written next to an `@ARIA` mention; other people's mentions and words like
+    "please" and bare numbers are ignored, but an option name with a bad value is an error."""
+    return parse_options(_MENTION.sub(" ", text).split(), lenient=True)
+
+
+def parse_options(words: list[str], *, lenient: bool = False) -> tuple[GenerationOptions, frozenset[str]]:
+    values: dict[str, Any] = {}
+    bare_numbers: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, _, value = word.partition("=")
+        key = name.lower().replace("-", "_")
+        if key in MODE_ALIASES and not value:
+            values["mode"] = MODE_ALIASES[key]
+        elif key in OPTION_NAMES:
+            if not value:
+                if i + 1 >= len(words):
+                    raise ValueError(f"{name} needs a value, like `{name}={_example(OPTION_NAMES[key])}`")
+                i += 1
+                value = words[i]
+            target = OPTION_NAMES[key]
+            values[target] = _read(target, name, value)
+        elif re.fullmatch(r"\d+", word):
+            if not lenient:
+                bare_numbers.append(word)
+        elif not lenient:
+            raise ValueError(f"I don't know the option {word!r}. " + options_hint())
+        i += 1
+    for target, number in zip(("length", "seed"), bare_numbers):
+        values.setdefault(target, _read(target, target, number))
+    if len(bare_numbers) > 2:
+        raise ValueError("Give at most two bare numbers (the length, then the seed). " + options_hint())
+    options = GenerationOptions(**values)  # validates ranges, with its own polite messages
+    return options, frozenset(values)
+
+
+def parse_admin(words: tuple[str, ...]) -> tuple[str, str | None, str | None, str | None]:
+    """`show [#channel]`, `set NAME VALUE... [#channel]`, `reset NAME [#channel]` ->
+    (action, name, value, channel id)."""
+    if not words or words[0].lower() not in ADMIN_ACTIONS:
+        raise ValueError("Use `/aria admin show`, `/aria admin set NAME VALUE [#channel]` or "
+                         "`/aria admin reset NAME [#channel]`.")
+    action, rest = words[0].lower(), list(words[1:])
+    channel = None
+    if rest and _CHANNEL.match(rest[-1]):
+        channel = _CHANNEL.match(rest.pop())[1]
+    if action == "show":
+        if rest:
+            raise ValueError("`/aria admin show` takes only a channel, like `/aria admin show #general`.")
+        return action, None, None, channel
+    if not rest:
+        raise ValueError(f"Which setting? Use `/aria admin {action} NAME{' VALUE' if action == 'set' else ''}`.")
+    name = rest[0]
+    if action == "reset":
+        if len(rest) > 1:
+            raise ValueError("`/aria admin reset` takes one setting name (and optionally a channel).")
+        return action, name, None, channel
+    if len(rest) < 2:
+        raise ValueError(f"What value? Use `/aria admin set {name} VALUE`.")
+    return action, name, " ".join(rest[1:]), channel
+
+
+def options_hint() -> str:
+    return ("Options: a mode (" + ", ".join(MODES) + "), length=TOKENS, duration=SECONDS, seed=N, "
+            "note_temp=T, rest_temp=T, top_p=P, instruments=N.")
+
+
+def _axes(words: list[str]) -> tuple[float, float]:
+    usage = "Use `/aria mood VALENCE AROUSAL`, each between -1 and 1, like `/aria mood 0.6 -0.3`."
+    if len(words) < 2:
+        raise ValueError(usage)
+    try:
+        valence, arousal = float(words[0]), float(words[1])
+    except ValueError:
+        raise ValueError(usage) from None
+    for axis, value in (("valence", valence), ("arousal", arousal)):
+        if not -1.0 <= value <= 1.0:  # NaN fails this too
+            raise ValueError(f"{axis} must be between -1 and 1, not {words[0 if axis == 'valence' else 1]}. {usage}")
+    return valence, arousal
+
+
+def _read(target: str, name: str, value: str) -> Any:
+    if target == "mode":
+        mode = MODE_ALIASES.get(value.lower())
+        if mode is None:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
+        return mode
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if target in _WHOLE:
+        if not number.is_integer():
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        return int(number)
+    return number
+
+
+def _example(target: str) -> str:
+    return {"mode": "continuous_token", "duration_s": "20", "seed": "42", "length": "512"}.get(target, "1")

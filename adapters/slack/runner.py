@@ -1,0 +1,103 @@
+"""Running the Slack app: Socket Mode (the default: no public URL needed) or HTTP.
+
+Socket Mode opens a websocket to Slack with the app-level token and acknowledges each envelope
+on it. HTTP serves `POST /slack/events` for Events, slash commands and interactivity; bolt checks
+each request's signature (a bad, stale or missing one gets 401 before any listener runs). Both
+start with `await runner.start()` and stop with `await runner.close()`; `serve()` runs until
+SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from adapters.slack.app import SlackAdapter, create_app
+from adapters.slack.config import SlackConfig
+
+log = logging.getLogger(__name__)
+
+
+class SocketModeRunner:
+    def __init__(self, adapter: SlackAdapter) -> None:
+        self.adapter = adapter
+        self.handler = AsyncSocketModeHandler(adapter.app, app_token=adapter.config.app_token,
+                                              web_client=adapter.client)
+
+    async def start(self) -> None:
+        await self.handler.connect_async()
+        log.info("connected to Slack over Socket Mode")
+
+    async def close(self) -> None:
+        await self.handler.close_async()
+        await self.handler.client.aiohttp_client_session.close()
+        await self.adapter.close()
+
+
+class HttpRunner:
+    """`POST {path}` for everything Slack sends; `GET /healthz` for load balancers."""
+
+    def __init__(self, adapter: SlackAdapter) -> None:
+        self.adapter = adapter
+        self.web = web.Application(client_max_size=4 * 1024 * 1024)
+        self.web.router.add_post(adapter.config.path, self._handle)
+        self.web.router.add_get("/healthz", self._health)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.adapter.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        config = self.adapter.config
+        self._runner = web.AppRunner(self.web, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.host, config.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        log.info("serving Slack requests on http://%s:%d%s", config.host, self.port, config.path)
+
+    @property
+    def url(self) -> str:
+        host = self.adapter.config.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}{self.adapter.config.path}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.adapter.close()
+
+
+def make_runner(config: SlackConfig, service: Any) -> SocketModeRunner | HttpRunner:
+    adapter = create_app(config, service)
+    return HttpRunner(adapter) if config.http else SocketModeRunner(adapter)
+
+
+async def serve(config: SlackConfig, service: Any) -> None:
+    """Run until SIGINT or SIGTERM."""
+    problems = config.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    runner = make_runner(config, service)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    await runner.start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.close()
