@@ -525,7 +525,10 @@ class DiscordDouble:
                 value = value["id"]
             elif kind in (OPTION_CHANNEL, OPTION_ROLE, OPTION_USER):
                 key = {OPTION_CHANNEL: "channels", OPTION_ROLE: "roles", OPTION_USER: "users"}[kind]
-                resolved.setdefault(key, {})[str(value.id)] = value.payload()
+                entry = value.payload()
+                if kind == OPTION_CHANNEL:  # resolved channels carry the member's permissions there
+                    entry["permissions"] = str(self.guilds[value.guild_id].everyone.permissions)
+                resolved.setdefault(key, {})[str(value.id)] = entry
                 value = str(value.id)
             elif kind == OPTION_INTEGER:
                 value = int(value)

@@ -179,7 +179,9 @@ def _value(name: str, value) -> str:
 
 
 def _sentence(text: str) -> str:
-    text = text[:1].upper() + text[1:]
+    """A message as a sentence; one that starts with a setting's name keeps the name as it is."""
+    if "_" not in text.split(" ", 1)[0]:
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
