@@ -158,9 +158,13 @@ class Pipeline:
         """What `auto` means here: the transformer when the mode's checkpoint is present."""
         if requested != "auto":
             return requested
-        from aria_engine.music.neural import find_checkpoint
+        from aria_engine import models
 
-        return "transformer" if find_checkpoint(self.model_dir or self.models_dir, mode) else "procedural"
+        if self.model_dir is None:
+            return models.resolve_backends(self.models_dir, composer="auto", mode=mode).composer
+        # --model-dir: one checkpoint folder, or a models directory with mode folders.
+        has = lambda folder: all((folder / name).is_file() for name in models.MODE_FILES)  # noqa: E731
+        return "transformer" if has(self.model_dir) or has(self.model_dir / mode) else "procedural"
 
     def _encoder_weights_path(self) -> Path:
         return self.encoder_weights or self.models_dir / "image_encoder.pt"

@@ -97,7 +97,7 @@ def test_trajectory_mood(tmp_path):
     "args, message",
     [
         (["compose", "no/such/picture.png"], "no such file"),
-        (["compose", "README.md"], "image"),
+        (["compose", "README.md"], "doesn't look like a picture"),
         (["compose", "examples"], "folder"),
         (["mood", "3", "0"], "valence must be between -1 and 1"),
         (["mood", "0", "0", "--top-p", "0"], "top-p"),
