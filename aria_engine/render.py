@@ -62,7 +62,8 @@ def find_soundfont(configured: str | os.PathLike | None = None) -> Path:
     """The SoundFont to use: `configured`, else $ARIA_SOUNDFONT, else FluidR3_GM, else TimGM6mb.
 
     A path someone asked for that is missing or not a SoundFont raises `SoundFontError`: falling
-    back to another font would hide the mistake and change how every piece sounds.
+    back to another font would hide the mistake and change how every piece sounds. So does a
+    default font that is installed but unreadable.
     """
     source = "configured"
     if configured is None or str(configured) == "":
