@@ -39,7 +39,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Union
 
 from aria_engine.emotion import Emotion
@@ -88,6 +88,7 @@ class Ticket:
     record: ResultRecord
     admission: Admission
     upload_limit: int | None = None
+    refitted: bool = False  # made again without fitting the audio to the upload limit
 
     @property
     def result_id(self) -> str:
@@ -225,7 +226,8 @@ class AriaService:
         decision = self.policy.try_acquire(actor, options, kind=kind)
         if not decision.allowed:
             return Refusal(decision.reason_code, decision.message, decision.retry_after_s)
-        return Admission(actor, options, decision.use_id, kind)
+        # The seed is fixed now, so the record can show it from the start and a remake is the same piece.
+        return Admission(actor, options.with_seed(), decision.use_id, kind)
 
     def release(self, admission: Admission) -> None:
         """Give back a use whose job will never run (the adapter could not fetch the picture)."""
@@ -270,12 +272,26 @@ class AriaService:
 
     async def follow(self, ticket: Ticket) -> AsyncIterator[Update]:
         """The job's story as updates, saving each turn in the store; ends after a terminal one."""
-        async for event in ticket.job.events():
-            update = self._on_event(ticket, event)
-            if update is not None:
-                yield update
-                if update.terminal:
-                    return
+        while True:
+            async for event in ticket.job.events():
+                if self._audio_cannot_fit(ticket, event):
+                    break
+                update = self._on_event(ticket, event)
+                if update is not None:
+                    yield update
+                    if update.terminal:
+                        return
+            # The audio cannot fit the upload limit at any quality or length: make the piece again
+            # (same seed, same notes) without fitting; the reply then keeps what fits (the MIDI
+            # at least) and says what it left out.
+            ticket.refitted = True
+            request = replace(ticket.job.request, max_upload_bytes=None)
+            ticket.job = await self.engine.submit(request, job_id=ticket.result_id)
+
+    @staticmethod
+    def _audio_cannot_fit(ticket: Ticket, event: Any) -> bool:
+        return (isinstance(event, jobs.Failed) and event.kind == "render" and ticket.upload_limit is not None
+                and not ticket.refitted)
 
     def _on_event(self, ticket: Ticket, event: Any) -> Update | None:
         rid = ticket.result_id

@@ -88,9 +88,9 @@ async def test_delete_by_requester_and_moderator_only(double, tmp_path):
 async def test_cancel_a_queued_piece(double, tmp_path):
     world = make_world(double)
     # One worker thread and a long first piece keep the second one waiting in the queue.
-    async with running_bot(double, tmp_path, settings={"max_duration_s": 40}) as running:
+    async with running_bot(double, tmp_path, settings={"max_duration_s": 20}) as running:
         long = await double.send_slash_command(world.guild, world.general, world.bob, "aria-mood",
-                                               {"valence": 0.1, "arousal": 0.9, "duration": 40})
+                                               {"valence": 0.1, "arousal": 0.9, "duration": 20})
         waiting = await double.send_slash_command(world.guild, world.general, world.alice, "aria-mood",
                                                   {"valence": -0.4, "arousal": -0.4, "duration": 2})
         status = await double.wait_for(

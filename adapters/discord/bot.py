@@ -24,7 +24,7 @@ from adapters.discord.cogs.queue import Queue
 from adapters.discord.cogs.results import Results
 from adapters.discord.config import DiscordConfig
 from adapters.discord.sync import sync_if_changed
-from adapters.discord.views import ModeSelect, ResultButton
+from adapters.discord.views import ModeSelect, ResultButton, is_known_custom_id
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ class _AriaBot:
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Whatever went wrong, the person who asked hears about it and the bot keeps going."""
-        if isinstance(error, app_commands.CheckFailure):
+        if isinstance(error, app_commands.CommandNotFound):
+            message = "That command isn't available any more; Discord may still be updating its list. Try /aria-help."
+        elif isinstance(error, app_commands.CheckFailure):
             message = "You can't use that here."
         elif isinstance(error, app_commands.TransformerError):
             message = f"I couldn't understand {error.value!r} for that option."
@@ -87,6 +89,15 @@ class _AriaBot:
                 await interaction.response.send_message(message, ephemeral=True)
         except discord.HTTPException:
             pass
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Components nobody answers (an older version's buttons) still get a polite word."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        custom_id = (interaction.data or {}).get("custom_id", "")
+        if custom_id.startswith("aria:") and not is_known_custom_id(custom_id):
+            await interaction.response.send_message(
+                "That button is from an older version of ARIA and no longer works. Try /aria again.", ephemeral=True)
 
     async def on_error(self, event_method: str, /, *args, **kwargs) -> None:
         log.exception("ignoring an error in %s", event_method)

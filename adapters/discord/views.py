@@ -42,7 +42,16 @@ def _results_cog(interaction: discord.Interaction) -> Any:
     return cog
 
 
-class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=r"aria:(?P<action>[vpdc]):" + RID):
+BUTTON_TEMPLATE = re.compile(r"aria:(?P<action>[vpdc]):" + RID)
+SELECT_TEMPLATE = re.compile(r"aria:m:" + RID)
+
+
+def is_known_custom_id(custom_id: str) -> bool:
+    """Whether one of ARIA's components answers this id (older versions' ids do not)."""
+    return bool(BUTTON_TEMPLATE.fullmatch(custom_id) or SELECT_TEMPLATE.fullmatch(custom_id))
+
+
+class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_TEMPLATE):
     """Variation, Parameters, Delete (on results) and Cancel (on status messages)."""
 
     def __init__(self, action: str, result_id: str) -> None:
@@ -60,7 +69,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=r"aria:(?
         await handler(interaction, self.result_id)
 
 
-class ModeSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"aria:m:" + RID):
+class ModeSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_TEMPLATE):
     """"Another mode": the same emotion composed in a conditioning mode picked from a list."""
 
     def __init__(self, result_id: str, current: str | None = None) -> None:

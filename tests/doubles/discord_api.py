@@ -492,6 +492,13 @@ class DiscordDouble:
                                            message=message)
         return interaction
 
+    async def send_raw_interaction(self, guild: Guild, channel: Channel, user: User, type_: int, data: dict, *,
+                                   message: Message | None = None, permissions: int = 0) -> Interaction:
+        """An interaction with exactly this `data`, unchecked: what a stale client or an old
+        message might still send (a command since removed, a button from an older version)."""
+        member_permissions = self._member_permissions(guild, user, permissions, ())
+        return await self._interact(type_, guild, channel, user, data, member_permissions, (), None, message=message)
+
     def _member_permissions(self, guild: Guild, user: User, extra: int, roles: tuple[Role, ...]) -> int:
         if user.id not in guild.members or roles:
             self.add_member(guild, user, roles)
