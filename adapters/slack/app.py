@@ -48,7 +48,9 @@ def sentence(error: Exception | str) -> str:
     text = str(error).strip()
     if not text:
         return SORRY
-    text = text[:1].upper() + text[1:]
+    first = text.split(maxsplit=1)[0]
+    if first.isalpha():  # "length must be..." -> "Length must be..."; leave "cooldown_s must..." alone
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?", "`")) else text + "."
 
 
@@ -235,7 +237,7 @@ class SlackAdapter:
         try:
             await status.post(first_line, ticket.result_id)
         except SlackApiError as error:
-            await self.service.cancel(actor, ticket.result_id)
+            self.service.cancel(actor, ticket.result_id)
             code = error.response.get("error")
             await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found") else
                        f"I couldn't post in this channel ({code}).")
@@ -434,7 +436,7 @@ class SlackAdapter:
     async def on_cancel(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
         actor = await self._clicker(body)
-        await self._responder(respond)(await self.service.cancel(actor, ui.result_id_of(action) or ""))
+        await self._responder(respond)(self.service.cancel(actor, ui.result_id_of(action) or ""))
 
     async def _clicker(self, body: dict) -> Actor:
         channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id")

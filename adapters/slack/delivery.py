@@ -98,6 +98,7 @@ class StatusMessage:
         blocks = result_blocks(reply, record.result_id, requester=self.requester, mode=record.options.get("mode"),
                                chart_file_id=file_ids.get("emotion_chart"))
         text = f"{reply.headline}: {reply.valence_line}, {reply.arousal_line}"
+        service.attach_message(record.result_id, self.channel, self.ts)
         try:
             await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
         except SlackApiError as error:
@@ -105,7 +106,6 @@ class StatusMessage:
                 raise
             # A freshly uploaded picture may not be ready to show yet; the chart is in the thread anyway.
             await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=without_images(blocks))
-        service.attach_message(record.result_id, self.channel, self.ts)
 
     async def _upload(self, reply: Reply) -> tuple[dict[str, str], str | None]:
         """(file id by kind, a note if the upload failed)."""

@@ -113,7 +113,8 @@ def parse_admin(words: tuple[str, ...]) -> tuple[str, str | None, str | None, st
                          "`/aria admin reset NAME [#channel]`.")
     action, rest = words[0].lower(), list(words[1:])
     channel = None
-    if rest and _CHANNEL.match(rest[-1]):
+    least = 3 if action == "set" else 1  # `set audit_channel #log`: that channel is the value
+    if len(rest) >= least and _CHANNEL.match(rest[-1]):
         channel = _CHANNEL.match(rest.pop())[1]
     if action == "show":
         if rest:

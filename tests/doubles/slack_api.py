@@ -93,6 +93,7 @@ class Channel:
     id: str
     team_id: str
     name: str
+    bot_member: bool = True  # the bot was invited (it may post and read history only then)
     messages: list[dict] = field(default_factory=list)  # every message, roots and replies, oldest first
 
 
@@ -151,7 +152,8 @@ class SlackDouble:
         self._last_ts = 0.0
         self._triggers: dict[str, tuple[float, str, str]] = {}  # trigger id -> (issued, team, user)
         self._response_urls: dict[str, dict] = {}  # id -> {"team", "channel", "user"}
-        self._pending_uploads: dict[str, dict] = {}  # file id -> {"filename", "length", "data"}
+        self._pending_uploads: dict[str, dict] = {}
+        self._hidden: set[str] = set()  # file id -> {"filename", "length", "data"}
         self._sockets: list[web.WebSocketResponse] = []
         self._tickets: set[str] = set()
         self._waiting_acks: dict[str, Delivery] = {}
@@ -226,16 +228,20 @@ class SlackDouble:
         self.users[user.id] = user
         return user
 
-    def add_channel(self, team: Team, name: str) -> Channel:
-        channel = Channel(self._id("C"), team.id, name)
+    def add_channel(self, team: Team, name: str, *, bot_member: bool = True) -> Channel:
+        channel = Channel(self._id("C"), team.id, name, bot_member)
         self.channels[channel.id] = channel
         return channel
 
     def add_file(self, user: User, name: str, data: bytes, mimetype: str, *, filetype: str | None = None,
-                 size: int | None = None) -> dict:
-        """A file as a user uploaded it; `size` may lie (to test checks made before downloading)."""
-        return self._new_file(self._id("F"), user.id, user.team_id, name, data, mimetype,
-                              filetype=filetype, size=size)
+                 size: int | None = None, hidden_from_bot: bool = False) -> dict:
+        """A file as a user uploaded it; `size` may lie (to test checks made before downloading).
+        A file `hidden_from_bot` (shared where the bot cannot see) is served as the login page."""
+        obj = self._new_file(self._id("F"), user.id, user.team_id, name, data, mimetype,
+                             filetype=filetype, size=size)
+        if hidden_from_bot:
+            self._hidden.add(obj["id"])
+        return obj
 
     def _new_file(self, file_id: str, owner: str, team_id: str, name: str, data: bytes, mimetype: str, *,
                   title: str | None = None, filetype: str | None = None, size: int | None = None) -> dict:
@@ -505,7 +511,7 @@ class SlackDouble:
             answer = {"text": answer}
         p = delivery.payload
         if answer.get("response_type") == "in_channel":
-            self._store_message(self.channels[p["channel_id"]], answer, user=p["user_id"])
+            self._store_message(self.channels[p["channel_id"]], answer)
         else:
             self.ephemerals.append({"user": p["user_id"], "channel": p["channel_id"], "text": answer.get("text", ""),
                                     "blocks": answer.get("blocks"), "via": "ack", "at": time.monotonic()})
@@ -578,10 +584,13 @@ class SlackDouble:
         self._touch()
         return web.json_response({"ok": False, "error": code, **({"detail": detail} if detail else {})})
 
-    def _channel(self, args: dict, key: str = "channel") -> Channel:
+    def _channel(self, args: dict, key: str = "channel", *, member: bool = True) -> Channel:
+        """The channel named in the arguments; the bot must be in it unless `member` is False."""
         channel = self.channels.get(args.get(key) or "")
         if channel is None:
             raise _ApiError("channel_not_found", str(args.get(key)))
+        if member and not channel.bot_member:
+            raise _ApiError("not_in_channel", channel.id)
         return channel
 
     def _store_message(self, channel: Channel, args: dict, *, user: str | None = None) -> dict:
@@ -821,7 +830,7 @@ class SlackDouble:
         file_id = request.match_info["key"].split("-", 1)[-1]
         authorized = _bearer(request) == self.bot_token
         self.downloads.append({"file_id": file_id, "authorized": authorized})
-        if not authorized:
+        if not authorized or file_id in self._hidden:
             return web.Response(body=LOGIN_PAGE, content_type="text/html", charset="utf-8")
         if file_id not in self.files:
             return web.Response(status=404, text="file not found")
