@@ -125,12 +125,13 @@ class RelativeGlobalAttention(nn.Module):
         return x.view(x.size(0), x.size(1), self.n_head, self.dh).transpose(1, 2)
 
     def forward(self, x, q_pos, key_is_pad=None, cache=None):
-        """`cache`, when given, stores this call's keys and values at q_pos and returns all of
-        the row's keys and values so far (see decoding.KVCache)."""
+        """`cache`, when given, keeps this call's keys and values and attends over everything it
+        holds for the rows (see decoding.KVCache)."""
         q, k, v = self.heads(self.Wq(x)), self.heads(self.Wk(x)), self.heads(self.Wv(x))
-        if cache is not None:
-            k, v = cache.store(q_pos, k, v)
-        y = relative_attention(q, k, v, self.E, q_pos, key_is_pad)
+        if cache is None:
+            y = relative_attention(q, k, v, self.E, q_pos, key_is_pad)
+        else:
+            y = cache.attend(q, k, v, q_pos, self.E)
         return self.fc(y.transpose(1, 2).reshape(x.shape))
 
 

@@ -1,0 +1,578 @@
+"""Cached, batched decoding of the Music Transformer, with the reference sampler.
+
+The reference (midi-emotion's `generate`) runs the whole input window through the model for
+every token. Here a prompt is prefilled once, then each step runs only the newest token
+against a key/value cache. Relative attention needs no more than that: the new query i meets
+cached key j through q_i . E[2047 - (i - j)], which depends only on i - j, so cached keys stay
+valid as long as the window's absolute positions do not move.
+
+Sampling follows the reference operation by operation (see `sample_next`), each request with its
+own `torch.Generator`, so one request seeded with `generator.manual_seed(s)` reproduces the
+reference run made after `torch.manual_seed(s)`, token for token, whatever it is batched with.
+
+Beyond the context window (`window` = the reference's max_input_len; the token modes spend 2 of
+those positions on the emotion, so C = window - 2 tokens fit, else C = window):
+
+- `exact`: as the reference. Until the sequence first exceeds C tokens, steps are cached; after
+  that every step re-encodes the last C tokens at positions 0.. (the window slides, so every
+  absolute position changes and no cached key survives): reference speed, reference logits.
+- `fast` (default): when the cache is full, keep the last ceil(C/2) tokens, re-prefill them at
+  positions 0.., and continue cached. Each token is then predicted from between C/2 and C tokens
+  of context instead of exactly C; the logits after a re-prefill are exactly the oracle's over
+  the kept tokens.
+
+Emotion trajectories (continuous modes): step s uses the trajectory at s / (length - 1). Every
+position of the reference's input is conditioned on the current value, so a change of value
+invalidates the cache. `exact` therefore re-encodes the window at every step whose value
+differs from the last; `fast` holds the value for `trajectory_refresh` steps and re-prefills
+the window with the new value at each refresh.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.music import ProgressFn
+from aria_engine.music.transformer import MusicTransformer, relative_attention
+from aria_engine.music.vocab import Vocab
+
+PENALTY_COEFF = 0.5  # the reference's repetition penalty coefficient
+DECODE_STRATEGIES = ("fast", "exact")
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_TRAJECTORY_REFRESH = 64
+
+PROBE_ROWS = 16  # the largest decode width considered
+
+
+# -- requests and results ------------------------------------------------------------------------
+
+
+@dataclass
+class DecodeRequest:
+    """One piece to generate. `temperatures` is the reference's list: [0] applies after a
+    TIMESHIFT, [1] otherwise (ARIA passes [note_temp, rest_temp])."""
+
+    emotion: Emotion | Trajectory | None = None  # None only for conditioning "none"
+    length: int = 512  # tokens to generate after <START>
+    temperatures: tuple[float, float] = (1.2, 1.2)
+    top_p: float = 0.7
+    top_k: int = 0  # 0 = the whole vocabulary
+    window: int = 1216  # the reference's max_input_len
+    seed: int | None = None
+    generator: torch.Generator | None = None  # overrides seed; drawn from, never reseeded
+    min_instruments: int = 1
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
+@dataclass
+class DecodeResult:
+    tokens: list[int]  # generated token indices after <START>, `length` of them
+    attempts: int
+    instruments: int
+    notes: list[str] = field(default_factory=list)
+    tokens_per_s: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class StepInfo:
+    """What the model saw at one step, for tests and diagnostics (`observe=`)."""
+
+    request: int
+    step: int  # 0 predicts the first token after <START>
+    window_start: int  # index into the sequence (<START> = 0) of the first token in the input
+    sequence: list[int]  # the sequence so far, <START> first
+    condition: tuple[float, float] | None
+    action: str  # "prefill", "decode" or "full"
+    logits: torch.Tensor  # [V], before sampling
+
+
+# -- the sampler ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SamplerState:
+    """Per-request sampling settings and the repetition counter r."""
+
+    temperatures: tuple[float, float]
+    top_p: float
+    top_k: int
+    generator: torch.Generator
+    repeats: int = 0
+
+
+def sample_next(logits: torch.Tensor, after_timeshift: bool, state: SamplerState, special_ids: torch.Tensor) -> int:
+    """One reference sampling step on one row of logits [V]; updates state.repeats.
+
+    Operations, shapes ([1, V] and a [1, 1] temperature) and dtypes are the reference's for a
+    batch of one, so the same generator state draws the same token.
+    """
+    out = logits.reshape(1, -1).clone()
+    out[out != out] = 0  # NaN -> 0
+    out[:, special_ids] = float("-inf")
+    out = F.log_softmax(out, dim=-1)
+
+    temperature = torch.tensor([[state.temperatures[0] if after_timeshift else state.temperatures[1]]])
+    repeats = torch.tensor([float(state.repeats)])
+    multiplier = torch.maximum(torch.zeros_like(repeats), torch.log((repeats + 1) / 4) * PENALTY_COEFF)
+    temperature += multiplier * temperature
+    out /= temperature.t()
+
+    k = out.size(-1) if state.top_k <= 0 or state.top_k > out.size(-1) else state.top_k
+    out, top_ids = torch.topk(out, k)
+    if 0 < state.top_p < 1:
+        cumulative = torch.cumsum(F.softmax(out, dim=-1), dim=-1)
+        remove = cumulative > state.top_p
+        remove[:, 0] = False  # always keep the most likely token
+        out[remove] = float("-inf")
+    probs = F.softmax(out, dim=-1)
+    choice = torch.multinomial(probs, 1, replacement=True, generator=state.generator)
+    token = int(top_ids.gather(1, choice))
+
+    kept = int((probs > 0).sum())
+    state.repeats = state.repeats + 1 if kept <= 2 else state.repeats // 2
+    return token
+
+
+def discard_draw(state: SamplerState, vocab_size: int) -> None:
+    """The reference samples once more after its last kept token and throws the draw away.
+    Drawing the same amount keeps a retry on the reference's random stream (a multinomial of
+    one sample consumes the generator according to the probability tensor's shape only)."""
+    k = vocab_size if state.top_k <= 0 or state.top_k > vocab_size else state.top_k
+    torch.multinomial(torch.ones(1, k), 1, replacement=True, generator=state.generator)
+
+
+# -- batch invariance ---------------------------------------------------------------------------
+#
+# A request's logits must not depend on what it is batched with, to the last bit, or a sample
+# on a knife edge could differ. Row-wise ops (embedding, LayerNorm, softmax, the per-row
+# attention below) are safe; matrix products x @ W.T are not always: a BLAS picks kernels by
+# row count (x86 MKL/oneDNN fp32: a GEMV path for 1 row, one blocking for 2..15 rows of the
+# published shapes, another from 16). So decode steps run a number of rows from a range in
+# which this machine's BLAS gives every row the same bits (found once per model by the probe
+# below, idle rows pad up to its low end, more requests decode in groups of its high end);
+# prefills and full re-encodes run one request at a time.
+
+_widths: "weakref.WeakKeyDictionary[MusicTransformer, tuple[int, int]]" = weakref.WeakKeyDictionary()
+
+
+def decode_widths(model: MusicTransformer) -> tuple[int, int]:
+    """(fewest, most) rows a decode step may run so that each row's result is bit-identical
+    for every count in between, and wherever the row sits in the batch."""
+    if model not in _widths:
+        _widths[model] = _probe_widths(model)
+    return _widths[model]
+
+
+def _probe_widths(model: MusicTransformer) -> tuple[int, int]:
+    layer = model.enc_layers[0]
+    linears = [layer.rga.Wq, layer.rga.fc, layer.FFN_pre, layer.FFN_suf, model.fc]
+    if model.conditioning == "continuous_concat":
+        linears.append(model.fc_condition)
+    g = torch.Generator().manual_seed(0)
+    consistent = [[True] * (PROBE_ROWS + 1) for _ in range(PROBE_ROWS + 1)]  # [m][n]
+    with torch.inference_mode():
+        for linear in linears:
+            x = torch.randn(PROBE_ROWS, linear.in_features, generator=g)
+            outs = {m: linear(x[:m]) for m in range(1, PROBE_ROWS + 1)}
+            for n in range(1, PROBE_ROWS + 1):
+                moved = torch.equal(outs[n], linear(x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
+                for m in range(1, n + 1):
+                    same = moved and torch.equal(outs[m], outs[n][:m])
+                    consistent[m][n] = consistent[m][n] and same
+    best = (1, 1)
+    for low in range(1, PROBE_ROWS + 1):
+        high = low
+        while high < PROBE_ROWS and all(consistent[m][high + 1] for m in range(low, high + 2)):
+            high += 1
+        if high - low > best[1] - best[0]:
+            best = (low, high)
+    return best
+
+
+# -- conditions ----------------------------------------------------------------------------------
+
+
+def step_conditions(emotion: Emotion | Trajectory, length: int) -> list[tuple[float, float]]:
+    """(valence, arousal) for steps 0..length (the last is the reference's discarded step).
+    A trajectory is read at s / (length - 1), so the last kept token gets its final value."""
+    if isinstance(emotion, Emotion):
+        return [(emotion.valence, emotion.arousal)] * (length + 1)
+    span = max(1, length - 1)
+    points = [emotion.at(min(1.0, s / span)) for s in range(length + 1)]
+    return [(p.valence, p.arousal) for p in points]
+
+
+def _as_float32(pair: tuple[float, float]) -> tuple[float, float]:
+    """The value the reference's FloatTensor holds (so equal-looking conditions compare equal)."""
+    t = torch.tensor(pair, dtype=torch.float32)
+    return float(t[0]), float(t[1])
+
+
+# -- the key/value cache and the two passes ------------------------------------------------------
+
+
+class KVCache:
+    """Keys and values of every layer for a batch of rows: [n_layer, rows, H, capacity, dh].
+
+    Zero-filled, so masked-out slots always hold finite numbers. Set per call: `rows`, the cache
+    rows a prefill writes (None during a decode step, which covers rows 0..b-1), and `runs`,
+    the decode step's (first row, end row, span) groups: consecutive rows that attend to the
+    same number of keys. Each row attends to exactly its own keys (span 0 = idle row), so its
+    arithmetic is the same whatever the other rows hold.
+    """
+
+    def __init__(self, model: MusicTransformer, rows: int, capacity: int):
+        cfg = model.config
+        dh = cfg.d_model // cfg.n_head
+        shape = (cfg.n_layer, rows, cfg.n_head, capacity, dh)
+        self.k = torch.zeros(shape)
+        self.v = torch.zeros(shape)
+        self.capacity = capacity
+        self.rows: torch.Tensor | slice | None = None
+        self.runs: list[tuple[int, int, int]] = []
+        self.layers = [_LayerCache(self, i) for i in range(cfg.n_layer)]
+
+    def set_spans(self, spans: Sequence[int]) -> None:
+        """Group a decode step's rows into runs of equal span."""
+        self.rows, self.runs = None, []
+        for row, span in enumerate(spans):
+            if self.runs and self.runs[-1][2] == span and self.runs[-1][1] == row:
+                self.runs[-1] = (self.runs[-1][0], row + 1, span)
+            else:
+                self.runs.append((row, row + 1, span))
+        self.runs = [run for run in self.runs if run[2] > 0]
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Move the given rows to the front (in order); the rest become free."""
+        if list(rows) != list(range(len(rows))):
+            index = torch.tensor(list(rows), dtype=torch.long)
+            self.k[:, : len(rows)] = self.k[:, index]
+            self.v[:, : len(rows)] = self.v[:, index]
+
+
+class _LayerCache:
+    def __init__(self, cache: KVCache, layer: int):
+        self.cache, self.layer = cache, layer
+
+    def attend(self, q, k, v, q_pos, E):
+        """Keep this call's keys and values, then attend over the rows' cached ones."""
+        kb, vb, cache = self.cache.k[self.layer], self.cache.v[self.layer], self.cache
+        if cache.rows is not None:  # prefill: whole windows from position 0
+            kb[cache.rows, :, : k.size(2)] = k
+            vb[cache.rows, :, : k.size(2)] = v
+            return relative_attention(q, k, v, E, q_pos)
+        b = k.size(0)  # decode: one new key per row, each at its own position
+        rows = torch.arange(b)
+        kb[rows, :, q_pos[:, 0]] = k[:, :, 0]
+        vb[rows, :, q_pos[:, 0]] = v[:, :, 0]
+        if len(cache.runs) == 1 and cache.runs[0][:2] == (0, b):
+            span = cache.runs[0][2]
+            return relative_attention(q, kb[:b, :, :span], vb[:b, :, :span], E, q_pos)
+        y = torch.zeros_like(q)
+        for first, end, span in cache.runs:
+            y[first:end] = relative_attention(
+                q[first:end], kb[first:end, :, :span], vb[first:end, :, :span], E, q_pos[first:end]
+            )
+        return y
+
+
+def model_input(model: MusicTransformer, tokens: torch.Tensor, condition, emotion_ids) -> torch.Tensor:
+    """Embeddings of windows [b, n] -> [b, P + n, d], the condition placed as the mode wants."""
+    if model.conditioning == "discrete_token":
+        tokens = torch.cat([emotion_ids, tokens], dim=1)
+    x = model.embed_tokens(tokens, condition)
+    if model.conditioning == "continuous_token":
+        x = torch.cat([model.condition_prefix(condition), x], dim=1)
+    return x
+
+
+def prefill(model, tokens, condition=None, emotion_ids=None, cache: KVCache | None = None, rows=None):
+    """Run whole windows [b, n] from position 0; return the last position's logits [b, V].
+    With a cache, keys and values go to cache rows `rows` (a LongTensor; default 0..b-1)."""
+    x = model_input(model, tokens, condition, emotion_ids)
+    q_pos = torch.arange(x.size(1)).expand(x.size(0), -1)
+    if cache is not None:
+        cache.rows = slice(0, x.size(0)) if rows is None else rows
+    h = model.run_layers(x, q_pos, None, None if cache is None else cache.layers)
+    return model.fc(h[:, -1])
+
+
+def decode_step(model, cache: KVCache, tokens, positions, condition=None, spans: Sequence[int] | None = None):
+    """One new token for each cache row 0..b-1: tokens [b] at positions [b]; logits [b, V].
+    Row r attends to keys 0..spans[r]-1 (default: up to its own position); span 0 = idle."""
+    x = model.embed_tokens(tokens[:, None], condition)
+    cache.set_spans([p + 1 for p in positions.tolist()] if spans is None else spans)
+    h = model.run_layers(x, positions[:, None], None, cache.layers)
+    return model.fc(h[:, 0])
+
+
+# -- one request in flight -----------------------------------------------------------------------
+
+
+class _Row:
+    """A request's decoding state across steps and attempts."""
+
+    def __init__(self, index: int, request: DecodeRequest, model: MusicTransformer, vocab: Vocab, decode: str, refresh: int):
+        self.index, self.request, self.decode, self.refresh = index, request, decode, refresh
+        self.prefix = model.config.prefix_len
+        self.capacity = request.window - self.prefix  # C: window tokens that fit
+        self.seed = request.seed
+        generator = request.generator
+        if generator is None:
+            if self.seed is None:
+                self.seed = secrets.randbelow(2**31)
+            generator = torch.Generator().manual_seed(self.seed)
+        self.sampler = SamplerState(tuple(request.temperatures), request.top_p, request.top_k, generator)
+        self.conditions = None  # per-step (valence, arousal): continuous modes
+        self.emotion_ids = None  # [1, 2]: discrete_token
+        if model.conditioning in ("continuous_token", "continuous_concat"):
+            self.conditions = [_as_float32(c) for c in step_conditions(request.emotion, request.length)]
+        elif model.conditioning == "discrete_token":
+            self.emotion_ids = torch.tensor([vocab.emotion_ids(*request.emotion.bins)])
+        self.varying = self.conditions is not None and len(set(self.conditions[: request.length])) > 1
+        self.start_id = vocab.start_id
+        self.attempts = 0
+        self.best: tuple[int, list[int]] | None = None  # (instruments, tokens) of the best attempt
+        self.sampled = 0
+        self.finished_at = 0.0
+        self.new_attempt()
+
+    def new_attempt(self) -> None:
+        """Start again from <START>; the generator carries on where it was (as the reference)."""
+        self.attempts += 1
+        self.sampler.repeats = 0
+        self.sequence = [self.start_id]
+        self.window_start = 0  # sequence index of the first token in the cache
+        self.slot = -1  # this row's cache row
+        self.cached: int | None = None  # tokens held in the cache from window_start; None: none valid
+        self.cache_condition = None
+        self.full = False  # exact mode past the window: re-encode every step
+
+    @property
+    def step(self) -> int:
+        return len(self.sequence) - 1
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.request.length
+
+    @property
+    def holds_cache(self) -> bool:
+        return not (self.done or self.full)
+
+    def condition(self) -> tuple[float, float] | None:
+        """This step's condition; fast mode holds a trajectory's value between refreshes."""
+        if self.conditions is None:
+            return None
+        s = self.step
+        return self.conditions[s - s % self.refresh if self.decode == "fast" else s]
+
+    def plan(self) -> str:
+        """decode (cached step), prefill (rebuild the cache) or full (re-encode, no cache)."""
+        if self.full:
+            return "full"
+        n = len(self.sequence)
+        room = n - self.window_start <= self.capacity
+        valid = self.cached == n - 1 - self.window_start and self.condition() == self.cache_condition
+        if valid and room:
+            return "decode"
+        if self.decode == "exact":
+            if self.cached is None and room:  # the first step
+                return "prefill"
+            self.full = True  # the window slid, or the condition moved: nothing cached survives
+            return "full"
+        if not room:  # fast: keep the last half and carry on cached
+            self.window_start = n - (self.capacity + 1) // 2
+        return "prefill"
+
+    def position(self) -> int:
+        """Where the newest token goes in a cached step."""
+        return self.prefix + len(self.sequence) - 1 - self.window_start
+
+    def window(self) -> list[int]:
+        """The tokens the model sees this step (after the condition prefix)."""
+        return self.sequence[-self.capacity :] if self.full else self.sequence[self.window_start :]
+
+    def cache_needed(self) -> int:
+        """Cache positions this row can occupy: the prefix and up to C tokens."""
+        if self.decode == "exact" and self.varying:
+            return self.prefix + 1  # only the first step is cached
+        return self.prefix + min(self.capacity, self.request.length + 1)
+
+
+# -- the batched loop ----------------------------------------------------------------------------
+
+
+def generate(
+    model: MusicTransformer,
+    vocab: Vocab,
+    requests: Sequence[DecodeRequest],
+    *,
+    decode: str = "fast",
+    progress: ProgressFn | None = None,
+    observe: Callable[[StepInfo], None] | None = None,
+    trajectory_refresh: int = DEFAULT_TRAJECTORY_REFRESH,
+) -> list[DecodeResult]:
+    """Generate every request together; each gets the tokens it would get alone.
+
+    A request whose piece names fewer than `min_instruments` instruments is generated again,
+    continuing its random stream, up to `max_attempts`; then the best attempt is returned with
+    a note.
+    """
+    if decode not in DECODE_STRATEGIES:
+        raise ValueError(f"decode must be one of {', '.join(DECODE_STRATEGIES)}")
+    if trajectory_refresh < 1:
+        raise ValueError("trajectory_refresh must be at least 1")
+    for request in requests:
+        _check(request, model)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        rows = [_Row(i, r, model, vocab, decode, trajectory_refresh) for i, r in enumerate(requests)]
+        report = _Progress(rows, progress)
+        _, group = decode_widths(model)
+        for first in range(0, len(rows), group):
+            pending = rows[first : first + group]
+            while pending:
+                _decode_attempt(model, vocab, pending, started, report, observe)
+                pending = [row for row in pending if _needs_retry(row, vocab)]
+                for row in pending:
+                    row.new_attempt()
+    return [_result(row) for row in rows]
+
+
+def _check(request: DecodeRequest, model: MusicTransformer) -> None:
+    mode = model.conditioning
+    if mode != "none" and request.emotion is None:
+        raise ValueError(f"a {mode} model needs an emotion")
+    if mode == "discrete_token" and isinstance(request.emotion, Trajectory):
+        raise ValueError("a discrete_token model takes one emotion, not a trajectory")
+    if request.length < 1:
+        raise ValueError("length must be at least 1 token")
+    if not model.config.prefix_len + 1 <= request.window <= 2048:
+        raise ValueError(f"window must be between {model.config.prefix_len + 1} and 2048")
+    if len(request.temperatures) != 2 or min(request.temperatures) <= 0:
+        raise ValueError("temperatures must be two positive numbers")
+    if not 0 < request.top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
+    if request.max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+
+
+class _Progress:
+    """Reports the fraction of all requested tokens sampled, in steps of at least 1%."""
+
+    def __init__(self, rows, callback: ProgressFn | None):
+        self.rows, self.callback, self.last = rows, callback, -1.0
+        self.total = max(1, sum(row.request.length for row in rows))
+
+    def __call__(self) -> None:
+        if self.callback is None:
+            return
+        fraction = min(1.0, sum(min(row.sampled, row.request.length) for row in self.rows) / self.total)
+        if fraction - self.last >= 0.01 or fraction == 1.0 > self.last:
+            self.last = fraction
+            self.callback(fraction)
+
+
+def _decode_attempt(model, vocab, rows, started, report, observe) -> None:
+    """Run one attempt of every row to its length, all rows stepping together."""
+    special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
+    active = list(rows)
+    capacity = max(row.cache_needed() for row in active) + 1  # + a scratch slot for idle rows
+    fewest, _ = decode_widths(model)
+    cache = KVCache(model, max(fewest, len(active)), capacity)
+    holders = list(active)  # rows holding a cache row, in cache-row order
+    for slot, row in enumerate(holders):
+        row.slot = slot
+    while active:
+        plans = {row: row.plan() for row in active}
+        logits = _step_logits(model, cache, active, holders, plans)
+        for row in active:
+            if observe is not None:
+                observe(_step_info(row, plans[row], logits[row]))
+            after_timeshift = vocab.is_timeshift[row.sequence[-1]]
+            row.sequence.append(sample_next(logits[row], after_timeshift, row.sampler, special_ids))
+            row.sampled += 1
+            if row.done:
+                discard_draw(row.sampler, len(vocab))
+                row.finished_at = time.perf_counter() - started
+        active = [row for row in active if not row.done]
+        if any(not row.holds_cache for row in holders):
+            holders = [row for row in holders if row.holds_cache]
+            cache.keep([row.slot for row in holders])  # survivors to the front, in order
+            for slot, row in enumerate(holders):
+                row.slot = slot
+        report()
+
+
+def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:
+    """Logits for every active row: one batched cached step over the cache rows; prefills and
+    full re-encodes one row at a time (see "batch invariance" above)."""
+    out = {}
+    decoding = [row for row in holders if plans[row] == "decode"]
+    if decoding:
+        # Every cache row takes part (at least the fewest decode_widths allows); rows not
+        # decoding now are idle: they write to the scratch slot at the end and attend to nothing.
+        idle = [None] * (max(decode_widths(model)[0], len(holders)) - len(holders))
+        members = [row if row is not None and plans[row] == "decode" else None for row in holders + idle]
+        tokens = torch.tensor([row.sequence[-1] if row else 0 for row in members])
+        positions = torch.tensor([row.position() if row else cache.capacity - 1 for row in members])
+        spans = [row.position() + 1 if row else 0 for row in members]
+        condition = _conditions(model, [row or decoding[0] for row in members])
+        logits = decode_step(model, cache, tokens, positions, condition, spans)
+        for row in decoding:
+            out[row] = logits[row.slot]
+            row.cached += 1
+    for row in active:
+        plan = plans[row]
+        if plan == "decode":
+            continue
+        window = row.window()
+        tokens = torch.tensor([window])
+        if plan == "prefill":
+            logits = prefill(model, tokens, _conditions(model, [row]), row.emotion_ids, cache, torch.tensor([row.slot]))
+            row.cached, row.cache_condition = len(window), row.condition()
+        else:
+            logits = prefill(model, tokens, _conditions(model, [row]), row.emotion_ids)
+        out[row] = logits[0]
+    return out
+
+
+def _conditions(model, rows) -> torch.Tensor | None:
+    if model.conditioning not in ("continuous_token", "continuous_concat"):
+        return None
+    return torch.tensor([row.condition() for row in rows], dtype=torch.float32)
+
+
+def _step_info(row: _Row, action: str, logits) -> StepInfo:
+    start = len(row.sequence) - len(row.window())
+    return StepInfo(row.index, row.step, start, list(row.sequence), row.condition(), action, logits.clone())
+
+
+def _needs_retry(row: _Row, vocab: Vocab) -> bool:
+    tokens = row.sequence[1:]
+    instruments = vocab.count_instruments(tokens)
+    if row.best is None or instruments > row.best[0]:
+        row.best = (instruments, tokens)
+    return instruments < row.request.min_instruments and row.attempts < row.request.max_attempts
+
+
+def _result(row: _Row) -> DecodeResult:
+    instruments, tokens = row.best
+    notes = []
+    if instruments < row.request.min_instruments:
+        notes.append(
+            f"asked for at least {row.request.min_instruments} instruments; the best of "
+            f"{row.attempts} attempts has {instruments}"
+        )
+    rate = row.sampled / row.finished_at if row.finished_at > 0 else 0.0
+    return DecodeResult(tokens, row.attempts, instruments, notes, rate, row.seed)

@@ -1,0 +1,264 @@
+"""Cached batched decoding against the oracle forward and the reference sampler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.music.decoding import DecodeRequest, KVCache, decode_step, generate, prefill, step_conditions
+from aria_engine.music.transformer import load_checkpoint
+from aria_engine.music.vocab import emotion_token
+from tests.factories.music import make_music_checkpoint
+from tests.reference_sampler import reference_generate
+
+MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
+CALM = Emotion(-0.4, -0.7)
+BRIGHT = Emotion(0.8, 0.5)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("music")
+    return {mode: load_checkpoint(make_music_checkpoint(root / mode, mode, seed=11)) for mode in MODES}
+
+
+def oracle_last_logits(model, vocab, window_tokens, emotion, condition=None):
+    """The full forward on what the reference feeds the model at one step."""
+    tokens = torch.tensor([window_tokens])
+    mode = model.conditioning
+    if mode == "discrete_token":
+        tokens = torch.cat([torch.tensor([vocab.emotion_ids(*emotion.bins)]), tokens], dim=1)
+    if mode in ("continuous_token", "continuous_concat"):
+        v, a = condition if condition is not None else (emotion.valence, emotion.arousal)
+        return model(tokens, valence=v, arousal=a)[0, -1]
+    return model(tokens)[0, -1]
+
+
+def reference_for(model, vocab, request: DecodeRequest, seed: int, **extra):
+    mode = model.conditioning
+    kwargs = dict(
+        conditioning=mode, seed=seed, gen_len=request.length + 1, max_input_len=request.window,
+        temperatures=request.temperatures, top_k=request.top_k if request.top_k > 0 else -1, top_p=request.top_p,
+        min_n_instruments=request.min_instruments, max_attempts=request.max_attempts,
+    )
+    e = request.emotion
+    if isinstance(e, Trajectory):
+        kwargs["varying_condition"] = step_conditions(e, request.length)
+    elif mode in ("continuous_token", "continuous_concat"):
+        kwargs["condition"] = (e.valence, e.arousal)
+    elif mode == "discrete_token":
+        kwargs["discrete_condition"] = (emotion_token("V", e.bins[0]), emotion_token("A", e.bins[1]))
+    return reference_generate(model, vocab.mappings(), **kwargs | extra)
+
+
+def three_requests(mode):
+    emotion = (lambda e: None) if mode == "none" else (lambda e: e)
+    return [
+        DecodeRequest(emotion=emotion(CALM), length=30, window=12, seed=1),
+        DecodeRequest(emotion=emotion(BRIGHT), length=45, window=20, seed=2, temperatures=(0.9, 1.4), top_p=0.9),
+        DecodeRequest(emotion=emotion(Emotion(0.1, 0.95)), length=24, window=12, seed=3, top_k=40, top_p=1.0),
+    ]
+
+
+# -- logits: cached decoding equals the oracle ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
+def test_exact_mode_logits_equal_the_oracle_at_every_step(models, mode, batched):
+    model, vocab, _ = models[mode]
+    requests = three_requests(mode)
+    if not batched:
+        requests = requests[1:2]
+    seen = []
+    generate(model, vocab, requests, decode="exact", observe=seen.append)
+    assert len(seen) == sum(r.length for r in requests)
+    actions = {info.action for info in seen}
+    assert {"prefill", "decode", "full"} <= actions  # inside and across the window
+    worst = 0.0
+    for info in seen:
+        request = requests[info.request]
+        capacity = request.window - (2 if mode in ("discrete_token", "continuous_token") else 0)
+        assert info.window_start == max(0, len(info.sequence) - capacity)  # the reference's window
+        expected = oracle_last_logits(model, vocab, info.sequence[info.window_start :], request.emotion)
+        worst = max(worst, (expected - info.logits).abs().max().item())
+    assert worst <= 1e-4
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fast_mode_keeps_the_last_half_and_matches_the_oracle_on_it(models, mode):
+    model, vocab, _ = models[mode]
+    requests = three_requests(mode)
+    seen = []
+    generate(model, vocab, requests, decode="fast", observe=seen.append)
+    assert "full" not in {info.action for info in seen}
+    refills = 0
+    for info in seen:
+        request = requests[info.request]
+        capacity = request.window - (2 if mode in ("discrete_token", "continuous_token") else 0)
+        window = info.sequence[info.window_start :]
+        assert 1 <= len(window) <= capacity
+        if info.action == "prefill" and info.step > 0:
+            refills += 1
+            assert len(window) == (capacity + 1) // 2  # the kept half
+        expected = oracle_last_logits(model, vocab, window, request.emotion)
+        assert (expected - info.logits).abs().max().item() <= 1e-4
+    assert refills >= 3
+
+
+def test_decode_step_handles_rows_at_different_positions(models):
+    """Two rows with different prompt lengths step together and each matches its own oracle."""
+    model, vocab, _ = models["continuous_concat"]
+    a, b = [1, 30, 900, 500, 40], [1, 700]
+    condition = torch.tensor([[0.2, -0.5], [-0.9, 0.3]])
+    with torch.inference_mode():
+        cache = KVCache(model, rows=2, capacity=12)
+        prefill(model, torch.tensor([a[:-1]]), condition[:1], cache=cache, rows=torch.tensor([0]))
+        prefill(model, torch.tensor([b[:-1]]), condition[1:], cache=cache, rows=torch.tensor([1]))
+        logits = decode_step(model, cache, torch.tensor([a[-1], b[-1]]), torch.tensor([len(a) - 1, len(b) - 1]), condition)
+        for row, tokens in enumerate((a, b)):
+            expected = model(torch.tensor([tokens]), valence=condition[row, 0], arousal=condition[row, 1])[0, -1]
+            assert (logits[row] - expected).abs().max() <= 1e-4
+
+
+# -- tokens: seed-exact against the reference sampler -----------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("seed", [5, 2024])
+def test_seed_exact_against_the_reference_with_the_window_sliding(models, mode, seed):
+    model, vocab, _ = models[mode]
+    request = DecodeRequest(emotion=None if mode == "none" else CALM, length=40, window=14, seed=seed)
+    expected, attempts = reference_for(model, vocab, request, seed)
+    result = generate(model, vocab, [request], decode="exact")[0]
+    assert result.tokens == expected
+    assert result.attempts == attempts == 1
+    assert len(result.tokens) == request.length
+    assert any(vocab.is_timeshift[t] for t in result.tokens)  # the note/rest temperature switch ran
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fast_mode_is_seed_exact_while_the_piece_fits_the_window(models, mode):
+    model, vocab, _ = models[mode]
+    request = DecodeRequest(emotion=None if mode == "none" else BRIGHT, length=30, window=64, seed=77,
+                            temperatures=(0.8, 1.5), top_k=50, top_p=0.95)
+    expected, _ = reference_for(model, vocab, request, 77)
+    assert generate(model, vocab, [request], decode="fast")[0].tokens == expected
+
+
+def test_a_caller_generator_continues_its_stream(models):
+    model, vocab, _ = models["continuous_concat"]
+    g = torch.Generator().manual_seed(9)
+    request = DecodeRequest(emotion=CALM, length=20, window=64, generator=g)
+    first = generate(model, vocab, [request])[0].tokens
+    second = generate(model, vocab, [request])[0].tokens
+    assert first != second  # the same generator, drawn further
+    assert generate(model, vocab, [DecodeRequest(emotion=CALM, length=20, window=64, seed=9)])[0].tokens == first
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("decode", ["fast", "exact"])
+def test_a_batch_gives_each_request_what_it_gets_alone(models, mode, decode):
+    model, vocab, _ = models[mode]
+    requests = three_requests(mode)
+    seen_together = []
+    together = generate(model, vocab, requests, decode=decode, observe=seen_together.append)
+    for i, (request, result) in enumerate(zip(requests, together)):
+        seen_alone = []
+        alone = generate(model, vocab, [request], decode=decode, observe=seen_alone.append)[0]
+        assert result.tokens == alone.tokens
+        assert len(result.tokens) == request.length
+        # Not merely close: the same bits, so no sample on a knife edge can differ.
+        mine = [info.logits for info in seen_together if info.request == i]
+        assert len(mine) == len(seen_alone)
+        assert all(torch.equal(a, b.logits) for a, b in zip(mine, seen_alone))
+    assert len({tuple(r.tokens[:10]) for r in together}) == 3
+
+
+# -- trajectories -----------------------------------------------------------------------------
+
+RISING = Trajectory.linear([Emotion(-0.9, -0.9), Emotion(0.9, 0.9)])
+
+
+@pytest.mark.parametrize("mode", ["continuous_token", "continuous_concat"])
+def test_exact_trajectory_follows_the_reference_varying_condition(models, mode):
+    model, vocab, _ = models[mode]
+    request = DecodeRequest(emotion=RISING, length=30, window=16, seed=4)
+    expected, _ = reference_for(model, vocab, request, 4)
+    seen = []
+    result = generate(model, vocab, [request], decode="exact", observe=seen.append)
+    assert result[0].tokens == expected
+    conditions = [info.condition for info in seen]
+    assert conditions[0] == pytest.approx((-0.9, -0.9)) and conditions[-1] == pytest.approx((0.9, 0.9))
+    assert len(set(conditions)) == request.length  # a new value at every step
+    for info in seen:
+        window = info.sequence[info.window_start :]
+        expected_logits = oracle_last_logits(model, vocab, window, None, info.condition)
+        assert (expected_logits - info.logits).abs().max() <= 1e-4
+
+
+def test_the_trajectory_changes_the_music(models):
+    model, vocab, _ = models["continuous_concat"]
+    steady = generate(model, vocab, [DecodeRequest(emotion=Emotion(-0.9, -0.9), length=40, seed=4)], decode="exact")
+    moving = generate(model, vocab, [DecodeRequest(emotion=RISING, length=40, seed=4)], decode="exact")
+    assert steady[0].tokens != moving[0].tokens
+
+
+def test_fast_trajectory_refreshes_the_condition_periodically(models):
+    model, vocab, _ = models["continuous_token"]
+    request = DecodeRequest(emotion=RISING, length=40, window=64, seed=4)
+    seen = []
+    generate(model, vocab, [request], decode="fast", observe=seen.append, trajectory_refresh=8)
+    values = step_conditions(RISING, 40)
+    for info in seen:
+        assert info.condition == pytest.approx(values[info.step - info.step % 8])
+        assert info.action == ("prefill" if info.step % 8 == 0 else "decode")
+        window = info.sequence[info.window_start :]
+        assert (oracle_last_logits(model, vocab, window, None, info.condition) - info.logits).abs().max() <= 1e-4
+
+
+# -- minimum instruments ----------------------------------------------------------------------
+
+
+def test_min_instruments_retries_on_the_reference_stream(models):
+    model, vocab, _ = models["continuous_concat"]
+    retried = 0
+    for seed in range(6):
+        request = DecodeRequest(emotion=CALM, length=4, window=32, seed=seed, min_instruments=3)
+        expected, attempts = reference_for(model, vocab, request, seed)
+        result = generate(model, vocab, [request])[0]
+        assert (result.tokens, result.attempts) == (expected, attempts)
+        retried += attempts > 1
+    assert retried  # some seeds needed more than one attempt
+
+
+def test_min_instruments_gives_up_after_the_cap_with_a_note(models):
+    model, vocab, _ = models["discrete_token"]
+    request = DecodeRequest(emotion=BRIGHT, length=3, seed=1, min_instruments=5, max_attempts=4)
+    result = generate(model, vocab, [request])[0]
+    assert result.attempts == 4
+    assert result.instruments < 5 and len(result.tokens) == 3
+    assert "best of 4 attempts" in result.notes[0]
+
+
+# -- input checks and reporting ---------------------------------------------------------------
+
+
+def test_bad_requests_get_clear_messages(models):
+    concat, vocab, _ = models["continuous_concat"]
+    with pytest.raises(ValueError, match="needs an emotion"):
+        generate(concat, vocab, [DecodeRequest(length=4)])
+    discrete, dvocab, _ = models["discrete_token"]
+    with pytest.raises(ValueError, match="not a trajectory"):
+        generate(discrete, dvocab, [DecodeRequest(emotion=RISING, length=4)])
+    with pytest.raises(ValueError, match="decode must be"):
+        generate(concat, vocab, [DecodeRequest(emotion=CALM)], decode="slow")
+
+
+def test_progress_and_rate_are_reported(models):
+    model, vocab, _ = models["none"]
+    fractions = []
+    results = generate(model, vocab, three_requests("none"), progress=fractions.append)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert all(r.tokens_per_s > 0 and r.seed is not None for r in results)
