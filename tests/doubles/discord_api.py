@@ -545,6 +545,9 @@ class DiscordDouble:
                 value = bool(value)
             elif kind == OPTION_STRING:
                 value = str(value)
+            low, high = option.get("min_value"), option.get("max_value")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"Discord's client refuses {value!r} for {name!r} (allowed {low}..{high})")
             choices = option.get("choices")
             if choices and value not in [c["value"] for c in choices]:
                 raise ValueError(f"{value!r} is not one of the choices of {name!r}")
