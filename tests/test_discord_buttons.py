@@ -99,6 +99,11 @@ async def test_cancel_a_queued_piece(double, tmp_path):
         assert "line" in status.content.lower() or "next" in status.content.lower(), status.content
         cancel = custom_id(status, "c")
 
+        queue = await double.send_slash_command(world.guild, world.general, world.alice, "aria-queue")
+        listing = (await ephemeral_answer(double, queue)).text()
+        assert "mood -0.40 / -0.40: position 1 in line" in listing or "next" in listing, listing
+        assert "No daily limit here" in listing
+
         intruder = await double.click_button(status, cancel, world.bob)
         assert "Only the person who asked" in (await ephemeral_answer(double, intruder)).content
 
@@ -108,8 +113,11 @@ async def test_cancel_a_queued_piece(double, tmp_path):
                               20, "the status message to say Cancelled")
         rid = cancel.split(":")[2]
         assert running.store.get_result(rid).status == "cancelled"
-        # the long piece was left alone
-        await result_of(double, long, timeout=120)
+        # the long piece was left alone, and its status edits came at most every 2 s
+        done = await result_of(double, long, timeout=120)
+        status_edits = done.edits[:-1]
+        assert len(status_edits) >= 2
+        assert all(b - a >= 1.95 for a, b in zip(status_edits, status_edits[1:])), status_edits
 
 
 async def test_buttons_survive_a_restart(double, tmp_path):

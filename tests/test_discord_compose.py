@@ -26,7 +26,7 @@ def assert_full_result(message) -> None:
     text = message.text()
     assert READOUT.search(text) and AROUSAL.search(text), text
     assert "made by" in text and "encoder" in text and "composer" in text, text
-    assert re.search(r"seed \d+", text), text
+    assert re.search(r"seed: \d+", text), text
     names = sorted(a.filename for a in message.attachments)
     assert any(n.endswith(".mid") for n in names) and any(n.endswith(".ogg") for n in names), names
     assert any(n.endswith(".emotion.png") for n in names) and any(n.endswith(".pianoroll.png") for n in names)
@@ -48,7 +48,7 @@ async def test_aria_with_an_image(double, tmp_path):
         message = await result_of(double, interaction)
         assert message is interaction.original and not message.ephemeral
         assert_full_result(message)
-        assert "seed 7" in message.text()
+        assert "seed: 7" in message.text()
         assert "palette encoder" in message.text()
         record = running.store.get_result(message.custom_ids()[0].split(":")[2])
         assert record.status == "done" and record.seed == 7 and record.message_id == str(message.id)

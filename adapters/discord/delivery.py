@@ -28,7 +28,7 @@ TOO_LARGE = 40005  # Discord's "Request entity too large"
 def reply_embed(reply: Reply, *, valence: float, arousal: float) -> discord.Embed:
     """The readout: label, valence and arousal with their words, backend and seed; pictures inline."""
     colour = QUADRANT_COLOURS[(1 if valence >= 0 else -1, 1 if arousal >= 0 else -1)]
-    embed = discord.Embed(title=reply.headline, description=f"{reply.valence_line}\n{reply.arousal_line}",
+    embed = discord.Embed(title=reply.headline.capitalize(), description=f"{reply.valence_line}\n{reply.arousal_line}",
                           colour=colour)
     embed.add_field(name="made by", value=reply.backend, inline=False)
     for name, value in reply.details:
@@ -40,7 +40,6 @@ def reply_embed(reply: Reply, *, valence: float, arousal: float) -> discord.Embe
         embed.set_thumbnail(url=f"attachment://{chart.filename}")
     if roll is not None:
         embed.set_image(url=f"attachment://{roll.filename}")
-    embed.set_footer(text=f"seed {reply.seed}")
     return embed
 
 

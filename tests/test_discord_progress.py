@@ -1,0 +1,51 @@
+"""Status messages change at most every 2 s, and the latest status always gets shown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.service import Throttle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_throttle_spaces_updates_and_keeps_the_latest():
+    clock, shown = Clock(), []
+
+    async def show(text):
+        shown.append((clock.now, text))
+
+    throttle = Throttle(show, interval_s=2.0, clock=clock)
+    await throttle.update("queued")  # the first shows at once
+    clock.now = 0.5
+    await throttle.update("started")  # too soon: kept
+    clock.now = 1.0
+    await throttle.update("composing 10%")  # replaces "started"
+    assert shown == [(0.0, "queued")]
+    clock.now = 2.0
+    await asyncio.sleep(1.6)  # the flush waits the 1.5 s the interval had left when it was set (real time)
+    assert shown == [(0.0, "queued"), (2.0, "composing 10%")]
+    clock.now = 4.5
+    await throttle.update("composing 50%")  # the interval has passed: at once
+    await throttle.update("composing 50%")  # the same text again: nothing
+    assert [t for _, t in shown] == ["queued", "composing 10%", "composing 50%"]
+    await throttle.update("rendering")
+    await throttle.close()  # the result is about to replace the status: the pending text is dropped
+    await asyncio.sleep(0.1)
+    assert [t for _, t in shown] == ["queued", "composing 10%", "composing 50%"]
+
+
+async def test_a_failing_status_edit_does_not_stop_the_job():
+    async def broken(text):
+        raise RuntimeError("Discord said no")
+
+    throttle = Throttle(broken, interval_s=0.0)
+    await throttle.update("queued")
+    await throttle.update("started")
+    assert throttle.shown == 2
