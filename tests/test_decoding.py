@@ -262,3 +262,67 @@ def test_progress_and_rate_are_reported(models):
     results = generate(model, vocab, three_requests("none"), progress=fractions.append)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert all(r.tokens_per_s > 0 and r.seed is not None for r in results)
+
+
+# -- the Composer -----------------------------------------------------------------------------
+
+from aria_engine.music.neural import TransformerComposer, resolve_checkpoint  # noqa: E402
+from aria_engine.options import GenerationOptions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    for mode in ("continuous_concat", "continuous_token", "discrete_token"):
+        make_music_checkpoint(root / mode, mode, seed=3)
+    return root
+
+
+def test_resolve_checkpoint_takes_a_checkpoint_or_a_models_directory(models_dir, tmp_path):
+    assert resolve_checkpoint(models_dir, "continuous_token") == models_dir / "continuous_token"
+    assert resolve_checkpoint(models_dir / "discrete_token", "continuous_concat") == models_dir / "discrete_token"
+    (tmp_path / "continuous_concat").mkdir()
+    with pytest.raises(FileNotFoundError, match="aria models pull"):
+        resolve_checkpoint(tmp_path, "continuous_concat")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "nowhere", "continuous_concat")
+
+
+@pytest.mark.parametrize("mode", ["continuous_concat", "continuous_token", "discrete_token"])
+def test_composer_reproduces_the_reference_for_a_seed(models_dir, mode):
+    composer = TransformerComposer(models_dir, mode)
+    options = GenerationOptions(composer="transformer", mode=mode, length=24, note_temperature=0.9,
+                                rest_temperature=1.3, top_p=0.8, window=16, seed=42, decode="exact")
+    piece = composer.compose(BRIGHT, options)
+    model, vocab, _, _ = composer.load()
+    request = DecodeRequest(emotion=BRIGHT, length=24, temperatures=(0.9, 1.3), top_p=0.8, window=16)
+    expected, _ = reference_for(model, vocab, request, 42)
+    assert piece.tokens == expected
+    assert (piece.composer, piece.mode, piece.seed) == ("transformer", mode, 42)
+    assert piece.stats["attempts"] == 1 and piece.stats["tokens_per_s"] > 0
+    decoded = vocab.to_midi([vocab.start_id, *expected])
+    assert [len(t.notes) for t in piece.midi.instruments] == [len(t.notes) for t in decoded.instruments]
+    assert len(piece.midi.instruments) == 5
+
+
+def test_composer_batch_equals_each_alone_and_reports_progress(models_dir):
+    composer = TransformerComposer(models_dir, "continuous_token")
+    base = GenerationOptions(composer="transformer", mode="continuous_token", length=20, window=32)
+    items = [
+        (CALM, base.replace(seed=1)),
+        (RISING, base.replace(seed=2, decode="exact", length=12)),
+        (BRIGHT, base.replace(seed=3, top_k=30)),
+    ]
+    fractions = []
+    together = composer.compose_batch(items, fractions.append)
+    assert [p.tokens for p in together] == [composer.compose(e, o).tokens for e, o in items]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+def test_composer_explains_adaptations(models_dir):
+    composer = TransformerComposer(models_dir / "discrete_token", "continuous_concat")
+    piece = composer.compose(RISING, GenerationOptions(length=4, seed=5, min_instruments=5))
+    assert piece.mode == "discrete_token"
+    assert any("discrete_token model" in note for note in piece.notes)
+    assert any("trajectory's start" in note for note in piece.notes)
+    assert any("best of 5 attempts" in note for note in piece.notes) and piece.stats["attempts"] == 5
