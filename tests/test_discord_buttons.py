@@ -131,3 +131,18 @@ async def test_buttons_survive_a_restart(double, tmp_path):
         assert "valence +0.60" in second.text()
         params = await double.click_button(first, custom_id(first, "p"), world.alice)
         assert "seed" in (await ephemeral_answer(double, params)).text()
+
+
+async def test_jobs_lost_in_a_crash_end_and_their_requesters_hear_of_it(double, tmp_path):
+    from bot.store import ResultRecord, Store
+
+    world = make_world(double)
+    # What a process that died mid-job leaves behind: a record still marked queued.
+    with Store(tmp_path / "aria.db") as store:
+        store.save_result(ResultRecord("deadbeef", "discord", str(world.guild.id), str(world.general.id),
+                                       str(world.alice.id), "mood", options={}, valence=0.1, arousal=0.1))
+    async with running_bot(double, tmp_path) as running:
+        notice = await double.wait_for_message(lambda m: "restarted" in m.content)
+        assert notice.channel_id == world.general.id and notice.content.startswith(f"<@{world.alice.id}>")
+        record = running.store.get_result("deadbeef")
+        assert record.status == "failed" and record.error == "lost in a restart"
