@@ -106,8 +106,7 @@ def result_message(double: SlackDouble, channel: Channel, thread_ts: str | None 
     for message in double.bot_messages(channel.id):
         if thread_ts and thread_ts not in (message.get("thread_ts"), message["ts"]):
             continue
-        if any(el.get("action_id") == "aria_variation" for b in message.get("blocks") or []
-               for el in b.get("elements", [])):
+        if has_action(message, "aria_variation"):
             return message
     return None
 
@@ -124,3 +123,15 @@ async def wait_for_ephemeral(double: SlackDouble, user: User, timeout: float = 3
         mine = double.ephemerals_for(user)
         return mine[after] if len(mine) > after else None
     return await double.wait_for(find, timeout, f"an ephemeral message for {user.name}")
+
+
+def has_action(message: dict | None, action_id: str) -> bool:
+    return message is not None and any(el.get("action_id") == action_id for b in message.get("blocks") or []
+                                       for el in b.get("elements", []))
+
+
+async def wait_for_status(double: SlackDouble, channel: Channel, timeout: float = 30.0) -> dict:
+    """The first status message in a channel once it offers Cancel (right after the job is queued)."""
+    return await double.wait_for(
+        lambda: next((m for m in double.bot_messages(channel.id) if has_action(m, "aria_cancel")), None),
+        timeout, f"a status message with a Cancel button in {channel.name}")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import (
-    RESULT_TIMEOUT_S, make_world, picture, result_message, running_app, wait_for_ephemeral, wait_for_result,
+    RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_ephemeral, wait_for_result, wait_for_status,
 )
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.parametrize("transport", ["socket", "http"])]
@@ -50,11 +50,6 @@ def assert_result(double: SlackDouble, channel, message: dict, requester) -> dic
     return message
 
 
-def status_posts(double: SlackDouble) -> list[dict]:
-    return [json.loads(a["blocks"]) if isinstance(a.get("blocks"), str) else a.get("blocks")
-            for a in double.calls_to("chat.postMessage")]
-
-
 async def test_mention_with_a_picture(double, tmp_path, transport):
     world = make_world(double)
     image = double.add_file(world.alice, "sunflowers.png", picture(), "image/png")
@@ -67,8 +62,7 @@ async def test_mention_with_a_picture(double, tmp_path, transport):
         assert result["thread_ts"] == message["ts"]  # the status message is a reply in the thread
         assert "*seed*\\n7" in blocks_text(result)
         # It started as a status message with a Cancel button, then was edited (throttled) into the result.
-        assert any(el["action_id"] == "aria_cancel" for blocks in status_posts(double) for b in blocks
-                   if b["type"] == "actions" for el in b["elements"])
+        assert any("aria_cancel" in json.dumps(u["blocks"]) for u in double.updates if u["ts"] == result["ts"])
         record = running.store.list_user_jobs("slack", world.team.id, world.alice.id)[0]
         assert record.status == "done" and record.message_id == result["ts"]
         assert record.image_ref["file_id"] == image["id"]
@@ -179,8 +173,7 @@ async def test_cancel_while_queued(double, tmp_path, transport):
         # Bob's long piece keeps the single worker busy; Alice's waits in line and is cancelled.
         await double.slash(world.general, world.bob, "mood 0.1 0.1 duration=20")
         await double.slash(world.quiet, world.alice, "mood -0.5 0.5")
-        status = await double.wait_for(lambda: next(iter(double.bot_messages(world.quiet.id)), None), 20,
-                                       "Alice's status message")
+        status = await wait_for_status(double, world.quiet)
         await double.click(world.quiet, world.alice, status, "aria_cancel")
         answer = await wait_for_ephemeral(double, world.alice)
         assert answer["text"] == "Cancelled." and answer["via"] == "response_url"

@@ -221,26 +221,35 @@ class SlackAdapter:
                 await tell(str(refused))
                 return
             image_ref = image_ref or {"file_id": file.get("id")}
+        status = await self.open_status(actor, tell, thread_ts, _first_line(emotion))
+        if status is None:
+            self.service.release(admission)
+            return
         ticket = await self.service.submit(admission, image=image, emotion=emotion,
                                            upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
                                            extra={"explicit": sorted(explicit), "thread_ts": thread_ts})
-        await self.run(actor, ticket, tell, thread_ts, first_line=_first_line(emotion))
+        await self.follow(status, ticket, tell)
 
-    async def run(self, actor: Actor, ticket: Ticket | Refusal, tell: Tell, thread_ts: str | None,
-                  first_line: str) -> None:
-        """Post the status message for a submitted job and follow it to its end."""
-        if isinstance(ticket, Refusal):
-            await tell(ticket.message)
-            return
+    async def open_status(self, actor: Actor, tell: Tell, thread_ts: str | None, first_line: str
+                          ) -> StatusMessage | None:
+        """The public status message, posted before the job exists so that a channel we can't
+        post in costs nobody a use; None (and the requester told why) if Slack refuses it."""
         status = StatusMessage(self.client, actor.channel_id, thread_ts, actor.user_id,
                                self.config.progress_interval_s)
         try:
-            await status.post(first_line, ticket.result_id)
+            await status.post(first_line, None)
         except SlackApiError as error:
-            self.service.cancel(actor, ticket.result_id)
             code = error.response.get("error")
             await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found") else
                        f"I couldn't post in this channel ({code}).")
+            return None
+        return status
+
+    async def follow(self, status: StatusMessage, ticket: Ticket | Refusal, tell: Tell) -> None:
+        """Follow a submitted job to its end; an engine refusal takes the status message back."""
+        if isinstance(ticket, Refusal):
+            await status.withdraw()
+            await tell(ticket.message)
             return
         await status.follow(self.service, ticket, tell)
 
@@ -409,10 +418,14 @@ class SlackAdapter:
             self.service.release(admission)
             await tell(str(refused))
             return
+        status = await self.open_status(actor, tell, None, f"<@{user}> shared a picture: reading its mood...")
+        if status is None:
+            self.service.release(admission)
+            return
         ticket = await self.service.submit(admission, image=image, upload_limit=self.config.upload_limit_bytes,
                                            image_ref={"file_id": file.get("id")},
                                            extra={"explicit": sorted(explicit)})
-        await self.run(actor, ticket, tell, None, first_line=f"<@{user}> shared a picture: reading its mood...")
+        await self.follow(status, ticket, tell)
 
     # -- buttons ----------------------------------------------------------------------------------------
 
@@ -449,9 +462,13 @@ class SlackAdapter:
         admission, request = asked
         message = body.get("message") or {}
         thread_ts = message.get("thread_ts") or message.get("ts")
-        ticket = await self.service.submit_request(admission, request, extra={"thread_ts": thread_ts})
         what = "another mode" if admission.kind == "another_mode" else "a variation"
-        await self.run(actor, ticket, tell, thread_ts, first_line=f"<@{actor.user_id}> asked for {what}: on its way...")
+        status = await self.open_status(actor, tell, thread_ts, f"<@{actor.user_id}> asked for {what}: on its way...")
+        if status is None:
+            self.service.release(admission)
+            return
+        ticket = await self.service.submit_request(admission, request, extra={"thread_ts": thread_ts})
+        await self.follow(status, ticket, tell)
 
     # -- /aria admin ---------------------------------------------------------------------------------------
 

@@ -49,6 +49,13 @@ class StatusMessage:
         self.ts = response["ts"]
         return self.ts
 
+    async def withdraw(self) -> None:
+        """Take the status message back (the job was refused after all)."""
+        try:
+            await self.client.chat_delete(channel=self.channel, ts=self.ts)
+        except SlackApiError as error:
+            log.warning("could not delete a status message: %s", error.response.get("error"))
+
     async def show(self, text: str, result_id: str | None = None) -> None:
         await self.client.chat_update(channel=self.channel, ts=self.ts, text=text,
                                       blocks=status_blocks(text, result_id, requester=self.requester))

@@ -144,6 +144,7 @@ class SlackDouble:
         self.calls: list[tuple[float, str, dict]] = []  # (time, method, args) of every Web API call
         self.ephemerals: list[dict] = []  # what only one user saw: acks, postEphemeral, response_url
         self.updates: list[dict] = []  # every chat.update: {"at", "channel", "ts", "text", "blocks"}
+        self.deleted: list[dict] = []  # messages the bot deleted
         self.deliveries: list[Delivery] = []
         self.downloads: list[dict] = []  # url_private fetches: {"file_id", "authorized"}
         self.errors: list[str] = []  # things the app got refused (for failure messages)
@@ -517,7 +518,9 @@ class SlackDouble:
                                     "blocks": answer.get("blocks"), "via": "ack", "at": time.monotonic()})
 
     def _on_view_response(self, delivery: Delivery, answer: dict) -> None:
-        view_id = delivery.payload["view"]["id"]
+        view_id = delivery.payload["view"].get("id")
+        if view_id not in self.views:
+            return
         if answer["response_action"] == "errors":
             self.views[view_id]["_errors"] = answer.get("errors", {})
         elif answer["response_action"] in ("update", "push"):
@@ -717,6 +720,17 @@ class SlackDouble:
                              "text": message["text"], "blocks": message.get("blocks")})
         return {"channel": channel.id, "ts": message["ts"], "text": message["text"]}
 
+    def chat_delete(self, args: dict) -> dict:
+        channel = self._channel(args)
+        message = self.message(channel.id, args.get("ts", ""))
+        if message is None:
+            raise _ApiError("message_not_found")
+        if message.get("bot_id") != self.bot_id:
+            raise _ApiError("cant_delete_message")
+        channel.messages.remove(message)
+        self.deleted.append(message)
+        return {"channel": channel.id, "ts": message["ts"]}
+
     def chat_post_ephemeral(self, args: dict) -> dict:
         channel = self._channel(args)
         user = self.users.get(args.get("user", ""))
@@ -863,6 +877,7 @@ _METHODS: dict[str, Callable[[SlackDouble, dict], dict]] = {
     "apps.connections.open": SlackDouble.apps_connections_open,
     "chat.postMessage": SlackDouble.chat_post_message,
     "chat.update": SlackDouble.chat_update,
+    "chat.delete": SlackDouble.chat_delete,
     "chat.postEphemeral": SlackDouble.chat_post_ephemeral,
     "conversations.history": SlackDouble.conversations_history,
     "conversations.replies": SlackDouble.conversations_replies,
