@@ -404,14 +404,19 @@ class Store:
         params.append(limit)
         return [_record(r) for r in self._read(sql, params)]
 
-    def fail_unfinished(self, reason: str) -> list[ResultRecord]:
+    def fail_unfinished(self, reason: str, *, platform: str | None = None) -> list[ResultRecord]:
         """Mark every queued/running record failed (call at start-up when jobs died with the
-        process, so none vanish); returns them so the adapter can tell their requesters."""
+        process, so none vanish); returns them so the adapter can tell their requesters.
+        `platform` limits it to one platform's records, for bots of several platforms that share
+        one database but restart separately."""
+        where, params = _UNFINISHED_SQL, ()
+        if platform is not None:
+            where, params = f"{_UNFINISHED_SQL} AND platform = ?", (platform,)
         with self.transaction():
-            rows = self._read(f"SELECT * FROM results WHERE {_UNFINISHED_SQL}")
+            rows = self._read(f"SELECT * FROM results WHERE {where}", params)
             self._conn.execute(
-                f"UPDATE results SET status = 'failed', error = ?, updated_at = ? WHERE {_UNFINISHED_SQL}",
-                (reason, self.clock()),
+                f"UPDATE results SET status = 'failed', error = ?, updated_at = ? WHERE {where}",
+                (reason, self.clock(), *params),
             )
         failed = [_record(r) for r in rows]
         for record in failed:

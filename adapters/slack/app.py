@@ -40,6 +40,7 @@ PLATFORM = "slack"
 SORRY = "Sorry, something went wrong on my side. Please try again."
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
+RESTART_NOTICE = "ARIA restarted while your piece was being made, so it was lost. Sorry! Please ask again."
 ADMIN_ONLY = "Only workspace admins and owners (or users listed in admin_user_ids) can change ARIA's settings."
 
 
@@ -129,6 +130,23 @@ class SlackAdapter:
     async def close(self) -> None:
         if self._downloads is not None:
             await self._downloads.close()
+
+    async def tell_lost_jobs(self) -> int:
+        """Jobs that were queued or running when the process died end as failed, and their
+        requesters hear about it where the status message was (every job ends; none vanish)."""
+        lost = self.service.store.fail_unfinished("lost in a restart", platform=PLATFORM)
+        for record in lost:
+            text = f"<@{record.user_id}> {RESTART_NOTICE}"
+            try:
+                if record.message_id and record.message_channel_id:
+                    await self.client.chat_update(channel=record.message_channel_id, ts=record.message_id, text=text,
+                                                  blocks=[ui.section(text)])
+                else:
+                    await self.client.chat_postMessage(channel=record.channel_id, text=text,
+                                                       thread_ts=record.extra.get("thread_ts"))
+            except SlackApiError as error:
+                log.warning("could not tell %s about a lost job: %s", record.user_id, error.response.get("error"))
+        return len(lost)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -251,6 +269,7 @@ class SlackAdapter:
             await status.withdraw()
             await tell(ticket.message)
             return
+        self.service.attach_message(ticket.result_id, status.channel, status.ts)  # found again after a restart
         await status.follow(self.service, ticket, tell)
 
     # -- @ARIA mentions --------------------------------------------------------------------------------

@@ -105,7 +105,6 @@ class StatusMessage:
         blocks = result_blocks(reply, record.result_id, requester=self.requester, mode=record.options.get("mode"),
                                chart_file_id=file_ids.get("emotion_chart"))
         text = f"{reply.headline}: {reply.valence_line}, {reply.arousal_line}"
-        service.attach_message(record.result_id, self.channel, self.ts)
         try:
             await self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=blocks)
         except SlackApiError as error:

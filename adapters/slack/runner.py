@@ -18,11 +18,26 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack.app import SlackAdapter, create_app
 from adapters.slack.config import SlackConfig
 
 log = logging.getLogger(__name__)
+
+
+class SlackSetupError(RuntimeError):
+    """The tokens or the endpoint are wrong; the message says which, for the command line."""
+
+
+async def check_bot_token(adapter: SlackAdapter) -> dict:
+    try:
+        return await adapter.client.auth_test()
+    except SlackApiError as error:
+        raise SlackSetupError(f"Slack refused the bot token (ARIA_SLACK_BOT_TOKEN): "
+                              f"{error.response.get('error')}") from None
+    except OSError as error:
+        raise SlackSetupError(f"cannot reach Slack's Web API at {adapter.config.web_api_base}: {error}") from None
 
 
 class SocketModeRunner:
@@ -32,6 +47,15 @@ class SocketModeRunner:
                                               web_client=adapter.client)
 
     async def start(self) -> None:
+        """Check both tokens (a clear error now beats endless reconnecting), then connect."""
+        await check_bot_token(self.adapter)
+        try:
+            opened = await self.adapter.client.apps_connections_open(app_token=self.adapter.config.app_token)
+        except SlackApiError as error:
+            raise SlackSetupError(f"Slack refused the app-level token (ARIA_SLACK_APP_TOKEN): "
+                                  f"{error.response.get('error')}") from None
+        self.handler.client.wss_uri = opened["url"]
+        await self.adapter.tell_lost_jobs()
         await self.handler.connect_async()
         log.info("connected to Slack over Socket Mode")
 
@@ -61,6 +85,8 @@ class HttpRunner:
         return web.Response(text="ok")
 
     async def start(self) -> None:
+        await check_bot_token(self.adapter)
+        await self.adapter.tell_lost_jobs()
         config = self.adapter.config
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()

@@ -30,9 +30,10 @@ def default_data_dir() -> Path:
 
 
 def register(subparsers) -> None:
-    bot = subparsers.add_parser("bot", help="run a chat bot (discord)", description="Run ARIA as a chat bot.")
+    bot = subparsers.add_parser("bot", help="run a chat bot (discord, slack)", description="Run ARIA as a chat bot.")
     platforms = bot.add_subparsers(dest="platform", metavar="PLATFORM", required=True)
     register_discord(platforms)
+    register_slack(platforms)
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,3 +117,49 @@ async def _discord(args: argparse.Namespace, config) -> None:
 
     async with open_service(args) as service:
         await run(config, service)
+
+
+# -- slack ---------------------------------------------------------------------------------------
+
+
+def register_slack(platforms) -> None:
+    slack = platforms.add_parser(
+        "slack", help="run the Slack app (Socket Mode; --http for an endpoint)",
+        description="Run the Slack app. Socket Mode by default: ARIA_SLACK_BOT_TOKEN (xoxb-) and "
+                    "ARIA_SLACK_APP_TOKEN (xapp-, connections:write). With --http it serves /slack/events "
+                    "and checks request signatures with ARIA_SLACK_SIGNING_SECRET. ARIA_SLACK_API_BASE points "
+                    "the Web API elsewhere. The app manifest is adapters/slack/manifest.yml.")
+    add_service_arguments(slack)
+    slack.add_argument("--http", action="store_true",
+                       help="serve Slack's Events/Interactivity requests at /slack/events instead of Socket Mode")
+    slack.add_argument("--port", type=int, default=3000, help="port for --http (default: 3000)")
+    slack.add_argument("--host", default="0.0.0.0", help="address for --http (default: 0.0.0.0)")
+    slack.set_defaults(func=run_slack)
+
+
+def run_slack(args: argparse.Namespace) -> int:
+    from adapters.slack.config import SlackConfig
+    from adapters.slack.runner import SlackSetupError
+
+    config = SlackConfig.from_env(http=args.http, port=args.port, host=args.host)
+    problems = config.problems()
+    if problems:
+        for problem in problems:
+            print(f"aria: {problem}", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        asyncio.run(_slack(args, config))
+    except KeyboardInterrupt:
+        pass
+    except SlackSetupError as error:
+        print(f"aria: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _slack(args: argparse.Namespace, config) -> None:
+    from adapters.slack.runner import serve
+
+    async with open_service(args) as service:
+        await serve(config, service)
