@@ -189,6 +189,8 @@ async def test_progress_edits_are_throttled(double, tmp_path, transport):
     async with running_app(double, tmp_path, transport=transport, progress_interval_s=0.5):
         await double.slash(world.general, world.alice, "mood 0.3 0.3")
         result = await wait_for_result(double, world.general)
+    texts = [u["text"] for u in double.updates if u["ts"] == result["ts"]]
+    assert texts[0] == "Next in line." and re.search(r"\(\d+%\)$", texts[-2]), texts  # position, progress, result
     edits = [u["at"] for u in double.updates if u["ts"] == result["ts"]]
     assert len(edits) >= 2  # at least one status edit, then the result
     gaps = [b - a for a, b in zip(edits[:-2], edits[1:-1])]  # the last edit (the result) is never held back
@@ -228,3 +230,12 @@ async def test_admin_settings(double, tmp_path, transport):
         await double.slash(world.general, world.bob, f"admin reset daily_quota <#{world.quiet.id}>")
         reset = await wait_for_ephemeral(double, world.bob, after=2)
         assert "daily_quota reset" in reset["text"]
+
+
+async def test_queue(double, tmp_path, transport):
+    world = make_world(double)
+    async with running_app(double, tmp_path, transport=transport, settings={"daily_quota": 5}):
+        await double.slash(world.general, world.alice, "queue")
+        lines = (await wait_for_ephemeral(double, world.alice))["text"].splitlines()
+        assert lines[0] == "Nothing of yours is waiting or being composed."
+        assert lines[1].startswith("5 of 5 compositions left today (resets in ")

@@ -37,6 +37,8 @@ from bot.service import Refusal, Ticket
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+COMMAND = "/aria"
+EVENTS = ("app_mention",)  # the bot events the app subscribes to (see manifest.yml)
 SORRY = "Sorry, something went wrong on my side. Please try again."
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
@@ -112,9 +114,9 @@ class SlackAdapter:
         app = AsyncApp(client=self.client, signing_secret=self.config.signing_secret or None,
                        request_verification_enabled=self.config.http, process_before_response=False)
         app.middleware(self._deduplicate)
-        app.event("app_mention")(self.on_mention)
+        app.event(EVENTS[0])(self.on_mention)
         app.shortcut(ui.SHORTCUT)(self.on_shortcut)
-        app.command("/aria")(self.on_command)
+        app.command(COMMAND)(self.on_command)
         app.view_submission(ui.COMPOSE_VIEW)(self.on_modal)
         app.action(ui.VARIATION)(self.on_variation)
         app.action(ui.ANOTHER_MODE)(self.on_another_mode)
