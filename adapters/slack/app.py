@@ -289,18 +289,16 @@ class SlackAdapter:
         except ValueError as error:
             await tell(sentence(error))
             return
-        file = first_image(event.get("files"))
-        where = {"channel": channel, "ts": ts}
-        if file is None and event.get("thread_ts") and event["thread_ts"] != ts:
-            file, where = await self._thread_parent_image(channel, event["thread_ts"]), {
-                "channel": channel, "ts": event["thread_ts"]}
+        file, source_ts = first_image(event.get("files")), ts
+        if file is None and thread_ts != ts:  # a reply in a thread: the picture the thread is under
+            file, source_ts = await self._thread_parent_image(channel, thread_ts), thread_ts
         if file is None:
             await tell(no_image_message(event.get("files"), "Your message") + " (Or mention me in a thread "
                        "under a picture, or use `/aria mood VALENCE AROUSAL` for no picture at all.)")
             return
         actor = await self.actor(team, channel, user)
         await self.compose(actor, tell, options=options, explicit=explicit, thread_ts=thread_ts, file=file,
-                           image_ref={**where, "file_id": file.get("id")})
+                           image_ref={"channel": channel, "ts": source_ts, "file_id": file.get("id")})
 
     async def _thread_parent_image(self, channel: str, thread_ts: str) -> dict | None:
         try:

@@ -70,6 +70,8 @@ class StatusMessage:
                     ending = update
                     break
                 await throttle.update(update.text)
+        except Exception:  # the engine or the store failed us: say so rather than spin forever
+            log.exception("following %s failed", ticket.result_id)
         finally:
             await throttle.close()
         try:
