@@ -17,6 +17,9 @@ Composing, in three steps (the adapter acknowledges the platform between 1 and 2
 
 `Failed.refusal` is True when the user's input was at fault (an unreadable picture): show it
 privately, as a refusal, not as a public failure. Uses that never ran are refunded to the quota.
+`release(admission)` refunds one by hand (say the picture could not be downloaded). When the
+audio cannot fit the upload limit at any quality, `follow` remakes the piece (same seed) without
+fitting it, and the reply keeps what fits, the MIDI at least, saying what it left out.
 
 Buttons on a result carry its `result_id` (the engine's job id); they survive restarts because
 the record is in the store:
@@ -39,7 +42,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Union
 
 from aria_engine.emotion import Emotion
@@ -285,8 +288,13 @@ class AriaService:
             # (same seed, same notes) without fitting; the reply then keeps what fits (the MIDI
             # at least) and says what it left out.
             ticket.refitted = True
-            request = replace(ticket.job.request, max_upload_bytes=None)
-            ticket.job = await self.engine.submit(request, job_id=ticket.result_id)
+            try:
+                ticket.job = await self.engine.submit(replace(ticket.job.request, max_upload_bytes=None),
+                                                      job_id=ticket.result_id)
+            except Exception:  # busy now, or worse: the first failure stands
+                log.warning("could not remake %s without the upload limit", ticket.result_id, exc_info=True)
+                yield self._on_event(ticket, event)
+                return
 
     @staticmethod
     def _audio_cannot_fit(ticket: Ticket, event: Any) -> bool:
@@ -317,12 +325,7 @@ class AriaService:
             refusal = event.kind == "image_rejected"
             if refusal:
                 self.release(ticket.admission)
-            message = event.reason
-            if not refusal:
-                message = f"Sorry, that didn't work: {event.reason}"
-                if event.log_id:
-                    message += f" (reference {event.log_id})"
-            return Failed(message, refusal, event.log_id)
+            return Failed(event.reason, refusal, event.log_id)  # the engine words it for the user
         if isinstance(event, jobs.Cancelled):
             self.store.update_result(rid, status="cancelled")
             if ticket.job.started_at is None:
@@ -455,12 +458,10 @@ class AriaService:
         self._require_admin(actor)
         scope = Scope.CHANNEL if channel else Scope.SERVER
         stored = self.settings.set(name, value, scope=scope, server=actor.server_key, channel=channel)
-        where = f"in <#{channel}>" if channel and actor.platform == "discord" else (
-            f"in channel {channel}" if channel else "on this server")
+        where = f"in <#{channel}>" if channel else "on this server"  # a channel mention on Discord and Slack
         message = f"{name} is now {_show(stored)} {where}."
         self.store.audit(actor, "setting_changed", {"name": name, "value": stored, "channel": channel})
-        return SettingChange(message, f"<@{actor.user_id}> set {message}" if actor.platform == "discord"
-                             else f"{actor.user_id} set {message}", self._audit_channel(actor))
+        return SettingChange(message, f"{_who(actor)} changed a setting: {message}", self._audit_channel(actor))
 
     def reset_setting(self, actor: Actor, name: str, *, channel: str | None = None) -> SettingChange:
         self._require_admin(actor)
@@ -470,7 +471,7 @@ class AriaService:
         message = (f"{name} reset; it is {_show(now)} here now." if removed
                    else f"{name} had no value of its own there; it is {_show(now)}.")
         self.store.audit(actor, "setting_reset", {"name": name, "channel": channel})
-        return SettingChange(message, f"{actor.user_id} reset {name}", self._audit_channel(actor))
+        return SettingChange(message, f"{_who(actor)} reset a setting: {message}", self._audit_channel(actor))
 
     def describe_settings(self, actor: Actor, channel: str | None = None) -> list[SettingView]:
         self._require_admin(actor)
@@ -513,16 +514,17 @@ class Throttle:
             return
         self._pending = text
         if self._flush is None or self._flush.done():
-            delay = self._last_shown + self.interval_s - now
-            self._flush = asyncio.create_task(self._later(delay))
+            self._flush = asyncio.create_task(self._later())
 
-    async def _later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+    async def _later(self) -> None:
+        while (wait := self._last_shown + self.interval_s - self._clock()) > 0:
+            await asyncio.sleep(wait)
         text, self._pending = self._pending, None
         if text is not None:
             await self._emit(text)
 
     async def _emit(self, text: str) -> None:
+        # The interval runs from when the platform has the edit, so slow requests never bunch up.
         self._last_shown = self._clock()
         self._last_text = text
         self.shown += 1
@@ -530,6 +532,8 @@ class Throttle:
             await self._show(text)
         except Exception:  # a status edit that fails must never sink the job's delivery
             log.warning("status update failed", exc_info=True)
+        finally:
+            self._last_shown = self._clock()
 
     async def close(self) -> None:
         self._pending = None
@@ -554,6 +558,11 @@ def _latest_position(job: Any) -> tuple[int | None, float | None]:
 def _explicit_fields(record: ResultRecord) -> set[str]:
     """Options the requester chose themselves keep being theirs on a variation."""
     return set(record.extra.get("explicit", []))
+
+
+def _who(actor: Actor) -> str:
+    """The actor as their platform mentions people (`<@id>` on Discord and Slack alike)."""
+    return f"<@{actor.user_id}>"
 
 
 def _show(value: Any) -> str:

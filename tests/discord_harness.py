@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -19,7 +19,7 @@ from aria_engine.pipeline import Pipeline
 from bot.service import AriaService
 from bot.settings import Scope, Settings
 from bot.store import Store
-from tests.doubles.discord_api import DiscordDouble
+from tests.doubles.discord_api import MANAGE_GUILD, MANAGE_MESSAGES, DiscordDouble, Interaction, Message
 
 READY_TIMEOUT_S = 20.0
 
@@ -98,8 +98,6 @@ async def running_bot(double: DiscordDouble, data_dir: Path, *, shard_count: int
 
 
 # -- a small world to test in --------------------------------------------------------------------
-
-from tests.doubles.discord_api import MANAGE_GUILD, MANAGE_MESSAGES, Interaction, Message  # noqa: E402
 
 RESULT_TIMEOUT_S = 60.0  # generous: the machine's two cores are shared
 

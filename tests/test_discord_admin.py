@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot
+from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot
 from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(240)

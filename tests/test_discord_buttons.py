@@ -21,6 +21,12 @@ def custom_id(message, action: str) -> str:
     return next(i for i in message.custom_ids() if i.split(":")[1] == action)
 
 
+def started(running, world, user) -> bool:
+    """Whether one of this user's pieces is being composed (so later ones wait their turn)."""
+    records = running.store.list_user_jobs("discord", str(world.guild.id), str(user.id))
+    return any(r.status == "running" for r in records)
+
+
 def result_id(message) -> str:
     return custom_id(message, "v").split(":")[2]
 
@@ -91,6 +97,7 @@ async def test_cancel_a_queued_piece(double, tmp_path):
     async with running_bot(double, tmp_path, settings={"max_duration_s": 20}) as running:
         long = await double.send_slash_command(world.guild, world.general, world.bob, "aria-mood",
                                                {"valence": 0.1, "arousal": 0.9, "duration": 20})
+        await double.wait_for(lambda: started(running, world, world.bob), 20, "the long piece to start")
         waiting = await double.send_slash_command(world.guild, world.general, world.alice, "aria-mood",
                                                   {"valence": -0.4, "arousal": -0.4, "duration": 2})
         status = await double.wait_for(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from tests.discord_harness import ephemeral_answer, make_world, result_of
+from tests.discord_harness import make_world, result_of
 from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,8 +24,10 @@ async def test_aria_bot_discord_runs_out_of_the_box(tmp_path):
         world = make_world(double)
         env = {**os.environ, "ARIA_DISCORD_TOKEN": double.token, "ARIA_DISCORD_API_BASE": double.base_url,
                "ARIA_DISCORD_GATEWAY_URL": double.gateway_url, "ARIA_MODELS_DIR": str(tmp_path / "no-models")}
+        metrics_port = free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "bot", "discord", "--data-dir", str(tmp_path / "data"),
+            "--metrics-port", str(metrics_port),
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
             await double.wait_until_connected(timeout=60)
@@ -33,6 +37,11 @@ async def test_aria_bot_discord_runs_out_of_the_box(tmp_path):
             message = await result_of(double, interaction)
             assert "procedural composer" in message.text()
             assert (tmp_path / "data" / "aria.db").is_file()
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{metrics_port}/healthz") as health:
+                    assert health.status == 200 and (await health.json())["backend"] == "local"
+                async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as metrics:
+                    assert 'aria_jobs_finished_total{outcome="done"} 1.0' in await metrics.text()
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 30) == 0
         finally:
@@ -41,6 +50,12 @@ async def test_aria_bot_discord_runs_out_of_the_box(tmp_path):
                 await process.wait()
             output = (await process.stdout.read()).decode(errors="replace")
         assert "Traceback" not in output, output
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 async def test_without_a_token_it_says_what_to_do(tmp_path):

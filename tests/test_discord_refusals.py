@@ -66,10 +66,11 @@ async def test_a_file_that_is_not_really_a_picture(double, tmp_path):
 async def test_busy_engine(double, tmp_path):
     world = make_world(double)
     engine = LocalEngine(Pipeline(), concurrency=1, limits=Limits(max_queued=1), progress_interval_s=0.05)
-    async with running_bot(double, tmp_path, engine=engine, settings={"max_duration_s": 20}):
+    async with running_bot(double, tmp_path, engine=engine, settings={"max_duration_s": 20}) as running:
         running_one = await double.send_slash_command(world.guild, world.general, world.bob, "aria-mood",
                                                       {"valence": 0.1, "arousal": 0.1, "duration": 20})
-        await double.wait_for(lambda: engine._running_count() == 1, 20, "the first piece to start")
+        await double.wait_for(lambda: any(r.status == "running" for r in running.store.list_user_jobs(
+            "discord", str(world.guild.id), str(world.bob.id))), 20, "the first piece to start")
         queued = await double.send_slash_command(world.guild, world.general, world.moderator, "aria-mood",
                                                  {"valence": 0.2, "arousal": 0.2})
         await double.wait_for(lambda: queued.original and queued.original.custom_ids(), 20, "the second to queue")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -49,8 +50,6 @@ def reply_files(reply: Reply) -> list[discord.File]:
 
 def midi_only(reply: Reply, why: str) -> Reply:
     """The same reply with just the MIDI, saying why (a last resort when an upload is refused)."""
-    from dataclasses import replace
-
     return replace(reply, files=[f for f in reply.files if f.kind == "midi"], notes=reply.notes + [why])
 
 
@@ -80,8 +79,13 @@ class Conversation:
 
     # -- status ----------------------------------------------------------------------------------
 
+    @property
+    def closing(self) -> bool:
+        """The bot is shutting down: unfinished jobs are reported at the next start instead."""
+        return self.interaction.client.is_closed()
+
     async def show_status(self, text: str, result_id: str | None = None) -> None:
-        if not self.token_alive:
+        if not self.token_alive or self.closing:
             return  # the token is dead or nearly so: the result will go to the channel
         view = status_view(result_id) if result_id else None
         await self.interaction.edit_original_response(content=text, embed=None, view=view)
@@ -98,6 +102,8 @@ class Conversation:
                 await throttle.update(update.text)
         finally:
             await throttle.close()
+        if self.closing:
+            return
         if isinstance(ending, Finished):
             await self.deliver(service, ending)
         elif isinstance(ending, Failed):

@@ -42,6 +42,10 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
                         help="settings, usage and results (default: $ARIA_DATA_DIR or the user data dir)")
     parser.add_argument("--models-dir", type=Path, help="model weights (default: ARIA_MODELS_DIR or the user data dir)")
     parser.add_argument("--concurrency", type=int, default=2, help="model worker threads (default: 2)")
+    parser.add_argument("--redis", default=os.environ.get("ARIA_REDIS_URL"), metavar="URL",
+                        help="hand jobs to `aria worker` processes through this Redis instead of running "
+                             "models here (default: $ARIA_REDIS_URL)")
+    parser.add_argument("--prefix", default="aria", help="Redis key prefix shared with the workers (default: aria)")
     parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port (127.0.0.1)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
 
@@ -62,14 +66,13 @@ def register_discord(platforms) -> None:
 @contextlib.asynccontextmanager
 async def open_service(args: argparse.Namespace, name: str = "aria"):
     """The store, engine (and metrics endpoint, if asked for) and the service over them."""
-    from aria_engine.engine import LocalEngine, MetricsServer
-    from aria_engine.pipeline import Pipeline
+    from aria_engine.engine import MetricsServer
     from bot.service import AriaService
     from bot.store import Store
 
     data_dir = args.data_dir or default_data_dir()
     store = Store(data_dir / "aria.db")
-    engine = LocalEngine(Pipeline(models_dir=args.models_dir), concurrency=args.concurrency)
+    engine = _engine(args)
     metrics = None
     try:
         await engine.start()
@@ -83,6 +86,20 @@ async def open_service(args: argparse.Namespace, name: str = "aria"):
             metrics.close()
         await engine.close()
         store.close()
+
+
+def _engine(args: argparse.Namespace):
+    """Models in this process by default; with --redis, a pool of `aria worker` processes."""
+    from aria_engine.engine import LocalEngine, ResultCache
+
+    if args.redis:
+        from aria_engine.engine import RedisEngine
+
+        return RedisEngine(args.redis, prefix=args.prefix, cache=ResultCache(64 * 1024 * 1024))
+    from aria_engine.pipeline import Pipeline
+
+    return LocalEngine(Pipeline(models_dir=args.models_dir), concurrency=args.concurrency,
+                       cache=ResultCache(64 * 1024 * 1024))
 
 
 def run_discord(args: argparse.Namespace) -> int:

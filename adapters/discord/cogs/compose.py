@@ -20,8 +20,7 @@ from adapters.discord.delivery import Conversation
 from adapters.discord.views import MODE_LABELS
 from aria_engine.emotion import Emotion
 from aria_engine.options import MODES
-from bot.policy import Actor
-from bot.service import Admission, Refusal
+from bot.service import Refusal
 
 log = logging.getLogger(__name__)
 
