@@ -153,3 +153,15 @@ async def test_jobs_lost_in_a_crash_end_and_their_requesters_hear_of_it(double, 
         assert notice.channel_id == world.general.id and notice.content.startswith(f"<@{world.alice.id}>")
         record = running.store.get_result("deadbeef")
         assert record.status == "failed" and record.error == "lost in a restart"
+
+
+async def test_clicks_go_through_the_same_policy(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path, settings={"allowed_modes": ["continuous_concat", "continuous_token"]}) as running:
+        first = await a_result(double, world)
+        wrong_mode = await double.choose(first, custom_id(first, "m"), ["discrete_token"], world.bob)
+        assert "discrete_token mode isn't allowed here" in (await ephemeral_answer(double, wrong_mode)).content
+        running.service.settings.set("cooldown_s", 600, scope="global")
+        again = await double.click_button(first, custom_id(first, "v"), world.alice)  # alice just composed
+        assert "compose again in" in (await ephemeral_answer(double, again)).content
+        assert again.callbacks[0]["type"] == 4  # refused at once, never deferred

@@ -30,6 +30,8 @@ async def test_attachments_refused_before_downloading(double, tmp_path):
         (double.add_attachment(b"\x00\x00\x00\x18ftypheic", "photo.heic", "image/heic"), "HEIC image, which I can't read"),
         (double.add_attachment(picture(), "huge.png", size=30 * 1024 * 1024), "30.0 MB; pictures up to 25.0 MB"),
         (double.add_attachment(b"hello", "notes.txt", None), "doesn't look like a picture"),
+        ({**double.add_attachment(picture(), "elsewhere.png"), "url": "https://example.com/elsewhere.png"},
+         "isn't stored on Discord"),
     ]
     async with running_bot(double, tmp_path) as running:
         for attachment, words in cases:
