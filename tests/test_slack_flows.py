@@ -60,7 +60,7 @@ async def test_mention_with_a_picture(double, tmp_path, transport):
         result = await wait_for_result(double, world.general, message["ts"])
         assert_result(double, world.general, result, world.alice)
         assert result["thread_ts"] == message["ts"]  # the status message is a reply in the thread
-        assert "*seed*\\n7" in blocks_text(result)
+        assert "*seed*\\n7\"" in blocks_text(result)
         # It started as a status message with a Cancel button, then was edited (throttled) into the result.
         assert any("aria_cancel" in json.dumps(u["blocks"]) for u in double.updates if u["ts"] == result["ts"])
         record = running.store.list_user_jobs("slack", world.team.id, world.alice.id)[0]
@@ -109,7 +109,7 @@ async def test_slash_command_opens_a_modal_and_composes(double, tmp_path, transp
         result = await wait_for_result(double, world.general)
         assert_result(double, world.general, result, world.alice)
         assert result.get("thread_ts", result["ts"]) == result["ts"]  # a new message, files in its thread
-        assert "*seed*\\n42" in blocks_text(result)
+        assert "*seed*\\n42\"" in blocks_text(result)
         [record] = running.store.list_user_jobs("slack", world.team.id, world.alice.id)
         assert record.options["mode"] == "discrete_token" and record.options["length"] == 256
         assert sorted(record.extra["explicit"]) == ["length", "mode", "seed"]
@@ -159,7 +159,7 @@ async def test_variation_and_another_mode(double, tmp_path, transport):
 
         [variation] = await double.wait_for(results_in_thread, RESULT_TIMEOUT_S, "the variation")
         assert_result(double, world.general, variation, world.bob)
-        assert "valence +0.20" in blocks_text(variation) and "*seed*\\n5" not in blocks_text(variation)
+        assert "valence +0.20" in blocks_text(variation) and "*seed*\\n5\"" not in blocks_text(variation)
 
         await double.click(world.general, world.alice, first, "aria_another_mode", option="continuous_token")
         await double.wait_for(lambda: len(results_in_thread()) == 2, RESULT_TIMEOUT_S, "the other mode")
@@ -240,3 +240,15 @@ async def test_queue(double, tmp_path, transport):
         lines = (await wait_for_ephemeral(double, world.alice))["text"].splitlines()
         assert lines[0] == "Nothing of yours is waiting or being composed."
         assert lines[1].startswith("5 of 5 compositions left today (resets in ")
+
+
+async def test_result_without_the_chart_when_slack_is_not_ready_to_show_it(double, tmp_path, transport):
+    world = make_world(double)
+    double.slack_files_ready = False
+    async with running_app(double, tmp_path, transport=transport):
+        await double.slash(world.general, world.alice, "mood -0.4 -0.6")
+        result = await wait_for_result(double, world.general)
+    assert READOUT.search(blocks_text(result)) and not [b for b in result["blocks"] if b["type"] == "image"]
+    names = [f["name"] for f in double.uploaded_files(world.general.id, result["ts"])]
+    assert any(n.endswith(".emotion.png") for n in names)  # the chart is in the thread all the same
+    assert any("invalid_blocks" in e for e in double.errors)

@@ -250,6 +250,14 @@ async def test_modal_refusals_stay_in_the_modal(double, tmp_path, transport):
         assert "above the limit here of 256" in json.dumps(answer.ack_payload["view"])
         assert_nothing_happened(double, running, world, world.alice)
 
+        hidden = double.add_file(world.alice, "hidden.png", picture(), "image/png", hidden_from_bot=True)
+        await double.slash(world.general, world.alice, "")  # that form now shows the refusal: a new one
+        view = await double.wait_for(lambda: double.views_for(world.alice)[1:], 10, "the second modal")
+        answer = await double.submit(view[0]["id"], world.alice, {"picture": [hidden]})
+        assert answer.ack_payload in (None, "", {})  # the form closes; the download fails after
+        assert "sign-in page instead of the picture" in await refused(double, world.alice)
+        assert_nothing_happened(double, running, world, world.alice)
+
 
 # -- buttons -----------------------------------------------------------------------------------------------
 

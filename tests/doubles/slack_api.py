@@ -133,6 +133,7 @@ class SlackDouble:
         self.bot_id = bot_id
         self.app_id = app_id
         self.transport = "socket"  # how user actions reach the app: "socket" or "http"
+        self.slack_files_ready = True  # False: image blocks showing an uploaded file fail (Slack still processing)
         self.events_url: str | None = None  # the app's /slack/events, for transport "http"
 
         self.teams: dict[str, Team] = {}
@@ -664,6 +665,8 @@ class SlackDouble:
             file_id = slack_file.get("id") or _file_id_from_url(slack_file.get("url", ""))
             if file_id not in self.files:
                 raise _ApiError("invalid_blocks", f"slack_file {slack_file} does not exist")
+            if not self.slack_files_ready:
+                raise _ApiError("invalid_blocks", f"slack_file {file_id} is not ready yet")
             if not self.files[file_id]["mimetype"].startswith("image/"):
                 raise _ApiError("invalid_blocks", f"slack_file {file_id} is not an image")
         elif not block.get("image_url"):
