@@ -68,7 +68,6 @@ class Conversation:
         self.private = private
         self.user = interaction.user
         self.channel_id = interaction.channel_id
-        self.message_id: int | None = None
 
     # -- the token ---------------------------------------------------------------------------
 
@@ -109,7 +108,14 @@ class Conversation:
         elif isinstance(ending, Failed):
             await (self.refuse(ending.message) if ending.refusal else self.say(ending.message))
         elif isinstance(ending, Cancelled):
-            await self.say("Cancelled." if ending.by == str(self.user.id) else "Cancelled by a moderator.")
+            await self.say(self._cancelled_words(ending.by))
+
+    def _cancelled_words(self, by: str) -> str:
+        if by == str(self.user.id):
+            return "Cancelled."
+        if by == "shutdown":
+            return "Cancelled: ARIA is restarting. Please ask again in a minute."
+        return "Cancelled by a moderator."
 
     # -- endings -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from adapters.discord.actors import actor_of
+from adapters.discord.actors import actor_of, sentence
 from aria_engine.options import MODES
 from bot.service import SettingChange
 
@@ -46,7 +46,7 @@ class Admin(commands.Cog):
             else:
                 change = service.change_setting(actor, name, value, channel=channel_id)
         except (PermissionError, ValueError) as error:
-            await interaction.response.send_message(_sentence(str(error)), ephemeral=True)
+            await interaction.response.send_message(sentence(str(error)), ephemeral=True)
             return
         await interaction.response.send_message(change.message, ephemeral=True)
         await self._audit(change)
@@ -176,13 +176,6 @@ def _value(name: str, value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _sentence(text: str) -> str:
-    """A message as a sentence; one that starts with a setting's name keeps the name as it is."""
-    if "_" not in text.split(" ", 1)[0]:
-        text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 async def setup(bot) -> None:

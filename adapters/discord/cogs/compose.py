@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from adapters.discord.actors import actor_of, chosen_options
+from adapters.discord.actors import actor_of, chosen_options, sentence
 from adapters.discord.attachments import AttachmentRefused, check_attachment, download, first_image
 from adapters.discord.delivery import Conversation
 from adapters.discord.views import MODE_LABELS
@@ -96,7 +96,7 @@ class Compose(commands.Cog):
         try:
             emotion = Emotion(valence, arousal)
         except ValueError as error:
-            await refuse_now(interaction, f"{str(error).capitalize()}.")
+            await refuse_now(interaction, sentence(str(error)))
             return
         await self.compose(interaction, chosen, private, emotion=emotion)
 
@@ -128,7 +128,7 @@ class Compose(commands.Cog):
         try:
             options, explicit = chosen_options(**chosen)
         except ValueError as error:
-            await refuse_now(interaction, f"{str(error).capitalize()}.")
+            await refuse_now(interaction, sentence(str(error)))
             return
         admission = service.admit(actor, options, explicit=explicit, kind="compose" if emotion is None else "mood")
         if isinstance(admission, Refusal):
@@ -136,7 +136,11 @@ class Compose(commands.Cog):
             return
         if private is None:
             private = service.private_by_default(actor)
-        await interaction.response.defer(thinking=True, ephemeral=private)
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=private)
+        except discord.HTTPException:  # too late (Discord gave up on us) or already answered
+            service.release(admission)
+            raise
         conversation = Conversation(interaction, self.bot.config, received_at=received_at, private=private)
         image = None
         if attachment is not None:

@@ -36,7 +36,11 @@ class Results(commands.Cog):
             return
         admission, request = asked
         private = bool(interaction.message and interaction.message.flags.ephemeral)
-        await interaction.response.defer(thinking=True, ephemeral=private)
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=private)
+        except discord.HTTPException:  # too late, or already answered: the use was never spent
+            self.bot.service.release(admission)
+            raise
         conversation = Conversation(interaction, self.bot.config, received_at=received_at, private=private)
         ticket = await self.bot.service.submit_request(admission, request, extra={"private": private})
         await self.bot.get_cog("Compose").run(conversation, ticket)
