@@ -622,6 +622,10 @@ class DiscordDouble:
         return [m for m in self.messages.values() if m.author.id == self.bot.id
                 and (include_deleted or not m.deleted) and (channel is None or m.channel_id == channel.id)]
 
+    def dms_to(self, user: User) -> list[Message]:
+        """What the bot sent this user in direct messages."""
+        return [m for m in self.messages.values() if self.dm_channels.get(m.channel_id) is user and not m.deleted]
+
     def requests_to(self, method: str, fragment: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and fragment in r.path]
 
@@ -980,9 +984,6 @@ class DiscordDouble:
             channel_id = self.snowflake()
             self.dm_channels[channel_id] = user
         return {"id": str(channel_id), "type": 1, "recipients": [user.payload()], "last_message_id": None}
-
-    def dms_to(self, user: User) -> list[Message]:
-        return [m for m in self.messages.values() if self.dm_channels.get(m.channel_id) is user and not m.deleted]
 
     async def _create_channel_message(self, request, channel_id, *, body, files):
         if int(channel_id) in self.dm_channels:
