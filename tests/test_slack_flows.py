@@ -214,8 +214,9 @@ async def test_admin_settings(double, tmp_path, transport):
         settings = running.service.settings
         assert settings.get("daily_quota", server=f"slack:{world.team.id}", channel=world.quiet.id) == 3
         assert settings.get("daily_quota", server=f"slack:{world.team.id}", channel=world.general.id) == 0
-        await double.wait_for(lambda: double.bot_messages(audit.id), 10, "the audit post")
-        assert "daily_quota" in double.bot_messages(audit.id)[-1]["text"]
+        posted = await double.wait_for(lambda: [m for m in double.bot_messages(audit.id)
+                                                if "daily_quota is now 3" in m["text"]], 10, "the audit post")
+        assert world.admin.id in posted[0]["text"]  # who did it
 
         # The owner may too; and a user listed in admin_user_ids, without Slack's admin flag.
         await double.slash(world.general, world.owner, f"admin set admin_user_ids <@{world.bob.id}>")

@@ -220,7 +220,7 @@ class SlackAdapter:
     async def compose(self, actor: Actor, tell: Tell, *, options: GenerationOptions, explicit: frozenset[str],
                       thread_ts: str | None, file: dict | None = None, emotion: Emotion | None = None,
                       image_ref: dict | None = None) -> None:
-        """Policy, download, engine, status, result. Every refusal goes to `tell`."""
+        """Checks, policy, then `run_admitted`. Every refusal goes to `tell`."""
         if file is not None:
             try:
                 check_file(file, self.config.max_download_bytes)
@@ -231,6 +231,14 @@ class SlackAdapter:
         if isinstance(admission, Refusal):
             await tell(admission.message)
             return
+        await self.run_admitted(actor, tell, admission, explicit=explicit, thread_ts=thread_ts, file=file,
+                                emotion=emotion, image_ref=image_ref)
+
+    async def run_admitted(self, actor: Actor, tell: Tell, admission: Any, *, explicit: frozenset[str],
+                           thread_ts: str | None, file: dict | None = None, emotion: Emotion | None = None,
+                           image_ref: dict | None = None, first_line: str | None = None) -> None:
+        """The slow part once the policy said yes: download, status message, engine, result.
+        The use is given back whenever the job cannot run."""
         image = None
         if file is not None:
             try:
@@ -241,7 +249,7 @@ class SlackAdapter:
                 await tell(str(refused))
                 return
             image_ref = image_ref or {"file_id": file.get("id")}
-        status = await self.open_status(actor, tell, thread_ts, _first_line(emotion))
+        status = await self.open_status(actor, tell, thread_ts, first_line or _first_line(emotion))
         if status is None:
             self.service.release(admission)
             return
@@ -429,22 +437,8 @@ class SlackAdapter:
             await ack(response_action="update", view=ui.notice_modal("Not right now", admission.message))
             return
         await ack()
-        tell = self._ephemeral(channel, user)
-        try:
-            image = await download(self.downloads, file, token=self.config.bot_token,
-                                   max_bytes=self.config.max_download_bytes)
-        except FileRefused as refused:
-            self.service.release(admission)
-            await tell(str(refused))
-            return
-        status = await self.open_status(actor, tell, None, f"<@{user}> shared a picture: reading its mood...")
-        if status is None:
-            self.service.release(admission)
-            return
-        ticket = await self.service.submit(admission, image=image, upload_limit=self.config.upload_limit_bytes,
-                                           image_ref={"file_id": file.get("id")},
-                                           extra={"explicit": sorted(explicit)})
-        await self.follow(status, ticket, tell)
+        await self.run_admitted(actor, self._ephemeral(channel, user), admission, explicit=explicit, thread_ts=None,
+                                file=file, first_line=f"<@{user}> shared a picture: reading its mood...")
 
     # -- buttons ----------------------------------------------------------------------------------------
 
