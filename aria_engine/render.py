@@ -423,6 +423,9 @@ def audio_format(fmt: str) -> AudioFormat:
     return spec
 
 
+_ENCODE_BLOCK_FRAMES = 16384  # frames per write; see encode()
+
+
 def encode(
     audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: float = DEFAULT_QUALITY
 ) -> bytes:
@@ -431,15 +434,21 @@ def encode(
     if not 0.0 <= quality <= 1.0:
         raise ValueError(f"quality must be between 0 and 1, got {quality}")
     buffer = io.BytesIO()
+    channels = 1 if audio.ndim == 1 else audio.shape[1]
     try:
-        soundfile.write(
+        # In blocks: libvorbis allocates all pending input on the stack, so writing a minute of
+        # audio at once overflows a thread's stack and kills the process (libsndfile #1095).
+        with soundfile.SoundFile(
             buffer,
-            audio,
+            "w",
             sample_rate,
+            channels,
             format=spec.container,
             subtype=spec.codec,
             compression_level=1.0 - quality,
-        )
+        ) as out:
+            for start in range(0, len(audio), _ENCODE_BLOCK_FRAMES):
+                out.write(audio[start : start + _ENCODE_BLOCK_FRAMES])
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise RenderError(
             f"Could not encode {spec.name.upper()} audio at {sample_rate} Hz: {error}"
