@@ -116,7 +116,7 @@ def test_decode_step_handles_rows_at_different_positions(models):
         cache = KVCache(model, rows=2, capacity=12)
         prefill(model, torch.tensor([a[:-1]]), condition[:1], cache=cache, rows=torch.tensor([0]))
         prefill(model, torch.tensor([b[:-1]]), condition[1:], cache=cache, rows=torch.tensor([1]))
-        logits = decode_step(model, cache, torch.tensor([a[-1], b[-1]]), torch.tensor([len(a) - 1, len(b) - 1]), condition)
+        logits = decode_step(model, cache, torch.tensor([a[-1], b[-1]]), [len(a) - 1, len(b) - 1], condition)
         for row, tokens in enumerate((a, b)):
             expected = model(torch.tensor([tokens]), valence=condition[row, 0], arousal=condition[row, 1])[0, -1]
             assert (logits[row] - expected).abs().max() <= 1e-4

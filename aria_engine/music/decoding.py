@@ -30,6 +30,7 @@ the window with the new value at each refresh.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import weakref
@@ -150,44 +151,95 @@ def discard_draw(state: SamplerState, vocab_size: int) -> None:
     torch.multinomial(torch.ones(1, k), 1, replacement=True, generator=state.generator)
 
 
-# -- batch invariance ---------------------------------------------------------------------------
+# -- decode setup: batch invariance and packed weights ------------------------------------------
 #
 # A request's logits must not depend on what it is batched with, to the last bit, or a sample
 # on a knife edge could differ. Row-wise ops (embedding, LayerNorm, softmax, the per-row
 # attention below) are safe; matrix products x @ W.T are not always: a BLAS picks kernels by
-# row count (x86 MKL/oneDNN fp32: a GEMV path for 1 row, one blocking for 2..15 rows of the
-# published shapes, another from 16). So decode steps run a number of rows from a range in
-# which this machine's BLAS gives every row the same bits (found once per model by the probe
-# below, idle rows pad up to its low end, more requests decode in groups of its high end);
-# prefills and full re-encodes run one request at a time.
+# row count (x86 MKL fp32: a GEMV path for 1 row, one blocking for 2..15 rows, another from
+# 16). So decode steps run a number of rows from a range in which this machine gives every row
+# the same bits (measured once per model by `_probe_widths`): idle rows pad up to its low end,
+# more requests decode in groups of its high end. Prefills and full re-encodes run one request
+# at a time; the concat condition is embedded row by row.
+#
+# Speed: plain MKL sgemm repacks the weights at every call, which makes a step of 8 rows cost
+# twice a step of 1. Where MKL is available the decode-step weights are packed once
+# (`torch.ops.mkl._mkl_reorder_linear_weight`, as torch.compile's CPU freezing does); a packed
+# product costs little more for 8 rows than for 2. The probe checks that packed products agree
+# with plain ones (allclose) and are bit-identical across row counts, else packing is skipped.
 
-_widths: "weakref.WeakKeyDictionary[MusicTransformer, tuple[int, int]]" = weakref.WeakKeyDictionary()
+PACK_ROWS = 8  # row count the packs are made for; the packed format serves other counts too
+
+
+@dataclass
+class DecodeSetup:
+    widths: tuple[int, int]  # (fewest, most) rows of a decode step
+    packs: dict  # nn.Linear -> its MKL-packed weight (empty: plain F.linear)
+
+    def linear(self, module, x):
+        """module(x), through the packed weight when there is one and x has 2+ rows."""
+        pack = self.packs.get(module)
+        rows = x.numel() // x.size(-1)
+        if pack is None or rows < 2:
+            return module(x)
+        return torch.ops.mkl._mkl_linear(x, pack, module.weight, module.bias, rows)
+
+
+_setups: "weakref.WeakKeyDictionary[MusicTransformer, DecodeSetup]" = weakref.WeakKeyDictionary()
+
+
+def decode_setup(model: MusicTransformer) -> DecodeSetup:
+    """Packed weights and decode widths for a model, prepared on first use (about a second and
+    one more copy of the layer weights at the published size)."""
+    if model not in _setups:
+        with torch.inference_mode():
+            setup = DecodeSetup((1, 1), _mkl_packs(model))
+            setup.widths = _probe_widths(model, setup)
+            if setup.packs and setup.widths[1] - setup.widths[0] < 1:  # packing broke invariance
+                setup = DecodeSetup((1, 1), {})
+                setup.widths = _probe_widths(model, setup)
+        _setups[model] = setup
+    return _setups[model]
 
 
 def decode_widths(model: MusicTransformer) -> tuple[int, int]:
     """(fewest, most) rows a decode step may run so that each row's result is bit-identical
     for every count in between, and wherever the row sits in the batch."""
-    if model not in _widths:
-        _widths[model] = _probe_widths(model)
-    return _widths[model]
+    return decode_setup(model).widths
 
 
-def _probe_widths(model: MusicTransformer) -> tuple[int, int]:
+def _decode_linears(model: MusicTransformer) -> list:
+    layers = [model.enc_layers[i] for i in range(len(model.enc_layers))]
+    modules = [m for l in layers for m in (l.rga.Wq, l.rga.Wk, l.rga.Wv, l.rga.fc, l.FFN_pre, l.FFN_suf)]
+    return modules + [model.fc]
+
+
+def _mkl_packs(model: MusicTransformer) -> dict:
+    if not (torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")):
+        return {}
+    modules = [m for m in _decode_linears(model) if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32]
+    try:
+        return {m: torch.ops.mkl._mkl_reorder_linear_weight(m.weight, PACK_ROWS) for m in modules}
+    except RuntimeError:
+        return {}
+
+
+def _probe_widths(model: MusicTransformer, setup: DecodeSetup) -> tuple[int, int]:
+    """The widest range of row counts in which every probed product gives each row the same
+    bits whatever the count and wherever the row sits."""
     layer = model.enc_layers[0]
     linears = [layer.rga.Wq, layer.rga.fc, layer.FFN_pre, layer.FFN_suf, model.fc]
-    if model.conditioning == "continuous_concat":
-        linears.append(model.fc_condition)
     g = torch.Generator().manual_seed(0)
     consistent = [[True] * (PROBE_ROWS + 1) for _ in range(PROBE_ROWS + 1)]  # [m][n]
-    with torch.inference_mode():
-        for linear in linears:
-            x = torch.randn(PROBE_ROWS, linear.in_features, generator=g)
-            outs = {m: linear(x[:m]) for m in range(1, PROBE_ROWS + 1)}
-            for n in range(1, PROBE_ROWS + 1):
-                moved = torch.equal(outs[n], linear(x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
-                for m in range(1, n + 1):
-                    same = moved and torch.equal(outs[m], outs[n][:m])
-                    consistent[m][n] = consistent[m][n] and same
+    for linear in linears:
+        x = torch.randn(PROBE_ROWS, linear.in_features, generator=g)
+        outs = {m: setup.linear(linear, x[:m]) for m in range(1, PROBE_ROWS + 1)}
+        if not torch.allclose(outs[PROBE_ROWS], linear(x), rtol=1e-4, atol=1e-4):
+            return (1, 1)  # a packed product that is not the product
+        for n in range(1, PROBE_ROWS + 1):
+            moved = torch.equal(outs[n], setup.linear(linear, x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
+            for m in range(1, n + 1):
+                consistent[m][n] = consistent[m][n] and moved and torch.equal(outs[m], outs[n][:m])
     best = (1, 1)
     for low in range(1, PROBE_ROWS + 1):
         high = low
@@ -223,11 +275,11 @@ def _as_float32(pair: tuple[float, float]) -> tuple[float, float]:
 class KVCache:
     """Keys and values of every layer for a batch of rows: [n_layer, rows, H, capacity, dh].
 
-    Zero-filled, so masked-out slots always hold finite numbers. Set per call: `rows`, the cache
+    Zero-filled, so unused slots always hold finite numbers. Set per call: `rows`, the cache
     rows a prefill writes (None during a decode step, which covers rows 0..b-1), and `runs`,
-    the decode step's (first row, end row, span) groups: consecutive rows that attend to the
-    same number of keys. Each row attends to exactly its own keys (span 0 = idle row), so its
-    arithmetic is the same whatever the other rows hold.
+    the decode step's (first row, end row, position) groups of consecutive rows whose new token
+    sits at the same position. Each row attends to exactly its own keys, so its arithmetic is
+    the same whatever the other rows hold.
     """
 
     def __init__(self, model: MusicTransformer, rows: int, capacity: int):
@@ -237,19 +289,27 @@ class KVCache:
         self.k = torch.zeros(shape)
         self.v = torch.zeros(shape)
         self.capacity = capacity
+        self.setup = decode_setup(model)
         self.rows: torch.Tensor | slice | None = None
         self.runs: list[tuple[int, int, int]] = []
         self.layers = [_LayerCache(self, i) for i in range(cfg.n_layer)]
 
-    def set_spans(self, spans: Sequence[int]) -> None:
-        """Group a decode step's rows into runs of equal span."""
+    def linear(self, module, x):
+        """The layers' products: packed during decode steps, plain in prefills."""
+        return module(x) if self.rows is not None else self.setup.linear(module, x)
+
+    def set_positions(self, positions: Sequence[int | None]) -> None:
+        """Group a decode step's rows into runs of equal position (None: an idle row)."""
         self.rows, self.runs = None, []
-        for row, span in enumerate(spans):
-            if self.runs and self.runs[-1][2] == span and self.runs[-1][1] == row:
-                self.runs[-1] = (self.runs[-1][0], row + 1, span)
+        for row, position in enumerate(positions):
+            if position is None:
+                continue
+            if not 0 <= position < self.capacity:
+                raise ValueError(f"position {position} is outside the cache (capacity {self.capacity})")
+            if self.runs and self.runs[-1][2] == position and self.runs[-1][1] == row:
+                self.runs[-1] = (self.runs[-1][0], row + 1, position)
             else:
-                self.runs.append((row, row + 1, span))
-        self.runs = [run for run in self.runs if run[2] > 0]
+                self.runs.append((row, row + 1, position))
 
     def keep(self, rows: Sequence[int]) -> None:
         """Move the given rows to the front (in order); the rest become free."""
@@ -262,6 +322,7 @@ class KVCache:
 class _LayerCache:
     def __init__(self, cache: KVCache, layer: int):
         self.cache, self.layer = cache, layer
+        self.linear = cache.linear
 
     def attend(self, q, k, v, q_pos, E):
         """Keep this call's keys and values, then attend over the rows' cached ones."""
@@ -270,19 +331,27 @@ class _LayerCache:
             kb[cache.rows, :, : k.size(2)] = k
             vb[cache.rows, :, : k.size(2)] = v
             return relative_attention(q, k, v, E, q_pos)
-        b = k.size(0)  # decode: one new key per row, each at its own position
-        rows = torch.arange(b)
-        kb[rows, :, q_pos[:, 0]] = k[:, :, 0]
-        vb[rows, :, q_pos[:, 0]] = v[:, :, 0]
-        if len(cache.runs) == 1 and cache.runs[0][:2] == (0, b):
-            span = cache.runs[0][2]
-            return relative_attention(q, kb[:b, :, :span], vb[:b, :, :span], E, q_pos)
-        y = torch.zeros_like(q)
-        for first, end, span in cache.runs:
-            y[first:end] = relative_attention(
-                q[first:end], kb[first:end, :, :span], vb[first:end, :, :span], E, q_pos[first:end]
-            )
+        runs = cache.runs  # decode: one new key per row
+        y = None if len(runs) == 1 and runs[0][:2] == (0, q.size(0)) else torch.zeros_like(q)
+        for first, end, p in runs:
+            kb[first:end, :, p] = k[first:end, :, 0]
+            vb[first:end, :, p] = v[first:end, :, 0]
+            out = newest_query_attention(q[first:end], kb[first:end, :, : p + 1], vb[first:end, :, : p + 1], E)
+            if y is None:
+                return out
+            y[first:end] = out
         return y
+
+
+def newest_query_attention(q, k, v, E):
+    """relative_attention for the newest query only: q [b, H, 1, dh] at position p over keys
+    0..p. Every distance p - j is >= 0 and key j meets E row 2047 - (p - j) = 2047 - p + j, so
+    the relative term is a plain product with rows 2047 - p .. 2047 of E, no gather and no mask:
+    the same numbers, in the same order of operations, as relative_attention."""
+    span = k.size(2)
+    rel = q @ E[E.size(0) - span :].transpose(0, 1)
+    logits = (q @ k.transpose(-2, -1) + rel) / math.sqrt(q.size(-1))
+    return torch.softmax(logits, dim=-1) @ v
 
 
 def model_input(model: MusicTransformer, tokens: torch.Tensor, condition, emotion_ids) -> torch.Tensor:
@@ -306,13 +375,17 @@ def prefill(model, tokens, condition=None, emotion_ids=None, cache: KVCache | No
     return model.fc(h[:, -1])
 
 
-def decode_step(model, cache: KVCache, tokens, positions, condition=None, spans: Sequence[int] | None = None):
-    """One new token for each cache row 0..b-1: tokens [b] at positions [b]; logits [b, V].
-    Row r attends to keys 0..spans[r]-1 (default: up to its own position); span 0 = idle."""
-    x = model.embed_tokens(tokens[:, None], condition)
-    cache.set_spans([p + 1 for p in positions.tolist()] if spans is None else spans)
-    h = model.run_layers(x, positions[:, None], None, cache.layers)
-    return model.fc(h[:, 0])
+def decode_step(model, cache: KVCache, tokens, positions: Sequence[int | None], condition=None):
+    """One new token for each cache row 0..b-1: tokens [b] at positions (None: idle row,
+    computed but neither stored nor attending); returns logits [b, V]."""
+    if model.conditioning == "continuous_concat":  # row by row: see "decode setup"
+        x = torch.cat([model.embed_tokens(tokens[r : r + 1, None], condition[r : r + 1]) for r in range(tokens.size(0))])
+    else:
+        x = model.embed_tokens(tokens[:, None], condition)
+    cache.set_positions(positions)
+    q_pos = torch.tensor([[0 if p is None else p] for p in positions])
+    h = model.run_layers(x, q_pos, None, cache.layers)
+    return cache.linear(model.fc, h[:, 0])
 
 
 # -- one request in flight -----------------------------------------------------------------------
@@ -487,7 +560,7 @@ def _decode_attempt(model, vocab, rows, started, report, observe) -> None:
     """Run one attempt of every row to its length, all rows stepping together."""
     special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
     active = list(rows)
-    capacity = max(row.cache_needed() for row in active) + 1  # + a scratch slot for idle rows
+    capacity = max(row.cache_needed() for row in active)
     fewest, _ = decode_widths(model)
     cache = KVCache(model, max(fewest, len(active)), capacity)
     holders = list(active)  # rows holding a cache row, in cache-row order
@@ -521,14 +594,13 @@ def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:
     decoding = [row for row in holders if plans[row] == "decode"]
     if decoding:
         # Every cache row takes part (at least the fewest decode_widths allows); rows not
-        # decoding now are idle: they write to the scratch slot at the end and attend to nothing.
+        # decoding now are idle.
         idle = [None] * (max(decode_widths(model)[0], len(holders)) - len(holders))
         members = [row if row is not None and plans[row] == "decode" else None for row in holders + idle]
         tokens = torch.tensor([row.sequence[-1] if row else 0 for row in members])
-        positions = torch.tensor([row.position() if row else cache.capacity - 1 for row in members])
-        spans = [row.position() + 1 if row else 0 for row in members]
+        positions = [row.position() if row else None for row in members]
         condition = _conditions(model, [row or decoding[0] for row in members])
-        logits = decode_step(model, cache, tokens, positions, condition, spans)
+        logits = decode_step(model, cache, tokens, positions, condition)
         for row in decoding:
             out[row] = logits[row.slot]
             row.cached += 1
