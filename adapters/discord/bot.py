@@ -62,7 +62,7 @@ class _AriaBot:
     async def _tell_lost_jobs(self) -> None:
         """Jobs that were queued or running when the process died end as failed, and their
         requesters hear about it (every job ends in done, failed or cancelled)."""
-        lost = [r for r in self.service.store.fail_unfinished("lost in a restart") if r.platform == "discord"]
+        lost = self.service.store.fail_unfinished("lost in a restart", platform="discord")
         for record in lost:
             try:
                 channel = self.get_partial_messageable(int(record.channel_id), guild_id=int(record.server_id))
