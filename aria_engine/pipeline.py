@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from PIL import Image
 
@@ -23,6 +23,9 @@ from aria_engine.encoders import Encoder
 from aria_engine.images import ImageLimits, load_image
 from aria_engine.music import Composer, Composition
 from aria_engine.options import GenerationOptions
+
+if TYPE_CHECKING:
+    from aria_engine.render import RenderedAudio
 
 STAGES = ("decoding image", "reading emotion", "composing", "drawing", "rendering")
 UPLOAD_MARGIN_BYTES = 64 * 1024  # message text and multipart overhead
@@ -243,6 +246,7 @@ class Pipeline:
     ) -> Result:
         """Render the audio and draw the pictures for a composed piece."""
         from aria_engine import visuals
+        from aria_engine.render import AudioTooLarge
 
         timings: dict[str, float] = {}
         report = progress or (lambda stage, fraction: None)
@@ -262,7 +266,12 @@ class Pipeline:
 
         report("rendering", 0.0)
         started = time.perf_counter()
-        audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=audio_budget)
+        try:
+            audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=audio_budget)
+        except AudioTooLarge:
+            # Nothing audible fits: keep the whole clip; the reply leaves it out and says so
+            # (see bot.reply.build_reply), so the MIDI and pictures still reach the person.
+            audio = self.renderer().render(composition.midi, options.audio_format)
         timings["rendering"] = time.perf_counter() - started
         report("rendering", 1.0)
 

@@ -50,6 +50,10 @@ class RenderError(RuntimeError):
     """A piece could not be turned into audio; the message is fit to show a user."""
 
 
+class AudioTooLarge(RenderError):
+    """The clip cannot fit the byte budget at any quality or length."""
+
+
 class SoundFontError(RenderError):
     """No usable SoundFont: the message names the path and what is wrong with it."""
 
@@ -507,7 +511,7 @@ def encode_within(
         seconds = len(clip) / sample_rate * max_bytes * SIZE_MARGIN / len(data)
         seconds = float(np.floor(seconds)) if seconds >= 10 else round(seconds, 1)
         if seconds < MIN_CLIP_S:
-            raise RenderError(f"The audio cannot fit in {limit}: even {MIN_CLIP_S:g} s of it is too large.")
+            raise AudioTooLarge(f"The audio cannot fit in {limit}: even {MIN_CLIP_S:g} s of it is too large.")
         clip = audio[: round(seconds * sample_rate)].copy()
         clip = fade_out(clip, round(min(FADE_OUT_S, seconds / 4) * sample_rate))
         data = encode(clip, sample_rate, fmt, quality=quality)
@@ -572,7 +576,7 @@ class Renderer:
         """Synthesize, trim the silent tail, normalise to -1 dBFS and encode (within `max_bytes`)."""
         spec = audio_format(fmt)  # refuse an unusable format before the work
         if max_bytes is not None and max_bytes <= 0:
-            raise RenderError("There is no room left for the audio within the upload limit.")
+            raise AudioTooLarge("There is no room left for the audio within the upload limit.")
         raw = self.synthesize(midi)
         if _peak(raw) < SILENT_PEAK:
             raise RenderError(

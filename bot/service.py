@@ -18,8 +18,8 @@ Composing, in three steps (the adapter acknowledges the platform between 1 and 2
 `Failed.refusal` is True when the user's input was at fault (an unreadable picture): show it
 privately, as a refusal, not as a public failure. Uses that never ran are refunded to the quota.
 `release(admission)` refunds one by hand (say the picture could not be downloaded). When the
-audio cannot fit the upload limit at any quality, `follow` remakes the piece (same seed) without
-fitting it, and the reply keeps what fits, the MIDI at least, saying what it left out.
+audio cannot fit the upload limit at any quality, the pipeline keeps the whole clip and the
+reply keeps what fits, the MIDI at least, saying what it left out (bot.reply.build_reply).
 
 Buttons on a result carry its `result_id` (the engine's job id); they survive restarts because
 the record is in the store:
@@ -42,7 +42,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Union
 
 from aria_engine.emotion import Emotion
@@ -91,7 +91,6 @@ class Ticket:
     record: ResultRecord
     admission: Admission
     upload_limit: int | None = None
-    refitted: bool = False  # made again without fitting the audio to the upload limit
 
     @property
     def result_id(self) -> str:
@@ -275,31 +274,12 @@ class AriaService:
 
     async def follow(self, ticket: Ticket) -> AsyncIterator[Update]:
         """The job's story as updates, saving each turn in the store; ends after a terminal one."""
-        while True:
-            async for event in ticket.job.events():
-                if self._audio_cannot_fit(ticket, event):
-                    break
-                update = self._on_event(ticket, event)
-                if update is not None:
-                    yield update
-                    if update.terminal:
-                        return
-            # The audio cannot fit the upload limit at any quality or length: make the piece again
-            # (same seed, same notes) without fitting; the reply then keeps what fits (the MIDI
-            # at least) and says what it left out.
-            ticket.refitted = True
-            try:
-                ticket.job = await self.engine.submit(replace(ticket.job.request, max_upload_bytes=None),
-                                                      job_id=ticket.result_id)
-            except Exception:  # busy now, or worse: the first failure stands
-                log.warning("could not remake %s without the upload limit", ticket.result_id, exc_info=True)
-                yield self._on_event(ticket, event)
-                return
-
-    @staticmethod
-    def _audio_cannot_fit(ticket: Ticket, event: Any) -> bool:
-        return (isinstance(event, jobs.Failed) and event.kind == "render" and ticket.upload_limit is not None
-                and not ticket.refitted)
+        async for event in ticket.job.events():
+            update = self._on_event(ticket, event)
+            if update is not None:
+                yield update
+                if update.terminal:
+                    return
 
     def _on_event(self, ticket: Ticket, event: Any) -> Update | None:
         rid = ticket.result_id
