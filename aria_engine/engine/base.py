@@ -204,10 +204,12 @@ def polite_failure(log_id: str) -> str:
             f"Please try again; if it keeps happening, mention log id {log_id}.")
 
 
-async def cancelled_quietly(task: asyncio.Task) -> None:
-    """Cancel a task and wait for it, without the CancelledError."""
+async def stop_task(task: asyncio.Task, timeout_s: float = 5.0) -> None:
+    """Cancel a task and wait for it a while. A loop around a client library may swallow one
+    CancelledError (redis-py can, mid-command), so loops also check their own stop flag."""
     task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning("task %s did not stop within %.0f s", task.get_name(), timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())

@@ -423,8 +423,9 @@ class LocalEngine(Engine):
     def _report(self, group: Sequence[_Work], stage: str, fraction: float) -> None:
         fraction = min(1.0, max(0.0, fraction))
         for work in group:
-            if work.live:
-                self._emit(work.job, Progress(stage, fraction, _detail(work, stage, fraction, len(group))))
+            event = Progress(stage, fraction, _detail(work, stage, fraction, len(group)))
+            if work.live and work.job.history[-1] != event:
+                self._emit(work.job, event)
 
 
 def _detail(work: _Work, stage: str, fraction: float, batch_size: int) -> str:

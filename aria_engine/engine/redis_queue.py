@@ -1,0 +1,357 @@
+"""The job queue in Redis: fair admission, at-least-once delivery, exactly one outcome.
+
+Why Redis Streams through redis-py, and not arq or taskiq: a consumer group gives exactly
+the delivery guarantees the engine needs, in the server itself. XREADGROUP hands a job to one
+worker and keeps it in the group's pending list until XACK; XAUTOCLAIM lets another worker
+take over entries idle past a visibility timeout (a worker that died); delivery counts stop a
+job that kills every worker from looping forever; and with AOF everything survives a
+restart. arq and taskiq add their own job model, retry policy and serializer on top, and
+neither does fair scheduling across communities or progress streams, which we would then
+build around them anyway. redis-py is Redis's own, well-kept client, with asyncio built in.
+
+Layout (prefix `aria` by default; one Redis, not a cluster, since the scripts compute keys):
+
+    {p}:job:{id}           hash: request JSON, image bytes, server, user, cost, state
+    {p}:q:{server}:{user}  list: the user's waiting job ids, FIFO
+    {p}:users:{server}     list: the server's users with waiting jobs, rotated for turns
+    {p}:ready              zset: servers with waiting jobs, scored by their next start tag
+    {p}:finish, {p}:vtime  fair queuing state (see scheduler.py: the same algorithm)
+    {p}:queued             zset: every waiting job id (depth, Busy)
+    {p}:depth              hash: waiting jobs per server
+    {p}:work               stream + group `workers`: jobs handed out and not yet acknowledged
+    {p}:events:{id}        stream: the job's Started / Progress / terminal events
+    {p}:result:{id}        the pickled Result (with a TTL), stored before the ack
+    {p}:doorbell           list: a ring on each submit, so idle workers wake at once
+    {p}:workers            hash: worker name -> last heartbeat (epoch seconds)
+    {p}:completions        zset: recently finished job ids by time, for throughput
+
+Waiting jobs stay in the fair structures, not in the stream: a worker's claim script picks
+the next job by fairness and moves it into the stream and its pending list in one atomic
+step. Every state change that must not half-happen is one Lua script.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+GROUP = "workers"
+TERMINAL_STATES = ("done", "failed", "cancelled")
+
+_ENQUEUE = """
+local p, id, req, has_image, image = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local server, user, cost, now = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local max_q, max_s, max_u = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local depth = redis.call('ZCARD', p..':queued')
+if depth >= max_q then return {'busy', 'queue_full', depth + 1} end
+local sdepth = tonumber(redis.call('HGET', p..':depth', server) or '0')
+if max_s > 0 and sdepth >= max_s then return {'busy', 'server_queue_full', sdepth + 1} end
+local ukey = p..':q:'..server..':'..user
+local udepth = redis.call('LLEN', ukey)
+if max_u > 0 and udepth >= max_u then return {'busy', 'user_queue_full', udepth + 1} end
+local jkey = p..':job:'..id
+if redis.call('EXISTS', jkey) == 1 then return {'exists'} end
+redis.call('HSET', jkey, 'request', req, 'server', server, 'user', user, 'cost', cost,
+           'submitted_at', now, 'state', 'queued')
+if has_image == '1' then redis.call('HSET', jkey, 'image', image) end
+redis.call('RPUSH', ukey, id)
+if udepth == 0 then redis.call('RPUSH', p..':users:'..server, user) end
+if not redis.call('ZSCORE', p..':ready', server) then
+  local v = tonumber(redis.call('GET', p..':vtime') or '0')
+  local f = tonumber(redis.call('HGET', p..':finish', server) or '0')
+  redis.call('HDEL', p..':finish', server)
+  redis.call('ZADD', p..':ready', math.max(v, f), server)
+end
+redis.call('HINCRBY', p..':depth', server, 1)
+redis.call('ZADD', p..':queued', redis.call('INCR', p..':seq'), id)
+redis.call('LPUSH', p..':doorbell', '1')
+redis.call('LTRIM', p..':doorbell', 0, 63)
+-- Position, estimated as the local queue does: users alternate, then servers alternate.
+local k = udepth + 1
+local rank = 0
+for _, u in ipairs(redis.call('LRANGE', p..':users:'..server, 0, -1)) do
+  rank = rank + math.min(redis.call('LLEN', p..':q:'..server..':'..u), k)
+end
+local position = rank
+local all = redis.call('HGETALL', p..':depth')
+for i = 1, #all, 2 do
+  if all[i] ~= server then position = position + math.min(tonumber(all[i + 1]), rank) end
+end
+return {'queued', position}
+"""
+
+_CLAIM = """
+local p, consumer = ARGV[1], ARGV[2]
+local stream = p..':work'
+while true do
+  local top = redis.call('ZRANGE', p..':ready', 0, 0, 'WITHSCORES')
+  if #top == 0 then return false end
+  local server, start = top[1], tonumber(top[2])
+  local ring = p..':users:'..server
+  local id = false
+  for i = 1, redis.call('LLEN', ring) do
+    local user = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+    local ukey = p..':q:'..server..':'..user
+    id = redis.call('LPOP', ukey)
+    if redis.call('LLEN', ukey) == 0 then redis.call('LREM', ring, -1, user) end
+    if id then break end
+  end
+  if not id then
+    redis.call('ZREM', p..':ready', server)
+    redis.call('HDEL', p..':depth', server)
+  else
+    local jkey = p..':job:'..id
+    local cost = tonumber(redis.call('HGET', jkey, 'cost') or '1')
+    local v = tonumber(redis.call('GET', p..':vtime') or '0')
+    if start > v then redis.call('SET', p..':vtime', start) end
+    if redis.call('HINCRBY', p..':depth', server, -1) <= 0 then
+      redis.call('HDEL', p..':depth', server)
+      redis.call('ZREM', p..':ready', server)
+      redis.call('HSET', p..':finish', server, start + cost)
+    else
+      redis.call('ZADD', p..':ready', start + cost, server)
+    end
+    redis.call('ZREM', p..':queued', id)
+    if redis.call('EXISTS', stream) == 0 then
+      redis.call('XGROUP', 'CREATE', stream, 'workers', '0', 'MKSTREAM')
+    end
+    redis.call('XADD', stream, '*', 'job', id)
+    local got = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', stream, '>')
+    redis.call('HSET', jkey, 'state', 'running', 'worker', consumer)
+    return {got[1][2][1][1], id}
+  end
+end
+"""
+
+_CANCEL = """
+local p, id, by_json, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local jkey = p..':job:'..id
+local state = redis.call('HGET', jkey, 'state')
+if not state then return 'missing' end
+if state == 'done' or state == 'failed' or state == 'cancelled' then return state end
+if state == 'queued' then
+  local server = redis.call('HGET', jkey, 'server')
+  local user = redis.call('HGET', jkey, 'user')
+  local ukey = p..':q:'..server..':'..user
+  redis.call('LREM', ukey, 1, id)
+  if redis.call('LLEN', ukey) == 0 then redis.call('LREM', p..':users:'..server, 1, user) end
+  if redis.call('HINCRBY', p..':depth', server, -1) <= 0 then
+    redis.call('HDEL', p..':depth', server)
+    local tag = redis.call('ZSCORE', p..':ready', server)
+    redis.call('ZREM', p..':ready', server)
+    if tag then redis.call('HSET', p..':finish', server, tag) end
+  end
+  redis.call('ZREM', p..':queued', id)
+end
+redis.call('HSET', jkey, 'state', 'cancelled')
+local events = p..':events:'..id
+redis.call('XADD', events, '*', 'type', 'cancelled', 'by', by_json)
+redis.call('EXPIRE', events, ttl)
+redis.call('EXPIRE', jkey, ttl)
+return state
+"""
+
+# Progress from a worker: only while the job is live (an expired job must not come back).
+_POST = """
+local p, id = ARGV[1], ARGV[2]
+local state = redis.call('HGET', p..':job:'..id, 'state')
+if state ~= 'running' and state ~= 'queued' then return 0 end
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', p..':events:'..id, 'MAXLEN', '~', 500, '*', unpack(fields))
+return 1
+"""
+
+# A job's end: the first outcome is stored (result before ack) and announced; later ones,
+# from a duplicate delivery or a cancel that won the race, change nothing. Always acks.
+_FINISH = """
+local p, id, entry, kind, result, ttl, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local jkey = p..':job:'..id
+local state = redis.call('HGET', jkey, 'state')
+local wrote = 0
+if state and state ~= 'done' and state ~= 'failed' and state ~= 'cancelled' then
+  local events = p..':events:'..id
+  if kind == 'done' then
+    redis.call('SET', p..':result:'..id, result, 'EX', ttl)
+    redis.call('ZADD', p..':completions', now, id)
+    redis.call('ZREMRANGEBYSCORE', p..':completions', '-inf', now - 600)
+  end
+  redis.call('HSET', jkey, 'state', kind)
+  redis.call('HDEL', jkey, 'image')
+  local fields = {}
+  for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('XADD', events, '*', unpack(fields))
+  redis.call('EXPIRE', events, ttl)
+  redis.call('EXPIRE', jkey, ttl)
+  wrote = 1
+end
+if entry ~= '' then
+  redis.call('XACK', p..':work', 'workers', entry)
+  redis.call('XDEL', p..':work', entry)
+end
+return wrote
+"""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    position: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    position: int
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisQueue:
+    """The queue's operations over one redis.asyncio client (protocol 2 replies)."""
+
+    def __init__(self, redis, prefix: str = "aria") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._cancel = redis.register_script(_CANCEL)
+        self._post = redis.register_script(_POST)
+        self._finish = redis.register_script(_FINISH)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def work_stream(self) -> str:
+        return self.key("work")
+
+    # -- the submitting side -------------------------------------------------------------------
+
+    async def enqueue(self, job_id: str, request_json: str, image: bytes | None, *, server: str, user: str,
+                      cost: float, max_queued: int, max_per_server: int | None,
+                      max_per_user: int | None) -> Enqueued | Refused:
+        reply = await self._enqueue(args=[
+            self.prefix, job_id, request_json, "1" if image is not None else "0", image or b"",
+            server, user, repr(float(cost)), repr(time.time()),
+            max_queued, max_per_server or 0, max_per_user or 0,
+        ])
+        status = _text(reply[0])
+        if status == "queued":
+            return Enqueued(int(reply[1]))
+        if status == "busy":
+            return Refused(_text(reply[1]), int(reply[2]))
+        raise ValueError(f"job id {job_id} is already taken")
+
+    async def cancel(self, job_id: str, by: str, ttl_s: int) -> str:
+        """The job's state before: queued or running (now cancelled), or done/failed/cancelled/missing."""
+        return _text(await self._cancel(args=[self.prefix, job_id, json.dumps(by), int(ttl_s)]))
+
+    async def read_events(self, last_ids: dict[str, str], block_ms: int, count: int = 100):
+        """[(job id, [(entry id, fields), ...]), ...] after each job's last seen entry."""
+        streams = {self.key("events", job_id): last for job_id, last in last_ids.items()}
+        reply = await self.redis.xread(streams, count=count, block=block_ms) or []
+        head = len(self.key("events", ""))
+        return [(_text(stream)[head:], [(_text(eid), fields) for eid, fields in entries]) for stream, entries in reply]
+
+    async def result(self, job_id: str) -> bytes | None:
+        return await self.redis.get(self.key("result", job_id))
+
+    async def existing(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs Redis still knows."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self.key("job", job_id))
+            found = await pipe.execute()
+        return {job_id for job_id, n in zip(job_ids, found) if n}
+
+    async def job_fields(self, job_id: str) -> dict[str, bytes]:
+        return {_text(k): v for k, v in (await self.redis.hgetall(self.key("job", job_id))).items()}
+
+    async def counts(self, worker_timeout_s: float, window_s: float = 120.0) -> dict:
+        """Queue depth, jobs handed out, live workers and recent completion times."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.key("queued"))
+            pipe.exists(self.work_stream)
+            pipe.hgetall(self.key("workers"))
+            pipe.zrangebyscore(self.key("completions"), now - window_s, "+inf", withscores=True)
+            queued, has_stream, workers, recent = await pipe.execute()
+        running = 0
+        if has_stream:
+            try:
+                running = int((await self.redis.xpending(self.work_stream, GROUP))["pending"])
+            except Exception:  # no group yet: nothing handed out
+                running = 0
+        live = sum(1 for seen in workers.values() if now - float(seen) < worker_timeout_s)
+        return {"queued": int(queued), "running": running, "workers": live,
+                "completions": [score for _, score in recent], "now": now}
+
+    # -- the worker side ------------------------------------------------------------------------
+
+    async def claim(self, consumer: str) -> tuple[str, str] | None:
+        """(stream entry id, job id) of the next job by fairness, now pending on `consumer`."""
+        reply = await self._claim(args=[self.prefix, consumer])
+        if not reply:
+            return None
+        return _text(reply[0]), _text(reply[1])
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await self.redis.blpop([self.key("doorbell")], timeout=timeout_s)
+
+    async def post(self, job_id: str, fields: dict[str, str]) -> bool:
+        flat = [x for pair in fields.items() for x in pair]
+        return bool(await self._post(args=[self.prefix, job_id, *flat]))
+
+    async def finish(self, job_id: str, entry_id: str, kind: str, fields: dict[str, str],
+                     result: bytes | None, ttl_s: int) -> bool:
+        """Store the outcome unless one is stored already; ack the entry either way."""
+        flat = [x for pair in fields.items() for x in pair]
+        return bool(await self._finish(args=[
+            self.prefix, job_id, entry_id, kind, result or b"", int(ttl_s), repr(time.time()), *flat,
+        ]))
+
+    async def ack(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.work_stream, GROUP, entry_id)
+            pipe.xdel(self.work_stream, entry_id)
+            await pipe.execute()
+
+    async def mark_running(self, job_id: str, worker: str) -> None:
+        await self.redis.hset(self.key("job", job_id), mapping={"state": "running", "worker": worker})
+
+    async def heartbeat(self, worker: str, entry_ids: list[str]) -> None:
+        """Say this worker lives, and reset the idle time of the jobs it holds."""
+        await self.redis.hset(self.key("workers"), worker, repr(time.time()))
+        if entry_ids:
+            await self.redis.xclaim(self.work_stream, GROUP, worker, 0, entry_ids, justid=True)
+
+    async def release(self, worker: str, entry_ids: list[str], idle_ms: int) -> None:
+        """Leaving: make these entries look idle long enough for another worker to take now."""
+        if entry_ids:
+            await self.redis.xclaim(self.work_stream, GROUP, worker, 0, entry_ids, idle=idle_ms, justid=True)
+        await self.redis.hdel(self.key("workers"), worker)
+
+    async def states(self, job_ids: list[str]) -> dict[str, str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.key("job", job_id), "state")
+            found = await pipe.execute()
+        return {job_id: (_text(s) if s is not None else None) for job_id, s in zip(job_ids, found)}
+
+    async def reclaim(self, worker: str, min_idle_ms: int, count: int) -> list[tuple[str, str, int]]:
+        """Take over entries idle past the visibility timeout: (entry id, job id, deliveries)."""
+        if count <= 0 or not await self.redis.exists(self.work_stream):
+            return []
+        reply = await self.redis.xautoclaim(self.work_stream, GROUP, worker, min_idle_ms, "0-0", count=count)
+        taken = []
+        for entry_id, fields in reply[1]:
+            if not fields:
+                continue
+            entry_id = _text(entry_id)
+            pending = await self.redis.xpending_range(self.work_stream, GROUP, entry_id, entry_id, 1)
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            taken.append((entry_id, _text(fields[b"job"] if b"job" in fields else fields["job"]), deliveries))
+        return taken

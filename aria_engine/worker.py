@@ -1,0 +1,279 @@
+"""`aria worker --redis URL`: a process that takes jobs from Redis and runs the models.
+
+Inside, a worker is a LocalEngine fed from Redis instead of from adapters: it claims jobs by
+fairness (up to `prefetch` at a time, so the LocalEngine can batch them), forwards each job's
+events to the job's event stream, and stores the outcome, acknowledging only after the result
+is stored. Around that, every heartbeat (a third of the visibility timeout) it:
+  - tells Redis it lives and resets the idle time of the jobs it holds, so nobody steals them;
+  - stops jobs cancelled in Redis;
+  - takes over jobs left idle past the visibility timeout by a worker that died.
+
+SIGTERM drains: no new claims, running jobs get `drain_s` to finish, and whatever is left is
+marked idle so another worker takes it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+from redis.exceptions import RedisError
+
+from aria_engine.engine.base import log_failure, polite_failure, stop_task
+from aria_engine.engine.jobs import TERMINAL, Done, Failed, Job, Progress, Queued, Started
+from aria_engine.engine.local import LocalEngine
+from aria_engine.engine.metrics import EngineMetrics, MetricsServer
+from aria_engine.engine.redis_backend import connect
+from aria_engine.engine.redis_queue import TERMINAL_STATES, RedisQueue
+from aria_engine.engine.scheduler import Limits
+from aria_engine.engine.wire import dump_result, event_to_fields, request_from_json
+from aria_engine.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pipeline: Pipeline | None = None,
+        prefix: str = "aria",
+        name: str | None = None,
+        concurrency: int = 1,
+        max_batch: int = 4,
+        prefetch: int | None = None,
+        visibility_timeout_s: float = 60.0,
+        max_deliveries: int = 3,
+        job_timeout_s: float | None = 600.0,
+        result_ttl_s: int = 3600,
+        drain_s: float = 30.0,
+        warm_up: bool = True,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.name = name or default_worker_name()
+        self.metrics = metrics or EngineMetrics("worker")
+        self.engine = LocalEngine(
+            pipeline, concurrency=concurrency, max_batch=max_batch, metrics=self.metrics, name=self.name,
+            limits=Limits(max_queued=1_000_000, max_running_per_server=None, max_running_per_user=None,
+                          job_timeout_s=job_timeout_s),
+        )
+        self.prefetch = prefetch or concurrency * max_batch
+        self.visibility_timeout_s = visibility_timeout_s
+        self.heartbeat_s = max(0.1, visibility_timeout_s / 3)
+        self.max_deliveries = max_deliveries
+        self.result_ttl_s = result_ttl_s
+        self.drain_s = drain_s
+        self.warm_up = warm_up
+        self.queue: RedisQueue | None = None
+        self._held: dict[str, str] = {}  # job id -> stream entry id, for jobs this worker holds
+        self._forwarders: set[asyncio.Task] = set()
+        self._room = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._last_heartbeat = 0.0
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Work until `stop` is set (or SIGTERM/SIGINT when run by `aria worker`)."""
+        redis = connect(self.url)
+        self.queue = RedisQueue(redis, self.prefix)
+        await self.engine.start()
+        if self.warm_up:
+            await asyncio.to_thread(self._warm_up)
+        tasks = [asyncio.create_task(self._claim_loop(), name="claim"),
+                 asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        log.info("worker %s ready (prefetch %d, visibility timeout %.1f s)",
+                 self.name, self.prefetch, self.visibility_timeout_s)
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            self._stopping.set()
+            await self._drain(tasks)
+            await self.engine.close()
+            await redis.aclose()
+            log.info("worker %s stopped", self.name)
+
+    def _warm_up(self) -> None:
+        """Load the default backends now, so the first job is not the slow one. A backend that
+        cannot load is only logged here: the jobs that need it fail with a reason."""
+        pipeline = self.engine.pipeline
+        for load in (pipeline.renderer, pipeline.encoder, pipeline.composer):
+            try:
+                load()
+            except Exception:
+                log.exception("warm-up: %s failed", load.__name__)
+
+    async def _drain(self, tasks: list[asyncio.Task]) -> None:
+        claim, heartbeat = tasks
+        await stop_task(claim)  # no more claims
+        if self._forwarders:
+            await asyncio.wait(list(self._forwarders), timeout=self.drain_s)
+        await stop_task(heartbeat)
+        try:
+            await self.queue.release(self.name, list(self._held.values()), int(self.visibility_timeout_s * 1000))
+        except RedisError as error:
+            log.warning("could not hand back %d jobs (%s); they return after the visibility timeout",
+                        len(self._held), error)
+
+    def health(self) -> dict:
+        report = self.engine.health()
+        age = time.monotonic() - self._last_heartbeat
+        report.update(role="worker", held=len(self._held), heartbeat_age_s=round(age, 1),
+                      ok=report["ok"] and age < 3 * self.heartbeat_s + 5)
+        return report
+
+    # -- claiming -------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            if len(self._held) >= self.prefetch:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                claimed = await self.queue.claim(self.name)
+                if claimed is None:
+                    await self.queue.wait_for_work(timeout_s=0.5)
+                    continue
+                failures = 0
+            except RedisError as error:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("cannot claim jobs (%s); retrying", error)
+                await asyncio.sleep(min(2.0, 0.1 * failures))
+                continue
+            entry_id, job_id = claimed
+            await self._begin(entry_id, job_id)
+
+    async def _begin(self, entry_id: str, job_id: str) -> None:
+        """Start a claimed job in the local engine, unless it ended meanwhile."""
+        if job_id in self._held:  # ours already (its entry went idle while we held it)
+            self._held[job_id] = entry_id
+            return
+        fields = await self.queue.job_fields(job_id)
+        state = fields.get("state", b"").decode()
+        if not fields or state in TERMINAL_STATES:
+            await self.queue.ack(entry_id)  # expired, or cancelled/finished by someone else
+            return
+        try:
+            request = request_from_json(fields["request"], fields.get("image"))
+        except Exception as error:  # a malformed job must fail, not loop through the workers
+            log_id = log_failure(job_id, error)
+            await self._finish(job_id, entry_id, Failed(polite_failure(log_id), log_id))
+            return
+        if state != "running" or fields.get("worker", b"").decode() != self.name:
+            await self.queue.mark_running(job_id, self.name)
+        self._held[job_id] = entry_id
+        job = await self.engine.submit(request, job_id=job_id)
+        task = asyncio.create_task(self._forward(job, entry_id), name=f"job-{job_id}")
+        self._forwarders.add(task)
+        task.add_done_callback(self._forwarders.discard)
+
+    async def _forward(self, job: Job, entry_id: str) -> None:
+        """The local job's events into its Redis stream; the outcome stored, then acked."""
+        try:
+            async for event in job.events():
+                if isinstance(event, Queued):
+                    continue
+                if isinstance(event, (Started, Progress)):
+                    try:
+                        await self.queue.post(job.id, event_to_fields(event))
+                    except RedisError:
+                        pass  # progress is best effort; the outcome is not
+                elif isinstance(event, TERMINAL):
+                    await self._finish(job.id, entry_id, event)
+        finally:
+            self._held.pop(job.id, None)
+            self._room.set()
+
+    async def _finish(self, job_id: str, entry_id: str, event) -> None:
+        """Store the outcome and ack; retried until Redis takes it (or this worker dies, and
+        the job is redelivered)."""
+        result = await asyncio.to_thread(dump_result, event.result) if isinstance(event, Done) else None
+        kind = type(event).__name__.lower()
+        delay = 0.1
+        while True:
+            try:
+                wrote = await self.queue.finish(job_id, entry_id, kind, event_to_fields(event), result,
+                                                self.result_ttl_s)
+                if not wrote:
+                    log.info("job %s already had an outcome; this %s is dropped", job_id, kind)
+                return
+            except RedisError as error:
+                log.warning("cannot store the outcome of job %s yet (%s); retrying", job_id, error)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    # -- heartbeat: liveness, cancellations, take-overs ----------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping.is_set() or self._forwarders:
+            try:
+                await self._heartbeat()
+            except RedisError as error:
+                log.warning("heartbeat failed (%s)", error)
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def _heartbeat(self) -> None:
+        held = dict(self._held)
+        await self.queue.heartbeat(self.name, list(held.values()))
+        self._last_heartbeat = time.monotonic()
+        if held:
+            for job_id, state in (await self.queue.states(list(held))).items():
+                if state == "cancelled":
+                    self.engine.cancel(job_id, by="redis")
+        if not self._stopping.is_set():
+            await self._take_over()
+
+    async def _take_over(self) -> None:
+        room = self.prefetch - len(self._held)
+        for entry_id, job_id, deliveries in await self.queue.reclaim(
+            self.name, int(self.visibility_timeout_s * 1000), room
+        ):
+            self.metrics.redeliveries.inc()
+            if deliveries > self.max_deliveries:
+                log.error("job %s was handed out %d times without finishing; failing it", job_id, deliveries)
+                await self._finish(job_id, entry_id, Failed(
+                    "Sorry, I couldn't finish this piece: the workers making it kept stopping. "
+                    "Please try again, perhaps with a shorter piece.", kind="redelivery_limit",
+                ))
+                continue
+            log.warning("taking over job %s (delivery %d)", job_id, deliveries)
+            await self._begin(entry_id, job_id)
+
+
+# -- the process ----------------------------------------------------------------------------------
+
+
+def run_worker_process(worker: Worker, metrics_port: int | None = None, metrics_host: str = "0.0.0.0") -> int:
+    """Run a worker until SIGTERM or SIGINT; serve /metrics and /healthz if asked."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        server = None
+        if metrics_port is not None:
+            server = MetricsServer(worker.metrics.registry, worker.health, metrics_port, metrics_host).start()
+            log.info("metrics on %s/metrics", server.url)
+        try:
+            await worker.run(stop)
+        finally:
+            if server is not None:
+                server.close()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,246 @@
+"""The Redis backend with a real redis-server and real `aria worker` processes.
+
+Workers are started as `python -m bot.cli worker ...`, killed with SIGKILL, and Redis is
+restarted from its AOF, as in production; pieces are 2 s long to keep the suite quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aria_engine.emotion import Emotion
+from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Started, TERMINAL
+from aria_engine.engine.redis_backend import RedisEngine, connect
+from aria_engine.engine.redis_queue import RedisQueue
+from aria_engine.engine.wire import dump_result, event_to_fields, request_to_json
+from aria_engine.loadtest import WorkerPool
+from aria_engine.options import GenerationOptions
+from aria_engine.pipeline import Origin, Pipeline, Request
+from aria_engine.worker import Worker
+from tests.redis_server import RedisServer, needs_redis
+
+pytestmark = [needs_redis, pytest.mark.redis]
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_WORKER = ["--visibility-timeout", "2", "--max-batch", "1", "--prefetch", "1"]
+
+
+@pytest.fixture
+def server(tmp_path):
+    with RedisServer(tmp_path / "redis", aof=True) as running:
+        yield running
+
+
+@pytest.fixture
+def workers(server, tmp_path):
+    """Start N worker processes: `pool = workers(2)`; all stopped after the test."""
+    pools = []
+
+    def start(count: int = 1, args: list[str] = FAST_WORKER) -> WorkerPool:
+        pool = WorkerPool(server.url, count, args=args, log_dir=tmp_path / f"workers{len(pools)}").start()
+        pools.append(pool)
+        pool.wait_ready()
+        return pool
+
+    yield start
+    for pool in pools:
+        pool.stop()
+
+
+def mood(valence=0.3, arousal=-0.2, *, server="s", user="u", seed=1, duration=2.0) -> Request:
+    return Request(
+        emotion=Emotion(valence, arousal),
+        options=GenerationOptions(composer="procedural", encoder="palette", duration_s=duration, seed=seed),
+        origin=Origin("test", server, "c", user),
+    )
+
+
+async def started_by(job, timeout_s: float = 60) -> str:
+    async def first_start() -> str:
+        async for event in job.events():
+            if isinstance(event, Started):
+                return event.worker
+        raise AssertionError(f"ended without starting: {job.outcome}")
+
+    return await asyncio.wait_for(first_start(), timeout_s)
+
+
+def workers_of(job) -> list[str]:
+    return [e.worker for e in job.history if isinstance(e, Started)]
+
+
+async def test_jobs_run_on_worker_processes_and_results_come_back(server, workers):
+    pool = workers(1)
+    picture = (REPO / "examples" / "dusk.png").read_bytes()
+    requests = [mood(seed=4), Request(image=picture, options=mood(seed=5).options, origin=Origin(server="t"))]
+    async with RedisEngine(server.url, name="bot") as engine:
+        jobs = [await engine.submit(r) for r in requests]
+        ends = [await job.wait() for job in jobs]
+        status = await engine.status()
+    assert all(isinstance(end, Done) for end in ends), ends
+    assert workers_of(jobs[0]) == [pool.names[0]]
+    assert ends[0].result.midi == Pipeline().run(requests[0]).midi  # the same piece as made locally
+    assert ends[1].result.encoder == "palette" and ends[1].result.audio.data
+    assert status.workers == 1 and status.queued == 0 and status.running == 0
+
+
+async def test_a_worker_killed_mid_job_hands_it_to_another(server, workers):
+    pool = workers(2)
+    async with RedisEngine(server.url) as engine:
+        job = await engine.submit(mood(duration=20))
+        victim = await started_by(job)
+        pool.kill(pool.index_of(victim))
+        end = await asyncio.wait_for(job.wait(), timeout=90)
+    assert isinstance(end, Done), end
+    survivor = next(name for name in pool.names if name != victim)
+    assert workers_of(job) == [victim, survivor]
+
+
+async def test_a_redis_restart_loses_no_queued_job(server, workers):
+    async with RedisEngine(server.url) as engine:
+        jobs = [await engine.submit(mood(server=f"s{i % 2}", user=f"u{i}", seed=i)) for i in range(4)]
+        server.restart(kill=True)  # SIGKILL: only what the AOF holds survives
+        workers(1)
+        ends = await asyncio.wait_for(asyncio.gather(*(job.wait() for job in jobs)), timeout=90)
+    assert all(isinstance(end, Done) for end in ends), ends
+    assert [end.result.options.seed for end in ends] == [0, 1, 2, 3]
+
+
+async def test_cancel_a_queued_job_and_a_running_one(server, workers):
+    workers(1, FAST_WORKER)
+    async with RedisEngine(server.url) as engine:
+        running = await engine.submit(mood(user="a", duration=20))
+        waiting = await engine.submit(mood(user="b"))
+        await started_by(running)
+        assert engine.cancel(waiting.id, by="bob") and engine.cancel(running.id, by="mod")
+        assert not engine.cancel(running.id, by="mod")
+        assert waiting.outcome == Cancelled("bob") and running.outcome == Cancelled("mod")
+        began = time.monotonic()
+        after = await engine.submit(mood(user="c"))
+        assert isinstance(await asyncio.wait_for(after.wait(), timeout=60), Done)
+        freed_after = time.monotonic() - began
+        queue = RedisQueue(engine.redis, engine.prefix)
+        states = await queue.states([running.id, waiting.id])
+    assert states == {running.id: "cancelled", waiting.id: "cancelled"}
+    assert not workers_of(waiting)  # it never ran
+    assert freed_after < 15  # the worker dropped the 20 s piece instead of finishing it
+
+
+async def test_a_full_queue_refuses_with_position_and_nothing_is_lost(server):
+    limits = Limits(max_queued=3, max_queued_per_user=2)
+    async with RedisEngine(server.url, limits=limits) as engine:
+        await engine.submit(mood(user="a"))
+        await engine.submit(mood(user="a"))
+        with pytest.raises(Busy) as mine:
+            await engine.submit(mood(user="a"))
+        await engine.submit(mood(user="b"))
+        with pytest.raises(Busy) as everyone:
+            await engine.submit(mood(user="c"))
+        status = await engine.status()
+    assert (mine.value.reason, mine.value.position) == ("user_queue_full", 3)
+    assert (everyone.value.reason, everyone.value.position) == ("queue_full", 4)
+    assert "3 pieces are waiting" in str(everyone.value)
+    assert status.queued == 3
+
+
+async def test_a_server_flooding_500_jobs_does_not_delay_another_servers_job(server, workers):
+    async with RedisEngine(server.url) as engine:
+        flood = [await engine.submit(mood(server="flood", user=f"u{i % 5}", seed=i)) for i in range(500)]
+        mine = await engine.submit(mood(server="quiet", user="me"))
+        assert mine.history[0].position == 2  # after the flood's first, before its second
+        workers(1)
+        assert isinstance(await asyncio.wait_for(mine.wait(), timeout=60), Done)
+        ran_before = [job for job in flood if job.started_at is not None and job.started_at <= mine.started_at]
+        assert len(ran_before) <= 1
+        for job in flood:
+            engine.cancel(job.id, by="test")
+
+
+async def test_a_duplicate_outcome_is_ignored_and_acks_still_happen(server):
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "dup")
+    request = mood()
+    try:
+        await queue.enqueue("j1", request_to_json(request), None, server="s", user="u", cost=1,
+                            max_queued=10, max_per_server=None, max_per_user=None)
+        first_entry, job_id = await queue.claim("w1")
+        result = Pipeline().run(request)
+        done = event_to_fields(Done(result))
+        assert await queue.finish(job_id, first_entry, "done", done, dump_result(result), 60)
+        assert not await queue.finish(job_id, first_entry, "failed", event_to_fields(Failed("late")), None, 60)
+        assert await queue.cancel(job_id, "someone", 60) == "done"
+        events = await redis.xrange(queue.key("events", job_id))
+        assert [fields[b"type"] for _, fields in events] == [b"done"]
+        assert await redis.xlen(queue.work_stream) == 0  # acked and deleted
+        assert (await redis.xpending(queue.work_stream, "workers"))["pending"] == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_a_job_that_keeps_losing_its_workers_fails_instead_of_looping(server):
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "poison")
+    stop = asyncio.Event()
+    try:
+        async with RedisEngine(server.url, prefix="poison") as engine:
+            job = await engine.submit(mood())
+            await queue.claim("ghost-1")  # a worker that takes the job and dies
+            worker = Worker(server.url, prefix="poison", pipeline=Pipeline(), name="w", max_deliveries=1,
+                            visibility_timeout_s=0.3, warm_up=False)
+            running = asyncio.create_task(worker.run(stop))
+            end = await asyncio.wait_for(job.wait(), timeout=30)
+            stop.set()
+            await running
+        assert isinstance(end, Failed) and end.kind == "redelivery_limit", end
+        assert "kept stopping" in end.reason
+    finally:
+        await redis.aclose()
+
+
+async def test_a_job_redis_forgot_ends_failed_not_forever_waiting(tmp_path):
+    with RedisServer(tmp_path / "volatile", aof=False) as volatile:
+        async with RedisEngine(volatile.url, lost_check_s=0.2) as engine:
+            job = await engine.submit(mood())
+            volatile.restart(kill=True)  # no AOF: the queue is gone
+            end = await asyncio.wait_for(job.wait(), timeout=30)
+    assert isinstance(end, Failed) and end.kind == "lost" and "lost" in end.reason
+    assert sum(isinstance(e, TERMINAL) for e in job.history) == 1
+
+
+async def test_events_of_a_job_can_be_followed_from_another_process(server, workers):
+    workers(1)
+    async with RedisEngine(server.url, name="bot-1") as first, RedisEngine(server.url, name="bot-2") as second:
+        job = await first.submit(mood(seed=77))
+        other = await second.attach(job.id)
+        mine, theirs = await asyncio.wait_for(asyncio.gather(job.wait(), other.wait()), timeout=60)
+    assert isinstance(theirs, Done) and theirs.result.midi == mine.result.midi
+    assert other.request == job.request
+
+
+def test_a_bot_process_follows_jobs_without_loading_any_model(server, workers):
+    workers(1)
+    script = f"""
+import asyncio, sys
+from aria_engine.engine.redis_backend import RedisEngine
+from aria_engine.engine import Done
+from tests.test_redis_engine import mood
+
+async def main():
+    async with RedisEngine({server.url!r}) as engine:
+        end = await (await engine.submit(mood(seed=3))).wait()
+    assert isinstance(end, Done), end
+    print(end.result.emotion.label, len(end.result.midi))
+
+asyncio.run(main())
+loaded = [m for m in ("torch", "aria_engine.music.procedural", "aria_engine.encoders.palette",
+                      "aria_engine.music.neural", "aria_engine.encoders.clip") if m in sys.modules]
+assert not loaded, loaded
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
