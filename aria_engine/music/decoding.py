@@ -8,7 +8,9 @@ valid as long as the window's absolute positions do not move.
 
 Sampling follows the reference operation by operation (see `sample_next`), each request with its
 own `torch.Generator`, so one request seeded with `generator.manual_seed(s)` reproduces the
-reference run made after `torch.manual_seed(s)`, token for token, whatever it is batched with.
+reference run made after `torch.manual_seed(s)`, token for token. Batch mates never change a
+request's logits, not even in the last bit (see "decode setup" below), so its tokens are the
+ones it gets alone.
 
 Beyond the context window (`window` = the reference's max_input_len; the token modes spend 2 of
 those positions on the emotion, so C = window - 2 tokens fit, else C = window):
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -186,12 +189,16 @@ class DecodeSetup:
 
 
 _setups: "weakref.WeakKeyDictionary[MusicTransformer, DecodeSetup]" = weakref.WeakKeyDictionary()
+_setups_lock = threading.Lock()
 
 
 def decode_setup(model: MusicTransformer) -> DecodeSetup:
-    """Packed weights and decode widths for a model, prepared on first use (about a second and
-    one more copy of the layer weights at the published size)."""
-    if model not in _setups:
+    """Packed weights and decode widths for a model, prepared on first use (a second or two and
+    one more copy of the layer weights at the published size). The packs are copies: a model's
+    weights must not change after it first decodes."""
+    with _setups_lock:
+        if model in _setups:
+            return _setups[model]
         with torch.inference_mode():
             setup = DecodeSetup((1, 1), _mkl_packs(model))
             setup.widths = _probe_widths(model, setup)
@@ -199,7 +206,7 @@ def decode_setup(model: MusicTransformer) -> DecodeSetup:
                 setup = DecodeSetup((1, 1), {})
                 setup.widths = _probe_widths(model, setup)
         _setups[model] = setup
-    return _setups[model]
+        return setup
 
 
 def decode_widths(model: MusicTransformer) -> tuple[int, int]:

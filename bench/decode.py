@@ -1,0 +1,224 @@
+"""Decode benchmark at the published size (random weights), measured side by side in one run.
+
+    .venv/bin/python bench/decode.py            # the full run (a few minutes on 2 cores)
+    .venv/bin/python bench/decode.py --quick    # shorter generation, fewer repeats
+    .venv/bin/python bench/decode.py --precision int8   # also dynamic int8 linear layers
+
+Figures (goals from the issue):
+- oracle forward at context 512: what the reference pays for every token;
+- cached step (decode + sampling) at context 512, and the ratio (goal >= 30x);
+- a whole generation of --length tokens from <START> through `generate` (goal <= 60 s);
+- the memory-bandwidth floor: all decode weights streamed once through F.linear at batch 1,
+  and the cached step against it (goal <= 1.3x);
+- aggregate tokens/s of cached steps at batch 1, 4 and 8 (goal: batch 8 >= 4x batch 1);
+- peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aria_engine.emotion import Emotion  # noqa: E402
+from aria_engine.music.decoding import (  # noqa: E402
+    DecodeRequest,
+    KVCache,
+    SamplerState,
+    decode_step,
+    decode_widths,
+    generate,
+    prefill,
+    sample_next,
+)
+from aria_engine.music.transformer import MusicTransformer, published_config  # noqa: E402
+from aria_engine.music.vocab import Vocab  # noqa: E402
+
+EMOTION = Emotion(0.4, 0.3)
+
+
+def build(mode: str, seed: int = 0) -> MusicTransformer:
+    torch.manual_seed(seed)
+    return MusicTransformer.from_config(published_config(mode)).eval().requires_grad_(False)
+
+
+def best_times(fns: dict, rounds: int) -> dict[str, float]:
+    """Best-of-`rounds` seconds of each function, run interleaved so that interference from
+    other work on a shared machine spreads over all of them alike."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
+
+
+def decode_linears(model: MusicTransformer) -> list:
+    layers = [m for layer in model.enc_layers for m in (layer.rga.Wq, layer.rga.Wk, layer.rga.Wv, layer.rga.fc, layer.FFN_pre, layer.FFN_suf)]
+    return layers + [model.fc]
+
+
+def weight_stream(model: MusicTransformer):
+    """A function streaming every decode weight once through F.linear at batch 1; megabytes."""
+    linears = decode_linears(model)
+    inputs = {n: torch.randn(1, n) for n in {m.in_features for m in linears}}
+    megabytes = sum(m.weight.numel() + m.bias.numel() for m in linears) * 4 / 1e6
+
+    def stream():
+        for m in linears:
+            F.linear(inputs[m.in_features], m.weight, m.bias)
+
+    return stream, megabytes
+
+
+def oracle_forward(model: MusicTransformer, context: int):
+    """A function running the reference's per-token work: a full forward of the window."""
+    tokens = torch.randint(2, 1000, (1, context))
+    return lambda: model(tokens, valence=EMOTION.valence, arousal=EMOTION.arousal)
+
+
+class SteadyDecoder:
+    """Rows sitting at a context of `context` tokens, stepping together with sampling, as
+    `generate` does between window events."""
+
+    def __init__(self, model: MusicTransformer, vocab: Vocab, batch: int, context: int, steps: int):
+        self.model, self.vocab, self.batch, self.context = model, vocab, batch, context
+        self.rows = max(decode_widths(model)[0], batch)
+        self.cache = KVCache(model, self.rows, context + steps + 1)
+        self.condition = torch.tensor([[EMOTION.valence, EMOTION.arousal]] * self.rows)
+        prompt = torch.randint(2, 1000, (1, context - 1))
+        prefill(model, prompt, self.condition[:1], cache=self.cache, rows=torch.tensor([0]))
+        self.cache.k[:, 1:batch] = self.cache.k[:, :1]  # every row the same context (same cost)
+        self.cache.v[:, 1:batch] = self.cache.v[:, :1]
+        self.samplers = [SamplerState((1.2, 1.2), 0.7, 0, torch.Generator().manual_seed(i)) for i in range(batch)]
+        self.special = torch.tensor(vocab.special_ids)
+        self.last = [int(prompt[0, -1])] * batch
+        self.position = context - 1
+        self.limit = context + steps
+
+    def step(self) -> None:
+        if self.position >= self.limit:  # stay near the context asked for
+            self.position = self.context - 1
+        tokens = torch.tensor(self.last + [0] * (self.rows - self.batch))
+        positions = [self.position] * self.batch + [None] * (self.rows - self.batch)
+        logits = decode_step(self.model, self.cache, tokens, positions, self.condition)
+        self.last = [
+            sample_next(logits[r], self.vocab.is_timeshift[self.last[r]], self.samplers[r], self.special)
+            for r in range(self.batch)
+        ]
+        self.position += 1
+
+
+def generation_time(model, vocab, length: int) -> float:
+    request = DecodeRequest(emotion=EMOTION, length=length, window=1216, seed=0)
+    start = time.perf_counter()
+    generate(model, vocab, [request])
+    return time.perf_counter() - start
+
+
+def argmax_agreement(fp32, int8, vocab, context: int, steps: int) -> float:
+    """Teacher-forced: both models see the fp32 model's greedy tokens; share of equal argmaxes."""
+    caches = [KVCache(m, max(decode_widths(m)[0], 1), context + steps + 1) for m in (fp32, int8)]
+    condition = torch.tensor([[EMOTION.valence, EMOTION.arousal]])
+    prompt = torch.randint(2, 1000, (1, context - 1))
+    for m, cache in zip((fp32, int8), caches):
+        prefill(m, prompt, condition, cache=cache, rows=torch.tensor([0]))
+    token, agree = int(prompt[0, -1]), 0
+    for s in range(steps):
+        picks = []
+        for m, cache in zip((fp32, int8), caches):
+            rows = cache.k.size(1)
+            logits = decode_step(m, cache, torch.tensor([token] + [0] * (rows - 1)), [context - 1 + s] + [None] * (rows - 1),
+                                 condition.expand(rows, -1))
+            picks.append(int(logits[0].argmax()))
+        agree += picks[0] == picks[1]
+        token = picks[0]
+    return agree / steps
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def row(label: str, value: str, goal: str = "", verdict: bool | None = None) -> str:
+    mark = "" if verdict is None else ("ok" if verdict else "MISSED")
+    return f"  {label:<44} {value:>16}   {goal:<10} {mark}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter generation and fewer repeats")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", default="continuous_concat")
+    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--length", type=int, default=None, help="tokens of the whole generation (default 1024; 256 with --quick)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="int8: also measure dynamic int8 linears")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    length = args.length or (256 if args.quick else 1024)
+    rounds = 4 if args.quick else 10
+
+    model, vocab = build(args.mode), Vocab.build(args.mode)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"Decode benchmark: {args.mode}, published size ({n_params / 1e6:.1f}M parameters, random weights), "
+          f"{args.threads} threads, torch {torch.__version__}")
+    print("Step timings are the best of interleaved rounds; on a shared machine they are noisy.\n")
+
+    with torch.inference_mode():
+        started = time.perf_counter()
+        widths = decode_widths(model)
+        setup_s = time.perf_counter() - started
+        stream, megabytes = weight_stream(model)
+        decoders = {b: SteadyDecoder(model, vocab, b, args.context, 8) for b in (1, 4, 8)}
+        fns = {"floor": stream, "oracle": oracle_forward(model, args.context)}
+        fns |= {f"batch {b}": decoder.step for b, decoder in decoders.items()}
+        for fn in fns.values():  # warm up
+            fn()
+        best = best_times(fns, rounds)
+        floor, oracle, cached = best["floor"], best["oracle"], best["batch 1"]
+        batch_steps = {b: best[f"batch {b}"] for b in decoders}
+        del decoders
+        whole = generation_time(model, vocab, length)
+        int8 = None
+        if args.precision == "int8":
+            quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+            int8_decoder = SteadyDecoder(quantized, vocab, 1, args.context, 8)
+            fp32_decoder = SteadyDecoder(model, vocab, 1, args.context, 8)
+            pair = best_times({"fp32": fp32_decoder.step, "int8": int8_decoder.step}, rounds * 2)
+            agreement = argmax_agreement(model, quantized, vocab, args.context // 2, 50 if args.quick else 200)
+            int8 = (pair["fp32"], pair["int8"], agreement)
+
+    rates = {b: b / t for b, t in batch_steps.items()}
+    print(f"  {'measure':<44} {'value':>16}   {'goal':<10}")
+    print(row(f"oracle forward, context {args.context} (reference, per token)", f"{oracle * 1000:.0f} ms"))
+    print(row(f"cached step + sampling, context {args.context}", f"{cached * 1000:.1f} ms"))
+    print(row("  speed-up over the reference", f"{oracle / cached:.1f}x", ">= 30x", oracle / cached >= 30))
+    print(row(f"whole generation, {length} tokens from <START>", f"{whole:.1f} s",
+              "<= 60 s" if length == 1024 else "", whole <= 60 if length == 1024 else None))
+    print(row(f"  = tokens/s", f"{length / whole:.1f}"))
+    print(row(f"weight-stream floor ({megabytes:.0f} MB through F.linear)", f"{floor * 1000:.1f} ms"))
+    print(row("  cached step / floor", f"{cached / floor:.2f}x", "<= 1.3x", cached / floor <= 1.3))
+    for b in (1, 4, 8):
+        print(row(f"batch {b}: step / aggregate tokens/s", f"{batch_steps[b] * 1000:.0f} ms / {rates[b]:.1f}"))
+    print(row("  batch 8 / batch 1 tokens/s", f"{rates[8] / rates[1]:.1f}x", ">= 4x", rates[8] / rates[1] >= 4))
+    if int8 is not None:
+        fp32_step, int8_step, agreement = int8
+        print(row(f"int8 dynamic: cached step, context {args.context}", f"{int8_step * 1000:.1f} ms"))
+        print(row("  speed-up over fp32 (measured alongside)", f"{fp32_step / int8_step:.2f}x", ">= 1.7x", fp32_step / int8_step >= 1.7))
+        print(row("  next-token argmax agrees with fp32", f"{agreement:.1%}", ">= 98%", agreement >= 0.98))
+    print(row("decode setup (pack weights, probe widths)", f"{setup_s:.1f} s"))
+    print(row("decode widths (rows with bit-identical products)", f"{widths[0]}..{widths[1]}"))
+    print(row("peak memory (RSS)", f"{peak_rss_mb():.0f} MB"))
+
+
+if __name__ == "__main__":
+    main()
