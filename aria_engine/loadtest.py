@@ -51,6 +51,7 @@ class LoadConfig:
     concurrency: int = 2  # local: model threads; Redis: per worker
     max_batch: int = 4
     visibility_timeout: float = 5.0  # Redis workers started here
+    max_deliveries: int = 20  # workers killed on purpose here are no sign of a job that kills them
     deadline_s: float = 1800.0  # give up waiting after this
     seed: int = 0
     prefix: str | None = None  # Redis key prefix (default: a fresh one per run)
@@ -222,7 +223,7 @@ async def run_loadtest(config: LoadConfig) -> dict:
     if config.backend == "redis" and config.workers > 0:
         pool = WorkerPool(config.redis_url, config.workers, prefix=config.prefix, args=[
             "--concurrency", str(config.concurrency), "--max-batch", str(config.max_batch),
-            "--visibility-timeout", str(config.visibility_timeout),
+            "--visibility-timeout", str(config.visibility_timeout), "--max-deliveries", str(config.max_deliveries),
         ])
         pool.start()
         await asyncio.to_thread(pool.wait_ready)

@@ -52,7 +52,7 @@ class Worker:
         max_batch: int = 4,
         prefetch: int | None = None,
         visibility_timeout_s: float = 60.0,
-        max_deliveries: int = 3,
+        max_deliveries: int = 5,
         job_timeout_s: float | None = 600.0,
         result_ttl_s: int = 3600,
         drain_s: float = 30.0,
@@ -77,6 +77,7 @@ class Worker:
         self.warm_up = warm_up
         self.queue: RedisQueue | None = None
         self._held: dict[str, str] = {}  # job id -> stream entry id, for jobs this worker holds
+        self._handed_over: set[str] = set()  # held jobs another worker took over: no outcome from here
         self._forwarders: set[asyncio.Task] = set()
         self._room = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -192,9 +193,10 @@ class Worker:
                         await self.queue.post(job.id, event_to_fields(event))
                     except RedisError:
                         pass  # progress is best effort; the outcome is not
-                elif isinstance(event, TERMINAL):
+                elif isinstance(event, TERMINAL) and job.id not in self._handed_over:
                     await self._finish(job.id, entry_id, event)
         finally:
+            self._handed_over.discard(job.id)
             self._held.pop(job.id, None)
             self._room.set()
 
@@ -228,8 +230,14 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         held = dict(self._held)
-        await self.queue.heartbeat(self.name, list(held.values()))
+        owned = await self.queue.heartbeat(self.name, list(held.values()))
         self._last_heartbeat = time.monotonic()
+        for job_id, entry_id in held.items():
+            if entry_id not in owned and job_id in self._held:
+                log.warning("job %s went to another worker (no heartbeat from here in time); dropping it",
+                            job_id)
+                self._handed_over.add(job_id)
+                self.engine.cancel(job_id, by="handed over")
         if held:
             for job_id, state in (await self.queue.states(list(held))).items():
                 if state == "cancelled":

@@ -322,11 +322,20 @@ class RedisQueue:
     async def mark_running(self, job_id: str, worker: str) -> None:
         await self.redis.hset(self.key("job", job_id), mapping={"state": "running", "worker": worker})
 
-    async def heartbeat(self, worker: str, entry_ids: list[str]) -> None:
-        """Say this worker lives, and reset the idle time of the jobs it holds."""
+    async def heartbeat(self, worker: str, entry_ids: list[str]) -> set[str]:
+        """Say this worker lives, and reset the idle time of the entries it still owns; returns
+        those. An entry it lost was taken over by another worker while this one was too slow
+        to say it lived; taking it back would only make two workers do the same job."""
         await self.redis.hset(self.key("workers"), worker, repr(time.time()))
-        if entry_ids:
-            await self.redis.xclaim(self.work_stream, GROUP, worker, 0, entry_ids, justid=True)
+        if not entry_ids:
+            return set()
+        pending = await self.redis.xpending_range(
+            self.work_stream, GROUP, "-", "+", len(entry_ids) + 64, consumername=worker
+        )
+        owned = {_text(p["message_id"]) for p in pending} & set(entry_ids)
+        if owned:
+            await self.redis.xclaim(self.work_stream, GROUP, worker, 0, sorted(owned), justid=True)
+        return owned
 
     async def release(self, worker: str, entry_ids: list[str], idle_ms: int) -> None:
         """Leaving: make these entries look idle long enough for another worker to take now."""

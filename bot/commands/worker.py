@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     work.add_argument("--prefetch", type=int, help="jobs held at once (default: concurrency x max batch)")
     work.add_argument("--visibility-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="a job held this long without a heartbeat goes to another worker (default: 60)")
-    work.add_argument("--max-deliveries", type=int, default=3, help="hand-outs before a job is failed (default: 3)")
+    work.add_argument("--max-deliveries", type=int, default=5,
+                      help="hand-outs before a job is failed as one that kills workers (default: 5)")
     work.add_argument("--job-timeout", type=float, default=600.0, metavar="SECONDS",
                       help="stop a job running longer than this (default: 600)")
     work.add_argument("--result-ttl", type=int, default=3600, metavar="SECONDS",
