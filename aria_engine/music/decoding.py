@@ -167,25 +167,62 @@ def discard_draw(state: SamplerState, vocab_size: int) -> None:
 #
 # Speed: plain MKL sgemm repacks the weights at every call, which makes a step of 8 rows cost
 # twice a step of 1. Where MKL is available the decode-step weights are packed once
-# (`torch.ops.mkl._mkl_reorder_linear_weight`, as torch.compile's CPU freezing does); a packed
-# product costs little more for 8 rows than for 2. The probe checks that packed products agree
-# with plain ones (allclose) and are bit-identical across row counts, else packing is skipped.
+# (`torch.ops.mkl._mkl_reorder_linear_weight`, as torch.compile's CPU freezing does), with Wq,
+# Wk and Wv stacked into one product; a packed product costs little more for 8 rows than for 2.
+# The probe checks that packed products agree with plain ones (allclose) and are bit-identical
+# across row counts, else packing is skipped.
 
 PACK_ROWS = 8  # row count the packs are made for; the packed format serves other counts too
+_mkl_linear = torch.ops.mkl._mkl_linear.default if hasattr(torch.ops.mkl, "_mkl_linear") else None
+
+
+def _can_pack() -> bool:
+    return torch.backends.mkl.is_available() and _mkl_linear is not None and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
+
+
+class Product:
+    """x @ W.T + b for x [rows, in], from weights stacked on the output axis (Wq, Wk, Wv)."""
+
+    def __init__(self, linears: Sequence[torch.nn.Linear], pack: bool):
+        self.linears = list(linears)
+        weight = torch.cat([m.weight for m in linears]) if len(linears) > 1 else linears[0].weight
+        self.bias = torch.cat([m.bias for m in linears]) if len(linears) > 1 else linears[0].bias
+        self.in_features = weight.size(1)
+        self.pack = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS) if pack else None
+        # With a pack, _mkl_linear reads only the shape of its plain-weight argument.
+        self.weight = torch.empty(1, 1).expand(weight.shape) if pack else weight
+
+    def __call__(self, x):
+        if self.pack is None:
+            return F.linear(x, self.weight, self.bias)
+        return _mkl_linear(x, self.pack, self.weight, self.bias, x.size(0))
+
+    def reference(self, x):
+        """The same product from the modules themselves."""
+        return torch.cat([m(x) for m in self.linears], dim=-1)
+
+
+@dataclass
+class DecodeLayer:
+    """One encoder layer's weights as a decode step uses them."""
+
+    qkv: Product
+    out: Product
+    ffn_pre: Product
+    ffn_suf: Product
+    E: torch.Tensor
+    norm1: torch.nn.LayerNorm
+    norm2: torch.nn.LayerNorm
+    n_head: int
+    dh: int
 
 
 @dataclass
 class DecodeSetup:
     widths: tuple[int, int]  # (fewest, most) rows of a decode step
-    packs: dict  # nn.Linear -> its MKL-packed weight (empty: plain F.linear)
-
-    def linear(self, module, x):
-        """module(x), through the packed weight when there is one and x has 2+ rows."""
-        pack = self.packs.get(module)
-        rows = x.numel() // x.size(-1)
-        if pack is None or rows < 2:
-            return module(x)
-        return torch.ops.mkl._mkl_linear(x, pack, module.weight, module.bias, rows)
+    layers: list[DecodeLayer]
+    head: Product  # the output projection to logits
+    packed: bool
 
 
 _setups: "weakref.WeakKeyDictionary[MusicTransformer, DecodeSetup]" = weakref.WeakKeyDictionary()
@@ -200,11 +237,9 @@ def decode_setup(model: MusicTransformer) -> DecodeSetup:
         if model in _setups:
             return _setups[model]
         with torch.inference_mode():
-            setup = DecodeSetup((1, 1), _mkl_packs(model))
-            setup.widths = _probe_widths(model, setup)
-            if setup.packs and setup.widths[1] - setup.widths[0] < 1:  # packing broke invariance
-                setup = DecodeSetup((1, 1), {})
-                setup.widths = _probe_widths(model, setup)
+            setup = _build_setup(model, pack=_can_pack() and _linears_are_float(model))
+            if setup.packed and setup.widths[1] - setup.widths[0] < 1:  # packing broke invariance
+                setup = _build_setup(model, pack=False)
         _setups[model] = setup
         return setup
 
@@ -215,36 +250,50 @@ def decode_widths(model: MusicTransformer) -> tuple[int, int]:
     return decode_setup(model).widths
 
 
-def _decode_linears(model: MusicTransformer) -> list:
-    layers = [model.enc_layers[i] for i in range(len(model.enc_layers))]
-    modules = [m for l in layers for m in (l.rga.Wq, l.rga.Wk, l.rga.Wv, l.rga.fc, l.FFN_pre, l.FFN_suf)]
-    return modules + [model.fc]
-
-
-def _mkl_packs(model: MusicTransformer) -> dict:
-    if not (torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")):
-        return {}
-    modules = [m for m in _decode_linears(model) if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32]
-    try:
-        return {m: torch.ops.mkl._mkl_reorder_linear_weight(m.weight, PACK_ROWS) for m in modules}
-    except RuntimeError:
-        return {}
-
-
-def _probe_widths(model: MusicTransformer, setup: DecodeSetup) -> tuple[int, int]:
-    """The widest range of row counts in which every probed product gives each row the same
-    bits whatever the count and wherever the row sits."""
+def _linears_are_float(model: MusicTransformer) -> bool:
     layer = model.enc_layers[0]
-    linears = [layer.rga.Wq, layer.rga.fc, layer.FFN_pre, layer.FFN_suf, model.fc]
+    modules = (layer.rga.Wq, layer.FFN_pre, model.fc)
+    return all(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32 for m in modules)
+
+
+def _build_setup(model: MusicTransformer, pack: bool) -> DecodeSetup:
+    try:
+        layers = [
+            DecodeLayer(
+                qkv=Product([l.rga.Wq, l.rga.Wk, l.rga.Wv], pack),
+                out=Product([l.rga.fc], pack),
+                ffn_pre=Product([l.FFN_pre], pack),
+                ffn_suf=Product([l.FFN_suf], pack),
+                E=l.rga.E,
+                norm1=l.layernorm1,
+                norm2=l.layernorm2,
+                n_head=l.rga.n_head,
+                dh=l.rga.dh,
+            )
+            for l in model.enc_layers
+        ]
+        head = Product([model.fc], pack)
+    except RuntimeError:
+        if not pack:
+            raise
+        return _build_setup(model, pack=False)
+    setup = DecodeSetup((1, 1), layers, head, pack)
+    setup.widths = _probe_widths([layers[0].qkv, layers[0].out, layers[0].ffn_pre, layers[0].ffn_suf, head])
+    return setup
+
+
+def _probe_widths(products: Sequence[Product]) -> tuple[int, int]:
+    """The widest range of row counts in which every product gives each row the same bits
+    whatever the count and wherever the row sits."""
     g = torch.Generator().manual_seed(0)
     consistent = [[True] * (PROBE_ROWS + 1) for _ in range(PROBE_ROWS + 1)]  # [m][n]
-    for linear in linears:
-        x = torch.randn(PROBE_ROWS, linear.in_features, generator=g)
-        outs = {m: setup.linear(linear, x[:m]) for m in range(1, PROBE_ROWS + 1)}
-        if not torch.allclose(outs[PROBE_ROWS], linear(x), rtol=1e-4, atol=1e-4):
+    for product in products:
+        x = torch.randn(PROBE_ROWS, product.in_features, generator=g)
+        outs = {m: product(x[:m]) for m in range(1, PROBE_ROWS + 1)}
+        if not torch.allclose(outs[PROBE_ROWS], product.reference(x), rtol=1e-4, atol=1e-4):
             return (1, 1)  # a packed product that is not the product
         for n in range(1, PROBE_ROWS + 1):
-            moved = torch.equal(outs[n], setup.linear(linear, x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
+            moved = torch.equal(outs[n], product(x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
             for m in range(1, n + 1):
                 consistent[m][n] = consistent[m][n] and moved and torch.equal(outs[m], outs[n][:m])
     best = (1, 1)
@@ -282,11 +331,9 @@ def _as_float32(pair: tuple[float, float]) -> tuple[float, float]:
 class KVCache:
     """Keys and values of every layer for a batch of rows: [n_layer, rows, H, capacity, dh].
 
-    Zero-filled, so unused slots always hold finite numbers. Set per call: `rows`, the cache
-    rows a prefill writes (None during a decode step, which covers rows 0..b-1), and `runs`,
-    the decode step's (first row, end row, position) groups of consecutive rows whose new token
-    sits at the same position. Each row attends to exactly its own keys, so its arithmetic is
-    the same whatever the other rows hold.
+    Zero-filled, so unused slots always hold finite numbers. A prefill writes whole windows
+    from position 0 of the cache rows in `rows` (through the model's layers); a decode step
+    writes one position per row (`decode_step`).
     """
 
     def __init__(self, model: MusicTransformer, rows: int, capacity: int):
@@ -297,26 +344,8 @@ class KVCache:
         self.v = torch.zeros(shape)
         self.capacity = capacity
         self.setup = decode_setup(model)
-        self.rows: torch.Tensor | slice | None = None
-        self.runs: list[tuple[int, int, int]] = []
-        self.layers = [_LayerCache(self, i) for i in range(cfg.n_layer)]
-
-    def linear(self, module, x):
-        """The layers' products: packed during decode steps, plain in prefills."""
-        return module(x) if self.rows is not None else self.setup.linear(module, x)
-
-    def set_positions(self, positions: Sequence[int | None]) -> None:
-        """Group a decode step's rows into runs of equal position (None: an idle row)."""
-        self.rows, self.runs = None, []
-        for row, position in enumerate(positions):
-            if position is None:
-                continue
-            if not 0 <= position < self.capacity:
-                raise ValueError(f"position {position} is outside the cache (capacity {self.capacity})")
-            if self.runs and self.runs[-1][2] == position and self.runs[-1][1] == row:
-                self.runs[-1] = (self.runs[-1][0], row + 1, position)
-            else:
-                self.runs.append((row, row + 1, position))
+        self.rows: torch.Tensor | slice = slice(None)
+        self.layers = [_PrefillWriter(self, i) for i in range(cfg.n_layer)]
 
     def keep(self, rows: Sequence[int]) -> None:
         """Move the given rows to the front (in order); the rest become free."""
@@ -326,28 +355,16 @@ class KVCache:
             self.v[:, : len(rows)] = self.v[:, index]
 
 
-class _LayerCache:
+class _PrefillWriter:
+    """What the model's attention layer calls during a prefill: store, then attend as usual."""
+
     def __init__(self, cache: KVCache, layer: int):
         self.cache, self.layer = cache, layer
-        self.linear = cache.linear
 
     def attend(self, q, k, v, q_pos, E):
-        """Keep this call's keys and values, then attend over the rows' cached ones."""
-        kb, vb, cache = self.cache.k[self.layer], self.cache.v[self.layer], self.cache
-        if cache.rows is not None:  # prefill: whole windows from position 0
-            kb[cache.rows, :, : k.size(2)] = k
-            vb[cache.rows, :, : k.size(2)] = v
-            return relative_attention(q, k, v, E, q_pos)
-        runs = cache.runs  # decode: one new key per row
-        y = None if len(runs) == 1 and runs[0][:2] == (0, q.size(0)) else torch.zeros_like(q)
-        for first, end, p in runs:
-            kb[first:end, :, p] = k[first:end, :, 0]
-            vb[first:end, :, p] = v[first:end, :, 0]
-            out = newest_query_attention(q[first:end], kb[first:end, :, : p + 1], vb[first:end, :, : p + 1], E)
-            if y is None:
-                return out
-            y[first:end] = out
-        return y
+        self.cache.k[self.layer, self.cache.rows, :, : k.size(2)] = k
+        self.cache.v[self.layer, self.cache.rows, :, : k.size(2)] = v
+        return relative_attention(q, k, v, E, q_pos)
 
 
 def newest_query_attention(q, k, v, E):
@@ -383,16 +400,64 @@ def prefill(model, tokens, condition=None, emotion_ids=None, cache: KVCache | No
 
 
 def decode_step(model, cache: KVCache, tokens, positions: Sequence[int | None], condition=None):
-    """One new token for each cache row 0..b-1: tokens [b] at positions (None: idle row,
-    computed but neither stored nor attending); returns logits [b, V]."""
+    """One new token for each cache row 0..b-1: tokens [b] at positions (None: an idle row,
+    whose result is meaningless); returns logits [b, V].
+
+    The same arithmetic as the model's layers for the newest position, written lean: per layer
+    three products, the cache writes, one attention per run of rows at the same position, the
+    output product, two LayerNorms and the feed-forward products.
+    """
+    live = [p for p in positions if p is not None]
+    if not live or max(live) >= cache.capacity:
+        raise ValueError(f"positions {positions} do not fit a cache of {cache.capacity}")
+    # Idle rows sit at a live row's position: their writes land in slots no live row reads (a
+    # row that is not decoding now is re-prefilled before its next decode step).
+    positions = [live[0] if p is None else p for p in positions]
+    runs = _runs(positions)
     if model.conditioning == "continuous_concat":  # row by row: see "decode setup"
         x = torch.cat([model.embed_tokens(tokens[r : r + 1, None], condition[r : r + 1]) for r in range(tokens.size(0))])
     else:
         x = model.embed_tokens(tokens[:, None], condition)
-    cache.set_positions(positions)
-    q_pos = torch.tensor([[0 if p is None else p] for p in positions])
-    h = model.run_layers(x, q_pos, None, cache.layers)
-    return cache.linear(model.fc, h[:, 0])
+    x = x[:, 0] + model.positions[positions]
+    setup = cache.setup
+    for i, layer in enumerate(setup.layers):
+        x = _decode_layer(layer, x, cache.k[i], cache.v[i], runs)
+    return setup.head(x)
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int, int]]:
+    """(first row, end row, position) of each run of consecutive rows at the same position."""
+    runs: list[tuple[int, int, int]] = []
+    for row, p in enumerate(positions):
+        if runs and runs[-1][2] == p:
+            runs[-1] = (runs[-1][0], row + 1, p)
+        else:
+            runs.append((row, row + 1, p))
+    return runs
+
+
+def _decode_layer(layer: DecodeLayer, x, kb, vb, runs):
+    """EncoderLayer.forward for one new position per row: x [b, d] -> [b, d]."""
+    b, H, dh = x.size(0), layer.n_head, layer.dh
+    q, k, v = layer.qkv(x).view(b, 3, H, dh).unbind(1)
+    q = q.unsqueeze(2)
+    if len(runs) == 1:
+        p = runs[0][2]
+        kb[:b, :, p] = k
+        vb[:b, :, p] = v
+        y = newest_query_attention(q, kb[:b, :, : p + 1], vb[:b, :, : p + 1], layer.E)
+    else:
+        y = torch.empty(b, H, 1, dh)
+        for first, end, p in runs:
+            kb[first:end, :, p] = k[first:end]
+            vb[first:end, :, p] = v[first:end]
+            y[first:end] = newest_query_attention(q[first:end], kb[first:end, :, : p + 1], vb[first:end, :, : p + 1], layer.E)
+    x1 = _layer_norm(layer.out(y.view(b, H * dh)) + x, layer.norm1)
+    return _layer_norm(x1 + layer.ffn_suf(F.relu(layer.ffn_pre(x1))), layer.norm2)
+
+
+def _layer_norm(x, norm):
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
 # -- one request in flight -----------------------------------------------------------------------

@@ -111,10 +111,6 @@ def relative_attention(q, k, v, E, q_pos, key_is_pad=None):
     return torch.softmax(logits, dim=-1) @ v
 
 
-def _apply(module, x):
-    return module(x)
-
-
 class RelativeGlobalAttention(nn.Module):
     def __init__(self, d_model: int, n_head: int):
         super().__init__()
@@ -129,15 +125,13 @@ class RelativeGlobalAttention(nn.Module):
         return x.view(x.size(0), x.size(1), self.n_head, self.dh).transpose(1, 2)
 
     def forward(self, x, q_pos, key_is_pad=None, cache=None):
-        """`cache`, when given, keeps this call's keys and values and attends over everything it
-        holds for the rows, and runs the products (see decoding.KVCache)."""
-        linear = _apply if cache is None else cache.linear
-        q, k, v = (self.heads(linear(W, x)) for W in (self.Wq, self.Wk, self.Wv))
+        """`cache`, when given, keeps this call's keys and values (see decoding.KVCache)."""
+        q, k, v = self.heads(self.Wq(x)), self.heads(self.Wk(x)), self.heads(self.Wv(x))
         if cache is None:
             y = relative_attention(q, k, v, self.E, q_pos, key_is_pad)
         else:
             y = cache.attend(q, k, v, q_pos, self.E)
-        return linear(self.fc, y.transpose(1, 2).reshape(x.shape))
+        return self.fc(y.transpose(1, 2).reshape(x.shape))
 
 
 class EncoderLayer(nn.Module):
@@ -152,9 +146,8 @@ class EncoderLayer(nn.Module):
         self.layernorm2 = nn.LayerNorm(d_model, eps=1e-6)
 
     def forward(self, x, q_pos, key_is_pad=None, cache=None):
-        linear = _apply if cache is None else cache.linear
         x1 = self.layernorm1(self.rga(x, q_pos, key_is_pad, cache) + x)
-        return self.layernorm2(x1 + linear(self.FFN_suf, F.relu(linear(self.FFN_pre, x1))))
+        return self.layernorm2(x1 + self.FFN_suf(F.relu(self.FFN_pre(x1))))
 
 
 class MusicTransformer(nn.Module):
