@@ -148,15 +148,16 @@ class Worker:
                 if claimed is None:
                     await self.queue.wait_for_work(timeout_s=0.5)
                     continue
+                await self._begin(*claimed)
                 failures = 0
             except RedisError as error:
                 failures += 1
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("cannot claim jobs (%s); retrying", error)
                 await asyncio.sleep(min(2.0, 0.1 * failures))
-                continue
-            entry_id, job_id = claimed
-            await self._begin(entry_id, job_id)
+            except Exception:  # a bug must not stop the claiming; the entry returns after the timeout
+                log.exception("while claiming a job")
+                await asyncio.sleep(1.0)
 
     async def _begin(self, entry_id: str, job_id: str) -> None:
         """Start a claimed job in the local engine, unless it ended meanwhile."""
@@ -176,8 +177,8 @@ class Worker:
             return
         if state != "running" or fields.get("worker", b"").decode() != self.name:
             await self.queue.mark_running(job_id, self.name)
-        self._held[job_id] = entry_id
         job = await self.engine.submit(request, job_id=job_id)
+        self._held[job_id] = entry_id
         task = asyncio.create_task(self._forward(job, entry_id), name=f"job-{job_id}")
         self._forwarders.add(task)
         task.add_done_callback(self._forwarders.discard)
@@ -226,6 +227,8 @@ class Worker:
                 await self._heartbeat()
             except RedisError as error:
                 log.warning("heartbeat failed (%s)", error)
+            except Exception:
+                log.exception("heartbeat failed")
             await asyncio.sleep(self.heartbeat_s)
 
     async def _heartbeat(self) -> None:
@@ -233,7 +236,8 @@ class Worker:
         owned = await self.queue.heartbeat(self.name, list(held.values()))
         self._last_heartbeat = time.monotonic()
         for job_id, entry_id in held.items():
-            if entry_id not in owned and job_id in self._held:
+            job = self.engine.job(job_id)
+            if entry_id not in owned and job is not None and not job.done:
                 log.warning("job %s went to another worker (no heartbeat from here in time); dropping it",
                             job_id)
                 self._handed_over.add(job_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aria_engine.loadtest import LoadConfig, jain_index, plan, run_loadtest
+from aria_engine.loadtest import LoadConfig, _Tracked, fairness, jain_index, plan, run_loadtest
 from tests.redis_server import RedisServer, needs_redis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +24,23 @@ def test_jains_index_and_the_plan():
     assert servers.count("server0") > 2 * servers.count("server3") > 0  # unequal appetites
     assert {r.origin.user.split("-")[1] for r in requests} == {"user0", "user1"}
     assert all(r.options.duration_s == 3 and r.options.seed is not None for r in requests)
+
+
+def tracked(server: str, started: float, ended: float, outcome: str = "done") -> _Tracked:
+    return _Tracked(server, submitted=0.0, started=started, ended=ended, outcome=outcome)
+
+
+def test_fairness_compares_starts_while_every_server_still_waits():
+    # a and b alternate while both wait; b's last job starts at t=3: the window is [0, 3]
+    alternating = [tracked("a", i, i + 1) for i in range(0, 8, 2)] + [tracked("b", i, i + 1) for i in (1, 3)]
+    assert fairness(alternating, 0.0) == (pytest.approx(1.0), 3.0)
+    # first come, first served: all of a's jobs first, b's only at the end
+    fifo = [tracked("a", i, i + 1) for i in range(4)] + [tracked("b", 4, 5), tracked("b", 5, 6)]
+    index, window = fairness(fifo, 0.0)
+    assert window == 3.0 and index == pytest.approx(0.5)  # b got nothing while both waited
+    assert fairness([tracked("a", 0, 5)], 0.0) == (None, 0.0)  # one server: nothing to compare
+    never = fairness([tracked("a", 1, 2), tracked("b", None, None, None)], 0.0)
+    assert never == (pytest.approx(0.5), 1.0)  # b never started while a ran: the worst for two
 
 
 def test_a_small_local_run_from_the_command_line():

@@ -7,12 +7,15 @@ restarted from its AOF, as in production; pieces are 2 s long to keep the suite 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import urllib.request
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from aria_engine.emotion import Emotion
 from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Started, TERMINAL
@@ -23,7 +26,7 @@ from aria_engine.loadtest import WorkerPool
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Pipeline, Request
 from aria_engine.worker import Worker
-from tests.redis_server import RedisServer, needs_redis
+from tests.redis_server import RedisServer, free_port, needs_redis
 
 pytestmark = [needs_redis, pytest.mark.redis]
 
@@ -76,14 +79,22 @@ def workers_of(job) -> list[str]:
 
 
 async def test_jobs_run_on_worker_processes_and_results_come_back(server, workers):
-    pool = workers(1)
+    port = free_port()
+    pool = workers(1, FAST_WORKER + ["--metrics-port", str(port), "--metrics-host", "127.0.0.1"])
     picture = (REPO / "examples" / "dusk.png").read_bytes()
     requests = [mood(seed=4), Request(image=picture, options=mood(seed=5).options, origin=Origin(server="t"))]
     async with RedisEngine(server.url, name="bot") as engine:
         jobs = [await engine.submit(r) for r in requests]
         ends = [await job.wait() for job in jobs]
         status = await engine.status()
+        client_metrics = generate_latest(engine.metrics.registry).decode()
     assert all(isinstance(end, Done) for end in ends), ends
+    assert 'aria_job_latency_seconds_count{outcome="done"} 2.0' in client_metrics
+    worker_metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'aria_jobs_finished_total{outcome="done"} 2.0' in worker_metrics
+    assert 'aria_stage_seconds_count{stage="rendering"} 2.0' in worker_metrics
+    health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+    assert health["ok"] and health["role"] == "worker"
     assert workers_of(jobs[0]) == [pool.names[0]]
     assert ends[0].result.midi == Pipeline().run(requests[0]).midi  # the same piece as made locally
     assert ends[1].result.encoder == "palette" and ends[1].result.audio.data

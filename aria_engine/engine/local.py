@@ -135,12 +135,12 @@ class LocalEngine(Engine):
 
     async def _enqueue(self, request: Request, job_id: str | None) -> Job:
         origin = request.origin
-        refusal = self._queue.refusal(origin.server, origin.user)
+        options = request.options.with_seed()
+        composer = await self._composer_name(options)
+        refusal = self._queue.refusal(origin.server, origin.user)  # after the await: no overshoot
         if refusal is not None:
             reason, position = refusal
             raise Busy(reason, position, eta_seconds(len(self._queue) + 1, self._rate()))
-        options = request.options.with_seed()
-        composer = await self._composer_name(options)
         job = Job(request) if job_id is None else Job(request, id=job_id)
         work = _Work(job, options, composer, origin.server, origin.user)
         if request.image is None:
