@@ -39,15 +39,17 @@ def requests(jobs: int, length: int) -> list[Request]:
     ]
 
 
-async def run(pipeline: Pipeline, batch: int, jobs: list[Request]) -> tuple[float, float, list[bytes]]:
+async def run(pipeline: Pipeline, batch: int, jobs: list[Request]) -> tuple[float, float, list]:
+    """Wall time, mean composing time, and per job its MIDI (or why it failed: a random model
+    may write a piece without notes, which has no audio)."""
     async with LocalEngine(pipeline, concurrency=1, max_batch=batch) as engine:
         started = time.perf_counter()
         submitted = [await engine.submit(r) for r in jobs]
         ends = [await job.wait() for job in submitted]
         wall = time.perf_counter() - started
-    assert all(isinstance(end, Done) for end in ends), ends
-    composing = sum(end.result.timings["composing"] for end in ends) / len(ends)
-    return wall, composing, [end.result.midi for end in ends]
+    done = [end for end in ends if isinstance(end, Done)]
+    composing = sum(end.result.timings["composing"] for end in done) / max(1, len(done))
+    return wall, composing, [end.result.midi if isinstance(end, Done) else end.reason for end in ends]
 
 
 def main() -> None:
