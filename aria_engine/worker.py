@@ -1,9 +1,12 @@
 """`aria worker --redis URL`: a process that takes jobs from Redis and runs the models.
 
-Inside, a worker is a LocalEngine fed from Redis instead of from adapters: it claims jobs by
-fairness (up to `prefetch` at a time, so the LocalEngine can batch them), forwards each job's
-events to the job's event stream, and stores the outcome, acknowledging only after the result
-is stored. Around that, every heartbeat (a third of the visibility timeout) it:
+Inside, a worker is a LocalEngine fed from Redis instead of from adapters. It claims only what
+it can start at once: when a model thread is free and nothing waits locally, up to `max_batch`
+jobs by fairness, which the LocalEngine then composes together. Jobs it cannot start yet stay
+in Redis, in fair order and free for any worker, instead of waiting inside this process (where
+a crash would hold them until the visibility timeout). It forwards each job's events to the
+job's event stream and stores the outcome, acknowledging only after the result is stored.
+Around that, every heartbeat (a third of the visibility timeout) it:
   - tells Redis it lives and resets the idle time of the jobs it holds, so nobody steals them;
   - stops jobs cancelled in Redis;
   - takes over jobs left idle past the visibility timeout by a worker that died.
@@ -50,7 +53,6 @@ class Worker:
         name: str | None = None,
         concurrency: int = 1,
         max_batch: int = 4,
-        prefetch: int | None = None,
         visibility_timeout_s: float = 60.0,
         max_deliveries: int = 5,
         job_timeout_s: float | None = 600.0,
@@ -68,7 +70,7 @@ class Worker:
             limits=Limits(max_queued=1_000_000, max_running_per_server=None, max_running_per_user=None,
                           job_timeout_s=job_timeout_s),
         )
-        self.prefetch = prefetch or concurrency * max_batch
+        self.max_batch = max_batch
         self.visibility_timeout_s = visibility_timeout_s
         self.heartbeat_s = max(0.1, visibility_timeout_s / 3)
         self.max_deliveries = max_deliveries
@@ -94,8 +96,8 @@ class Worker:
             await asyncio.to_thread(self._warm_up)
         tasks = [asyncio.create_task(self._claim_loop(), name="claim"),
                  asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
-        log.info("worker %s ready (prefetch %d, visibility timeout %.1f s)",
-                 self.name, self.prefetch, self.visibility_timeout_s)
+        log.info("worker %s ready (%d threads, batches up to %d, visibility timeout %.1f s)",
+                 self.name, self.engine.concurrency, self.max_batch, self.visibility_timeout_s)
         try:
             await (stop or asyncio.Event()).wait()
         finally:
@@ -139,16 +141,20 @@ class Worker:
     async def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            if len(self._held) >= self.prefetch:
+            if not self.engine.idle:
                 self._room.clear()
-                await self._room.wait()
+                try:  # woken when a job ends; the timeout covers a slot freed without one
+                    await asyncio.wait_for(self._room.wait(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    pass
                 continue
             try:
-                claimed = await self.queue.claim(self.name)
-                if claimed is None:
+                claimed = await self._claim_batch()
+                if not claimed:
                     await self.queue.wait_for_work(timeout_s=0.5)
                     continue
-                await self._begin(*claimed)
+                await self._begin_all(claimed)
+                await asyncio.sleep(0)  # let the local engine start them before looking again
                 failures = 0
             except RedisError as error:
                 failures += 1
@@ -156,27 +162,46 @@ class Worker:
                     log.warning("cannot claim jobs (%s); retrying", error)
                 await asyncio.sleep(min(2.0, 0.1 * failures))
             except Exception:  # a bug must not stop the claiming; the entry returns after the timeout
-                log.exception("while claiming a job")
+                log.exception("while claiming jobs")
                 await asyncio.sleep(1.0)
 
-    async def _begin(self, entry_id: str, job_id: str) -> None:
-        """Start a claimed job in the local engine, unless it ended meanwhile."""
+    async def _claim_batch(self) -> list[tuple[str, str]]:
+        """Up to max_batch jobs, in fair order, all pending on this worker now."""
+        claimed = []
+        while len(claimed) < self.max_batch:
+            entry = await self.queue.claim(self.name)
+            if entry is None:
+                break
+            claimed.append(entry)
+        return claimed
+
+    async def _begin_all(self, claimed: list[tuple[str, str]]) -> None:
+        """Read every job first, then submit them together, so the local engine batches them."""
+        ready = [prepared for entry_id, job_id in claimed if (prepared := await self._prepare(entry_id, job_id))]
+        for entry_id, job_id, request in ready:
+            await self._start(entry_id, job_id, request)
+
+    async def _prepare(self, entry_id: str, job_id: str):
+        """(entry id, job id, request) for a job to run, or None (acked, or failed, here)."""
         if job_id in self._held:  # ours already (its entry went idle while we held it)
             self._held[job_id] = entry_id
-            return
+            return None
         fields = await self.queue.job_fields(job_id)
         state = fields.get("state", b"").decode()
         if not fields or state in TERMINAL_STATES:
             await self.queue.ack(entry_id)  # expired, or cancelled/finished by someone else
-            return
+            return None
         try:
             request = request_from_json(fields["request"], fields.get("image"))
         except Exception as error:  # a malformed job must fail, not loop through the workers
             log_id = log_failure(job_id, error)
             await self._finish(job_id, entry_id, Failed(polite_failure(log_id), log_id))
-            return
+            return None
         if state != "running" or fields.get("worker", b"").decode() != self.name:
             await self.queue.mark_running(job_id, self.name)
+        return entry_id, job_id, request
+
+    async def _start(self, entry_id: str, job_id: str, request) -> None:
         job = await self.engine.submit(request, job_id=job_id)
         self._held[job_id] = entry_id
         task = asyncio.create_task(self._forward(job, entry_id), name=f"job-{job_id}")
@@ -250,7 +275,8 @@ class Worker:
             await self._take_over()
 
     async def _take_over(self) -> None:
-        room = self.prefetch - len(self._held)
+        room = self.max_batch if self.engine.idle else 0
+        ready = []
         for entry_id, job_id, deliveries in await self.queue.reclaim(
             self.name, int(self.visibility_timeout_s * 1000), room
         ):
@@ -263,7 +289,10 @@ class Worker:
                 ))
                 continue
             log.warning("taking over job %s (delivery %d)", job_id, deliveries)
-            await self._begin(entry_id, job_id)
+            if prepared := await self._prepare(entry_id, job_id):
+                ready.append(prepared)
+        for prepared in ready:
+            await self._start(*prepared)
 
 
 # -- the process ----------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import urllib.request
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from tests.redis_server import RedisServer, free_port, needs_redis
 pytestmark = [needs_redis, pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_WORKER = ["--visibility-timeout", "2", "--max-batch", "1", "--prefetch", "1"]
+FAST_WORKER = ["--visibility-timeout", "2", "--max-batch", "1", "--concurrency", "1"]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -192,8 +193,6 @@ class Engine(ABC):
 
 def log_failure(job_id: str, error: BaseException) -> str:
     """Log an unexpected error with its traceback; the id lets a user's report find it."""
-    import secrets
-
     log_id = secrets.token_hex(4)
     log.error("job %s failed [log id %s]", job_id, log_id, exc_info=error)
     return log_id

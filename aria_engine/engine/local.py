@@ -184,6 +184,11 @@ class LocalEngine(Engine):
             finished=dict(self._finished_counts),
         )
 
+    @property
+    def idle(self) -> bool:
+        """A model thread is free and no job waits: work taken now would start at once."""
+        return self._free_slots > 0 and not self._queue and not self._closed
+
     def health(self) -> dict:
         report = super().health()
         report.update(queued=len(self._queue), running=self._running_count(), workers=self.concurrency)

@@ -18,13 +18,13 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from aria_engine.engine.base import Engine, EngineStatus, stop_task
+from aria_engine.engine.base import Engine, EngineStatus, log_failure, polite_failure, stop_task
 from aria_engine.engine.cache import ResultCache
-from aria_engine.engine.jobs import Cancelled, Done, Failed, Job, Queued, new_job_id
+from aria_engine.engine.jobs import Cancelled, Failed, Job, Queued, new_job_id
 from aria_engine.engine.metrics import EngineMetrics, eta_seconds
 from aria_engine.engine.redis_queue import Refused, RedisQueue
 from aria_engine.engine.scheduler import Busy, Limits, job_cost
-from aria_engine.engine.wire import event_from_fields, load_result, request_to_json
+from aria_engine.engine.wire import event_from_fields, load_result, request_from_json, request_to_json
 from aria_engine.pipeline import Request
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,6 @@ class RedisEngine(Engine):
         fields = await self.queue.job_fields(job_id)
         if not fields:
             return None
-        from aria_engine.engine.wire import request_from_json
-
         job = Job(request_from_json(fields["request"], fields.get("image")), id=job_id)
         self._remember(job)
         self._last_ids[job_id] = "0-0"
@@ -236,8 +234,6 @@ class RedisEngine(Engine):
         try:
             result = await asyncio.to_thread(load_result, data)
         except Exception as error:
-            from aria_engine.engine.base import log_failure, polite_failure
-
             log_id = log_failure(job_id, error)
             self._emit(job, Failed(polite_failure(log_id), log_id))
             return

@@ -19,8 +19,8 @@ def register(subparsers) -> None:
 
     work = parser.add_argument_group("work")
     work.add_argument("--concurrency", type=int, default=1, help="jobs run in parallel threads (default: 1)")
-    work.add_argument("--max-batch", type=int, default=4, help="jobs composed together at most (default: 4)")
-    work.add_argument("--prefetch", type=int, help="jobs held at once (default: concurrency x max batch)")
+    work.add_argument("--max-batch", type=int, default=4,
+                      help="jobs taken and composed together at most, when a thread is free (default: 4)")
     work.add_argument("--visibility-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="a job held this long without a heartbeat goes to another worker (default: 60)")
     work.add_argument("--max-deliveries", type=int, default=5,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                         encoder_weights=args.encoder_weights, soundfont=args.soundfont)
     worker = Worker(
         args.redis, pipeline=pipeline, prefix=args.prefix, name=args.name, concurrency=args.concurrency,
-        max_batch=args.max_batch, prefetch=args.prefetch, visibility_timeout_s=args.visibility_timeout,
+        max_batch=args.max_batch, visibility_timeout_s=args.visibility_timeout,
         max_deliveries=args.max_deliveries, job_timeout_s=args.job_timeout, result_ttl_s=args.result_ttl,
         warm_up=not args.no_warm_up,
     )
