@@ -326,3 +326,49 @@ def test_composer_explains_adaptations(models_dir):
     assert any("discrete_token model" in note for note in piece.notes)
     assert any("trajectory's start" in note for note in piece.notes)
     assert any("best of 5 attempts" in note for note in piece.notes) and piece.stats["attempts"] == 5
+
+
+# -- decode setup -----------------------------------------------------------------------------
+
+from aria_engine.music.decoding import decode_setup  # noqa: E402
+
+
+def test_decode_products_are_the_model_products(models):
+    model, _, _ = models["continuous_concat"]
+    setup = decode_setup(model)
+    low, high = setup.widths
+    assert 1 <= low <= 2 and high >= 8  # batches of 8 decode together
+    x = torch.randn(5, model.config.d_model)
+    layer = model.enc_layers[1]
+    expected = torch.cat([layer.rga.Wq(x), layer.rga.Wk(x), layer.rga.Wv(x)], dim=-1)
+    torch.testing.assert_close(setup.layers[1].qkv(x), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(setup.head(x), model.fc(x), atol=1e-5, rtol=1e-5)
+
+
+def test_more_requests_than_a_decode_step_holds(models):
+    model, vocab, _ = models["none"]
+    high = decode_widths_of(model)[1]
+    requests = [DecodeRequest(length=5, window=32, seed=s) for s in range(high + 1)]
+    together = generate(model, vocab, requests)
+    assert [r.tokens for r in together] == [generate(model, vocab, [r])[0].tokens for r in requests]
+
+
+def decode_widths_of(model):
+    return decode_setup(model).widths
+
+
+@pytest.mark.filterwarnings("ignore")  # torch.ao quantization's deprecation notices
+def test_a_dynamically_quantized_model_decodes(models):
+    """int8 dynamic quantization (the bench's option) scales activations per call, so its logits
+    depend on what is computed together; they stay near the oracle's."""
+    model, vocab, _ = models["continuous_token"]
+    import copy
+
+    quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+    seen = []
+    result = generate(quantized, vocab, [DecodeRequest(emotion=CALM, length=6, window=32, seed=1)], observe=seen.append)
+    assert len(result[0].tokens) == 6
+    for info in seen:
+        window = info.sequence[info.window_start :]
+        expected = oracle_last_logits(quantized, vocab, window, CALM)
+        assert (expected - info.logits).abs().max() <= 0.25

@@ -181,25 +181,32 @@ def _can_pack() -> bool:
 
 
 class Product:
-    """x @ W.T + b for x [rows, in], from weights stacked on the output axis (Wq, Wk, Wv)."""
+    """x @ W.T + b for x [rows, in], from weights stacked on the output axis (Wq, Wk, Wv).
+    Modules other than float nn.Linear (say, int8 dynamic quantized) are simply called."""
 
-    def __init__(self, linears: Sequence[torch.nn.Linear], pack: bool):
+    def __init__(self, linears: Sequence[torch.nn.Module], pack: bool):
         self.linears = list(linears)
+        self.in_features = linears[0].in_features
+        self.pack = self.weight = self.bias = None
+        if not all(isinstance(m, torch.nn.Linear) for m in linears):
+            return
         weight = torch.cat([m.weight for m in linears]) if len(linears) > 1 else linears[0].weight
         self.bias = torch.cat([m.bias for m in linears]) if len(linears) > 1 else linears[0].bias
-        self.in_features = weight.size(1)
         self.pack = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS) if pack else None
         # With a pack, _mkl_linear reads only the shape of its plain-weight argument.
         self.weight = torch.empty(1, 1).expand(weight.shape) if pack else weight
 
     def __call__(self, x):
-        if self.pack is None:
+        if self.pack is not None:
+            return _mkl_linear(x, self.pack, self.weight, self.bias, x.size(0))
+        if self.weight is not None:
             return F.linear(x, self.weight, self.bias)
-        return _mkl_linear(x, self.pack, self.weight, self.bias, x.size(0))
+        return self.reference(x)
 
     def reference(self, x):
         """The same product from the modules themselves."""
-        return torch.cat([m(x) for m in self.linears], dim=-1)
+        outs = [m(x) for m in self.linears]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
 
 @dataclass
@@ -452,8 +459,8 @@ def _decode_layer(layer: DecodeLayer, x, kb, vb, runs):
             kb[first:end, :, p] = k[first:end]
             vb[first:end, :, p] = v[first:end]
             y[first:end] = newest_query_attention(q[first:end], kb[first:end, :, : p + 1], vb[first:end, :, : p + 1], layer.E)
-    x1 = _layer_norm(layer.out(y.view(b, H * dh)) + x, layer.norm1)
-    return _layer_norm(x1 + layer.ffn_suf(F.relu(layer.ffn_pre(x1))), layer.norm2)
+    x1 = _layer_norm(layer.out(y.view(b, H * dh)).add_(x), layer.norm1)
+    return _layer_norm(layer.ffn_suf(layer.ffn_pre(x1).relu_()).add_(x1), layer.norm2)
 
 
 def _layer_norm(x, norm):

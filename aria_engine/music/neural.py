@@ -49,10 +49,12 @@ class TransformerComposer:
         """(model, vocab, the checkpoint's conditioning, notes); loaded once, thread-safe."""
         with self._lock:
             if self._loaded is None:
+                from aria_engine.music.decoding import decode_setup
                 from aria_engine.music.transformer import load_checkpoint
 
                 folder = resolve_checkpoint(self.model_dir, self.mode)
                 model, vocab, config = load_checkpoint(folder)
+                decode_setup(model)  # pack the decode weights now, not during the first piece
                 notes = []
                 if model.conditioning != self.mode:
                     notes.append(f"the checkpoint in {folder} is a {model.conditioning} model; composed with that mode")
