@@ -375,14 +375,19 @@ class _PrefillWriter:
 
 
 def newest_query_attention(q, k, v, E):
-    """relative_attention for the newest query only: q [b, H, 1, dh] at position p over keys
-    0..p. Every distance p - j is >= 0 and key j meets E row 2047 - (p - j) = 2047 - p + j, so
-    the relative term is a plain product with rows 2047 - p .. 2047 of E, no gather and no mask:
-    the same numbers, in the same order of operations, as relative_attention."""
-    span = k.size(2)
-    rel = q @ E[E.size(0) - span :].transpose(0, 1)
-    logits = (q @ k.transpose(-2, -1) + rel) / math.sqrt(q.size(-1))
-    return torch.softmax(logits, dim=-1) @ v
+    """relative_attention for the newest query only: q [b, H, dh] at position p over keys
+    k, v [b, H, p + 1, dh]; returns [b, H, 1, dh].
+
+    Every distance p - j is >= 0 and key j meets E row 2047 - (p - j) = 2047 - p + j, so the
+    relative term is a plain product with rows 2047 - p .. 2047 of E: no gather, no mask. The
+    content term is added inside the batched product (baddbmm), which saves a pass; the sum is
+    the same to rounding.
+    """
+    b, H, span, dh = k.shape
+    q = q.reshape(b * H, 1, dh)
+    rel = (q.view(b * H, dh) @ E[E.size(0) - span :].t()).view(b * H, 1, span)
+    logits = torch.baddbmm(rel, q, k.reshape(b * H, span, dh).transpose(1, 2)).div_(math.sqrt(dh))
+    return torch.bmm(torch.softmax(logits, dim=-1), v.reshape(b * H, span, dh)).view(b, H, 1, dh)
 
 
 def model_input(model: MusicTransformer, tokens: torch.Tensor, condition, emotion_ids) -> torch.Tensor:
@@ -408,7 +413,8 @@ def prefill(model, tokens, condition=None, emotion_ids=None, cache: KVCache | No
 
 def decode_step(model, cache: KVCache, tokens, positions: Sequence[int | None], condition=None):
     """One new token for each cache row 0..b-1: tokens [b] at positions (None: an idle row,
-    whose result is meaningless); returns logits [b, V].
+    whose logits are meaningless and whose cache row gets a meaningless key at a live row's
+    position); returns logits [b, V].
 
     The same arithmetic as the model's layers for the newest position, written lean: per layer
     three products, the cache writes, one attention per run of rows at the same position, the
@@ -447,7 +453,6 @@ def _decode_layer(layer: DecodeLayer, x, kb, vb, runs):
     """EncoderLayer.forward for one new position per row: x [b, d] -> [b, d]."""
     b, H, dh = x.size(0), layer.n_head, layer.dh
     q, k, v = layer.qkv(x).view(b, 3, H, dh).unbind(1)
-    q = q.unsqueeze(2)
     if len(runs) == 1:
         p = runs[0][2]
         kb[:b, :, p] = k
