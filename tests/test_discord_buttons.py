@@ -93,10 +93,11 @@ async def test_delete_by_requester_and_moderator_only(double, tmp_path):
 
 async def test_cancel_a_queued_piece(double, tmp_path):
     world = make_world(double)
-    # One worker thread and a long first piece keep the second one waiting in the queue.
-    async with running_bot(double, tmp_path, settings={"max_duration_s": 20}) as running:
+    # One worker thread and a long first piece (several seconds of work even on a quiet machine,
+    # so its status message gets more than one progress edit) keep the second one waiting.
+    async with running_bot(double, tmp_path, settings={"max_duration_s": 90}) as running:
         long = await double.send_slash_command(world.guild, world.general, world.bob, "aria-mood",
-                                               {"valence": 0.1, "arousal": 0.9, "duration": 20})
+                                               {"valence": 0.1, "arousal": 0.9, "duration": 90})
         await double.wait_for(lambda: started(running, world, world.bob), 20, "the long piece to start")
         waiting = await double.send_slash_command(world.guild, world.general, world.alice, "aria-mood",
                                                   {"valence": -0.4, "arousal": -0.4, "duration": 2})

@@ -68,8 +68,8 @@ def test_the_command_line_refuses_nonsense():
 async def test_a_small_redis_run_with_a_worker_killed_loses_nothing(tmp_path):
     with RedisServer(tmp_path / "redis", aof=True) as server:
         report = await run_loadtest(LoadConfig(
-            jobs=12, servers=3, backend="redis", redis_url=server.url, workers=2, kill_worker_every=2,
+            jobs=24, servers=3, backend="redis", redis_url=server.url, workers=2, kill_worker_every=0.7,
             duration=3, concurrency=1, max_batch=2, visibility_timeout=2, deadline_s=240,
         ))
-    assert (report["submitted"], report["completed"], report["failed"], report["lost"]) == (12, 12, 0, 0), report
+    assert (report["submitted"], report["completed"], report["failed"], report["lost"]) == (24, 24, 0, 0), report
     assert report["duplicated"] == 0 and report["workers_killed"] >= 1
