@@ -36,6 +36,7 @@ class Reply:
     details: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: list[Attachment] = field(default_factory=list)
+    offers_modes: bool = False  # made by a composer with conditioning modes, so Another mode differs
 
     @property
     def total_bytes(self) -> int:
@@ -92,4 +93,5 @@ def build_reply(result: Result, *, name: str = "aria", upload_limit: int | None 
         details=details,
         notes=notes,
         files=files,
+        offers_modes=comp.mode is not None,
     )

@@ -26,6 +26,8 @@ the record is in the store:
 
     service.variation(actor, result_id) / service.another_mode(actor, result_id, mode)
         -> (Admission, Request) | Refusal; then `submit_request(admission, request, ...)`
+        (Another mode only where `Reply.offers_modes`: the procedural composer has no modes,
+        and a click on an older message's mode select gets NO_MODES, the reason in words)
     service.cancel(actor, result_id, moderator=...) -> str      (what happened, in words)
     service.delete(actor, result_id, moderator=...) -> Deletion (allowed, message, record)
     service.parameters(result_id) -> list[(name, value)] | None
@@ -55,6 +57,13 @@ from bot.settings import Scope, Settings, SettingView
 from bot.store import UNFINISHED, ResultRecord, Store
 
 log = logging.getLogger(__name__)
+
+# Composers whose pieces depend on the conditioning mode. The procedural composer has no modes:
+# "another mode" of its piece would sound the same, so adapters offer it only for these.
+COMPOSERS_WITH_MODES = ("transformer",)
+NO_MODES = ("This piece was made by the built-in procedural composer, which has no conditioning modes, "
+            "so another mode would sound just the same. Modes belong to the neural models; whoever runs "
+            "ARIA can install them with `aria models pull`. For a new take on the same mood, try Variation.")
 
 # How much of a job each stage is, roughly, so one progress fraction moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
@@ -329,6 +338,9 @@ class AriaService:
         """Same emotion and settings in another conditioning mode, with a new seed."""
         if mode not in MODES:
             return Refusal("bad_mode", f"There is no mode called {mode!r}; pick one of {', '.join(MODES)}.")
+        record = self.result(result_id)
+        if record is not None and not composer_has_modes(record.composer):
+            return Refusal("no_modes", NO_MODES)
         return self._again(actor, result_id, {"seed": None, "mode": mode}, "another_mode", upload_limit,
                            explicit={"mode"})
 
@@ -526,6 +538,11 @@ class Throttle:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def composer_has_modes(composer: str | None) -> bool:
+    """Whether Another mode changes a piece by this composer (unknown, e.g. unfinished: assume so)."""
+    return composer is None or composer in COMPOSERS_WITH_MODES
 
 
 def _latest_position(job: Any) -> tuple[int | None, float | None]:

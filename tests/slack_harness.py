@@ -13,6 +13,7 @@ from PIL import Image
 from adapters.slack.config import SlackConfig
 from adapters.slack.runner import HttpRunner, SocketModeRunner, make_runner
 from aria_engine.engine import LocalEngine
+from aria_engine.options import MODES
 from aria_engine.pipeline import Pipeline
 from bot.service import AriaService
 from bot.settings import Scope, Settings
@@ -34,6 +35,16 @@ class RunningApp:
     @property
     def adapter(self):
         return self.runner.adapter
+
+
+def neural_engine(models_dir: Path) -> LocalEngine:
+    """An engine whose `auto` composer is the transformer in every mode: tiny random-weight
+    checkpoints (a few hundred tokens take about a second). Limit pieces with max_length."""
+    from tests.factories.music import make_music_checkpoint  # imports torch: only for these tests
+
+    for mode in MODES:
+        make_music_checkpoint(models_dir / mode, mode)
+    return LocalEngine(Pipeline(models_dir=models_dir), concurrency=1, progress_interval_s=0.05)
 
 
 def picture(colour=(240, 200, 40), size=(64, 48), fmt="PNG") -> bytes:

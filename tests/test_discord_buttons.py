@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot
+from bot.policy import Actor
+from tests.discord_harness import ephemeral_answer, make_world, neural_engine, result_of, running_bot
 from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,17 +50,45 @@ async def test_variation_same_emotion_new_seed(double, tmp_path):
         assert new.seed != old.seed and new.user_id == str(world.bob.id)
 
 
+NEURAL = {"max_length": 256}  # tiny random transformers: a few hundred tokens take about a second
+
+
 async def test_another_mode(double, tmp_path):
     world = make_world(double)
-    async with running_bot(double, tmp_path) as running:
+    async with running_bot(double, tmp_path, engine=neural_engine(tmp_path / "models"), settings=NEURAL) as running:
         first = await a_result(double, world)
+        assert "transformer (continuous_concat)" in first.text()
         select = custom_id(first, "m")
         pick = await double.choose(first, select, ["discrete_token"], world.alice)
         second = await result_of(double, pick)
         assert running.store.get_result(result_id(second)).options["mode"] == "discrete_token"
+        assert "transformer (discrete_token)" in second.text()
         # the new result's select offers the other modes
         options = next(c for row in second.components for c in row["components"] if c["custom_id"].startswith("aria:m:"))
         assert {o["value"] for o in options["options"]} == {"continuous_concat", "continuous_token"}
+
+
+async def test_no_another_mode_under_a_procedural_piece(double, tmp_path):
+    """The built-in composer has no modes: its pieces offer no mode select, and the select
+    on an older message (from before this was so) explains instead of making the same piece."""
+    world = make_world(double)
+    async with running_bot(double, tmp_path, settings={"daily_quota": 5}) as running:
+        first = await a_result(double, world)
+        assert "procedural composer" in first.text()
+        assert [i.split(":")[1] for i in first.custom_ids()] == ["v", "p", "d"]
+        # A message posted by an older version still carries the select.
+        first.components.append({"type": 1, "components": [{
+            "type": 3, "custom_id": f"aria:m:{result_id(first)}", "placeholder": "Another mode...",
+            "options": [{"label": m, "value": m} for m in ("continuous_token", "discrete_token")]}]})
+        stale = await double.choose(first, f"aria:m:{result_id(first)}", ["discrete_token"], world.alice)
+        answer = await ephemeral_answer(double, stale)
+        assert "procedural composer, which has no conditioning modes" in answer.content
+        assert "`aria models pull`" in answer.content and "Variation" in answer.content
+        assert stale.callbacks[0]["type"] == 4  # answered at once, never deferred
+        assert len(running.store.list_user_jobs("discord", str(world.guild.id), str(world.alice.id))) == 1
+        usage = running.service.policy.usage(Actor("discord", str(world.guild.id), str(world.general.id),
+                                                   str(world.alice.id)))
+        assert usage.used_today == 1  # the click cost nothing
 
 
 async def test_parameters_are_private(double, tmp_path):
@@ -158,7 +187,8 @@ async def test_jobs_lost_in_a_crash_end_and_their_requesters_hear_of_it(double, 
 
 async def test_clicks_go_through_the_same_policy(double, tmp_path):
     world = make_world(double)
-    async with running_bot(double, tmp_path, settings={"allowed_modes": ["continuous_concat", "continuous_token"]}) as running:
+    settings = {**NEURAL, "allowed_modes": ["continuous_concat", "continuous_token"]}
+    async with running_bot(double, tmp_path, engine=neural_engine(tmp_path / "models"), settings=settings) as running:
         first = await a_result(double, world)
         wrong_mode = await double.choose(first, custom_id(first, "m"), ["discrete_token"], world.bob)
         assert "discrete_token mode isn't allowed here" in (await ephemeral_answer(double, wrong_mode)).content

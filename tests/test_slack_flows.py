@@ -8,9 +8,12 @@ import re
 
 import pytest
 
+from adapters.slack.blocks import mode_select
+from bot.policy import Actor
 from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import (
-    RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_ephemeral, wait_for_result, wait_for_status,
+    RESULT_TIMEOUT_S, make_world, neural_engine, picture, running_app, wait_for_ephemeral, wait_for_result,
+    wait_for_status,
 )
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.parametrize("transport", ["socket", "http"])]
@@ -29,11 +32,11 @@ def blocks_text(message: dict) -> str:
     return json.dumps(message.get("blocks") or [])
 
 
-def assert_result(double: SlackDouble, channel, message: dict, requester) -> dict:
+def assert_result(double: SlackDouble, channel, message: dict, requester, composer: str = "procedural") -> dict:
     """The readout (valence/arousal with words, backend, seed, chart) and the files in its thread."""
     text = blocks_text(message)
     assert READOUT.search(text), text
-    assert "made by" in text and "procedural" in text and "*seed*" in text
+    assert "made by" in text and composer in text and "*seed*" in text
     assert f"<@{requester.id}>" in text
     images = [b for b in message["blocks"] if b["type"] == "image"]
     assert len(images) == 1
@@ -45,7 +48,8 @@ def assert_result(double: SlackDouble, channel, message: dict, requester) -> dic
     midi = next(f for f in double.uploaded_files(channel.id, thread) if f["name"].endswith(".mid"))
     assert double.file_data[midi["id"]].startswith(b"MThd")
     actions = {el["action_id"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]}
-    assert actions == {"aria_variation", "aria_another_mode"}
+    # Another mode only for composers with modes: the procedural one has none.
+    assert actions == ({"aria_variation"} if composer == "procedural" else {"aria_variation", "aria_another_mode"})
     assert not any(e["via"] == "chat.postEphemeral" for e in double.ephemerals_for(requester))
     return message
 
@@ -143,28 +147,62 @@ async def test_slash_mood(double, tmp_path, transport):
         assert "explicit encoder" in blocks_text(result)
 
 
-async def test_variation_and_another_mode(double, tmp_path, transport):
+def results_in_thread(double: SlackDouble, channel, thread: str) -> list[dict]:
+    return [m for m in double.bot_messages(channel.id) if m.get("thread_ts") == thread
+            and m["ts"] != thread and "aria_variation" in blocks_text(m)]
+
+
+async def test_variation(double, tmp_path, transport):
     world = make_world(double)
-    async with running_app(double, tmp_path, transport=transport) as running:
+    async with running_app(double, tmp_path, transport=transport):
         await double.slash(world.general, world.alice, "mood 0.2 0.7 seed=5")
         first = await wait_for_result(double, world.general)
         delivery = await double.click(world.general, world.bob, first, "aria_variation")
         assert not delivery.late
-        thread = first["ts"]
-
-        def results_in_thread():
-            found = [m for m in double.bot_messages(world.general.id) if m.get("thread_ts") == thread
-                     and m["ts"] != thread and "aria_variation" in blocks_text(m)]
-            return found if len(found) >= 1 else None
-
-        [variation] = await double.wait_for(results_in_thread, RESULT_TIMEOUT_S, "the variation")
+        [variation] = await double.wait_for(lambda: results_in_thread(double, world.general, first["ts"]),
+                                            RESULT_TIMEOUT_S, "the variation")
         assert_result(double, world.general, variation, world.bob)
         assert "valence +0.20" in blocks_text(variation) and "*seed*\\n5\"" not in blocks_text(variation)
 
-        await double.click(world.general, world.alice, first, "aria_another_mode", option="continuous_token")
-        await double.wait_for(lambda: len(results_in_thread()) == 2, RESULT_TIMEOUT_S, "the other mode")
-        records = running.store.list_user_jobs("slack", world.team.id, world.alice.id)
-        assert sorted(r.options["mode"] for r in records) == ["continuous_concat", "continuous_token"]
+
+async def test_another_mode(double, tmp_path, transport):
+    world = make_world(double)
+    async with running_app(double, tmp_path, transport=transport, engine=neural_engine(tmp_path / "models"),
+                           settings={"max_length": 256}) as running:
+        await double.slash(world.general, world.alice, "mood 0.2 0.7 seed=5")
+        first = await wait_for_result(double, world.general)
+        assert_result(double, world.general, first, world.alice, composer="transformer (continuous_concat)")
+        select = next(el for b in first["blocks"] if b["type"] == "actions" for el in b["elements"]
+                      if el["action_id"] == "aria_another_mode")
+        assert {o["value"] for o in select["options"]} == {"continuous_token", "discrete_token"}
+        await double.click(world.general, world.bob, first, "aria_another_mode", option="continuous_token")
+        [other] = await double.wait_for(lambda: results_in_thread(double, world.general, first["ts"]),
+                                        RESULT_TIMEOUT_S, "the other mode")
+        assert_result(double, world.general, other, world.bob, composer="transformer (continuous_token)")
+        records = running.store.list_user_jobs("slack", world.team.id, world.bob.id)
+        assert [r.options["mode"] for r in records] == ["continuous_token"]
+
+
+async def test_another_mode_of_a_procedural_piece_is_explained(double, tmp_path, transport):
+    """The procedural composer has no modes: no select under its pieces, and the select on a
+    message from an older version explains why instead of making the same piece again."""
+    world = make_world(double)
+    async with running_app(double, tmp_path, transport=transport, settings={"daily_quota": 5}) as running:
+        await double.slash(world.general, world.alice, "mood -0.2 0.4")
+        first = await wait_for_result(double, world.general)
+        [record] = running.store.list_user_jobs("slack", world.team.id, world.alice.id)
+        stored = double.message(world.general.id, first["ts"])
+        actions = next(b for b in stored["blocks"] if b["type"] == "actions")
+        actions["elements"].append(mode_select(record.result_id, "continuous_concat"))  # as an older ARIA posted
+        delivery = await double.click(world.general, world.alice, stored, "aria_another_mode",
+                                      option="discrete_token")
+        assert not delivery.late
+        answer = await wait_for_ephemeral(double, world.alice)
+        assert "procedural composer, which has no conditioning modes" in answer["text"]
+        assert "`aria models pull`" in answer["text"] and answer["via"] == "response_url"
+        assert len(running.store.list_user_jobs("slack", world.team.id, world.alice.id)) == 1
+        usage = running.service.policy.usage(Actor("slack", world.team.id, world.general.id, world.alice.id))
+        assert usage.used_today == 1
 
 
 async def test_cancel_while_queued(double, tmp_path, transport):

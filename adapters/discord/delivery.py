@@ -121,7 +121,7 @@ class Conversation:
 
     async def deliver(self, service: Any, finished: Finished) -> None:
         record = finished.record
-        view = result_view(record.result_id, record.options.get("mode"))
+        view = result_view(record.result_id, record.options.get("mode"), offer_modes=finished.reply.offers_modes)
 
         def embed_for(reply: Reply) -> discord.Embed:
             return reply_embed(reply, valence=record.valence or 0.0, arousal=record.arousal or 0.0)

@@ -87,15 +87,17 @@ class ModeSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_TEMP
         await _results_cog(interaction).another_mode(interaction, self.result_id, self.item.values[0])
 
 
-def result_view(result_id: str, mode: str | None = None) -> discord.ui.View:
-    """The components under a finished piece."""
+def result_view(result_id: str, mode: str | None = None, *, offer_modes: bool = True) -> discord.ui.View:
+    """The components under a finished piece. The mode select only where the composer has
+    modes: under a procedural piece it would make the same music again."""
     view = discord.ui.View(timeout=None)
     view.add_item(ResultButton("v", result_id))
     view.add_item(ResultButton("p", result_id))
     view.add_item(ResultButton("d", result_id))
-    select = ModeSelect(result_id, mode)
-    select.row = 1
-    view.add_item(select)
+    if offer_modes:
+        select = ModeSelect(result_id, mode)
+        select.row = 1
+        view.add_item(select)
     return view
 
 

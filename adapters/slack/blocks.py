@@ -86,7 +86,8 @@ def status_blocks(text: str, result_id: str | None, *, requester: str | None = N
 
 def result_blocks(reply: Reply, result_id: str, *, requester: str, mode: str | None,
                   chart_file_id: str | None) -> list[dict]:
-    """The readout, the emotion chart and the buttons; the files are in the thread below."""
+    """The readout, the emotion chart and the buttons; the files are in the thread below.
+    Another mode only where the composer has modes (`reply.offers_modes`)."""
     fields = [_text(f"*made by*\n{reply.backend}"), _text(f"*seed*\n{reply.seed}")]
     fields += [_text(f"*{name}*\n{_clip(value, 1900)}") for name, value in reply.details if name != "seed"]
     blocks: list[dict] = [
@@ -101,9 +102,10 @@ def result_blocks(reply: Reply, result_id: str, *, requester: str, mode: str | N
     notes = "\n".join(f"• {n}" for n in reply.notes)
     blocks.append(context(f"for <@{requester}> · the MIDI and the audio are in the thread"
                           + (f"\n{notes}" if notes else "")))
-    blocks.append({"type": "actions", "block_id": f"result:{result_id}",
-                   "elements": [button("Variation", VARIATION, result_id, "primary"),
-                                mode_select(result_id, mode)]})
+    elements = [button("Variation", VARIATION, result_id, "primary")]
+    if reply.offers_modes:
+        elements.append(mode_select(result_id, mode))
+    blocks.append({"type": "actions", "block_id": f"result:{result_id}", "elements": elements})
     return blocks
 
 
@@ -213,7 +215,8 @@ def help_text(bot_user_id: str | None) -> str:
         "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",
         "Options anywhere: a mode (" + ", ".join(MODES) + "), `length=TOKENS`, `duration=SECONDS`, "
         "`seed=N`, `note_temp=T`, `rest_temp=T`, `top_p=P`, `instruments=N`.",
-        "Under each piece: *Variation* (same mood, new seed) and *Another mode*.",
+        "Under each piece: *Variation* (same mood, new seed), and *Another mode* for pieces by the neural "
+        "models (the built-in composer has no modes).",
     ])
 
 

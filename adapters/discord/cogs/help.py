@@ -33,7 +33,8 @@ class Help(commands.Cog):
         embed.add_field(name="commands", value="\n".join(f"`{c}`: {what}" for c, what in COMMANDS), inline=False)
         embed.add_field(name="options", value="\n".join(f"`{name}`: {text}" for name, text in OPTION_HELP.items()),
                         inline=False)
-        embed.add_field(name="buttons", value="Variation (same mood, new seed), Another mode, Parameters, "
+        embed.add_field(name="buttons", value="Variation (same mood, new seed), Another mode (pieces by the "
+                                              "neural models; the built-in composer has no modes), Parameters, "
                                               "Delete; Cancel while a piece waits or is composed.", inline=False)
         limits = self.bot.service.limits(actor_of(interaction))
         quota = limits["daily_quota"] or "unlimited"
