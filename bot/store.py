@@ -1,4 +1,5 @@
-"""The bot's SQLite database: settings, usage, results, meta and audit. All SQL lives here.
+"""The bot's SQLite database: settings, usage, results, meta, audit and the platform events
+already seen. All SQL lives here.
 
 One file, WAL mode, one connection guarded by a re-entrant lock, so any thread (and code on the
 asyncio loop) may call in. Every operation touches a handful of rows and takes well under a
@@ -94,6 +95,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             action TEXT NOT NULL,
             details TEXT NOT NULL DEFAULT '{}')""",
         "CREATE INDEX audit_by_server ON audit (platform, server_id, at)",
+    ),
+    # 1 -> 2: platform events already handled (Slack's Events API retries a delivery with the
+    # same event_id), so a retry that arrives after a restart is not done twice.
+    (
+        "CREATE TABLE seen_events (key TEXT PRIMARY KEY, at REAL NOT NULL)",
+        "CREATE INDEX seen_events_by_age ON seen_events (at)",
     ),
 )
 
@@ -450,6 +457,20 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    # -- events seen (retry dedupe) ---------------------------------------------------------
+
+    def first_sighting(self, key: str, *, keep_s: float) -> bool:
+        """Record an event's key; True the first time it is seen within `keep_s` seconds.
+
+        Check and record are one transaction, so two processes sharing the file (or a retry
+        racing its original) cannot both get True. Keys older than `keep_s` are forgotten here.
+        """
+        now = self.clock()
+        with self.transaction():
+            self._conn.execute("DELETE FROM seen_events WHERE at < ?", (now - keep_s,))
+            cursor = self._conn.execute("INSERT OR IGNORE INTO seen_events (key, at) VALUES (?, ?)", (key, now))
+        return cursor.rowcount == 1
 
     # -- audit -----------------------------------------------------------------------------
 

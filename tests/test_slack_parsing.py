@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.slack import blocks as ui
-from adapters.slack.app import RecentIds, sentence
+from adapters.slack.app import sentence
 from adapters.slack.files import FileRefused, check_file, first_image
 from adapters.slack.parsing import mention_options, parse_admin, parse_command
 from aria_engine.options import GenerationOptions
@@ -98,17 +98,6 @@ def test_file_checks():
         with pytest.raises(FileRefused) as raised:
             check_file(file, 100)
         assert message in str(raised.value)
-
-
-def test_recent_ids_forget_after_the_window():
-    now = [0.0]
-    seen = RecentIds(window_s=60, clock=lambda: now[0], most=3)
-    assert seen.first_time("a") and not seen.first_time("a")
-    now[0] = 61
-    assert seen.first_time("a")  # forgotten: the window passed
-    for key in "bcd":
-        assert seen.first_time(key)
-    assert seen.first_time("a")  # forgotten: only the newest `most` are kept
 
 
 def test_sentences():

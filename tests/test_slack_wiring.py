@@ -116,3 +116,24 @@ async def test_event_retries_are_deduplicated(double, tmp_path, transport):
         jobs = running.store.list_user_jobs("slack", world.team.id, world.alice.id)
         assert len(jobs) == 1
         assert len([m for m in double.bot_messages(world.general.id) if m.get("thread_ts") == message["ts"]]) == 2
+
+
+@pytest.mark.parametrize("transport", ["socket", "http"])
+async def test_a_retry_after_a_restart_is_not_done_again(double, tmp_path, transport):
+    world = make_world(double)
+    image = double.add_file(world.alice, "sun.png", picture(), "image/png")
+    async with running_app(double, tmp_path, transport=transport):
+        message, first = await double.post(world.general, world.alice, f"<@{double.bot_user_id}> please",
+                                           files=(image,))
+        await wait_for_result(double, world.general, message["ts"])
+    async with running_app(double, tmp_path, transport=transport) as running:  # a new process, same data dir
+        retry = await double.send_event(world.team.id, first.payload["event"], event_id=first.payload["event_id"],
+                                        retry_attempt=1)
+        assert not retry.late and retry.status == 200
+        # A new mention after it is answered; by then the retry would have posted a status message too.
+        other, _ = await double.post(world.general, world.bob, f"<@{double.bot_user_id}> again", files=(image,))
+        await wait_for_result(double, world.general, other["ts"])
+        in_first_thread = [m for m in double.bot_messages(world.general.id) if m.get("thread_ts") == message["ts"]]
+        assert len(in_first_thread) == 2  # the result and its files, from before the restart; nothing new
+        assert len(running.store.list_user_jobs("slack", world.team.id, world.alice.id)) == 1
+    assert len([d for d in double.downloads if d["file_id"] == image["id"]]) == 2  # the first and Bob's

@@ -234,3 +234,21 @@ def test_two_connections_to_one_file_see_each_other(tmp_path):
     with Store(path) as one, Store(path) as two:
         one.save_result(record())
         assert two.get_result("r1") == one.get_result("r1")
+
+
+# -- events seen -----------------------------------------------------------------------------
+
+
+def test_an_event_is_new_once_within_the_window_and_survives_reopening(tmp_path):
+    clock = Clock()
+    with Store(tmp_path / "aria.db", clock=clock) as store:
+        assert store.first_sighting("slack:Ev1", keep_s=3600)
+        assert not store.first_sighting("slack:Ev1", keep_s=3600)
+        assert store.first_sighting("slack:Ev2", keep_s=3600)
+    clock.now += 3000
+    with Store(tmp_path / "aria.db", clock=clock) as store:  # a restart
+        assert not store.first_sighting("slack:Ev1", keep_s=3600)
+        clock.now += 601  # Ev1 and Ev2 are now older than the window
+        assert store.first_sighting("slack:Ev3", keep_s=3600)
+        assert store._read("SELECT key FROM seen_events")[0]["key"] == "slack:Ev3"  # the old ones forgotten
+        assert store.first_sighting("slack:Ev1", keep_s=3600)

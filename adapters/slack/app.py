@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import time
-from collections import OrderedDict
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -57,25 +56,6 @@ def sentence(error: Exception | str) -> str:
     return text if text.endswith((".", "!", "?", "`")) else text + "."
 
 
-class RecentIds:
-    """Event ids seen lately, so Slack's retries (same event_id) do their work only once."""
-
-    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic, most: int = 50_000) -> None:
-        self.window_s = window_s
-        self.clock = clock
-        self.most = most
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def first_time(self, key: str) -> bool:
-        now = self.clock()
-        while self._seen and (len(self._seen) >= self.most or next(iter(self._seen.values())) < now - self.window_s):
-            self._seen.popitem(last=False)
-        if key in self._seen:
-            return False
-        self._seen[key] = now
-        return True
-
-
 def guarded(listener: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Acknowledge and apologise if a listener fails before doing so; log everything."""
 
@@ -105,7 +85,6 @@ class SlackAdapter:
         self.config = config
         self.service = service
         self.client = client or AsyncWebClient(token=config.bot_token, base_url=config.web_api_base)
-        self.recent_events = RecentIds(config.dedupe_window_s)
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._downloads: aiohttp.ClientSession | None = None
         self.app = self._build_app()
@@ -153,9 +132,11 @@ class SlackAdapter:
     # -- plumbing ---------------------------------------------------------------------------------------
 
     async def _deduplicate(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
-        """Events API retries carry the event_id of the first try: do the work once."""
+        """Events API retries carry the event_id of the first try: do the work once, even when
+        the retry comes after a restart (the ids seen are kept in the store for a while)."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not self.recent_events.first_time(event_id):
+        if event_id and not self.service.store.first_sighting(f"{PLATFORM}:{event_id}",
+                                                               keep_s=self.config.dedupe_window_s):
             log.info("ignoring a retry of event %s", event_id)
             return BoltResponse(status=200, body="")
         return await next()
