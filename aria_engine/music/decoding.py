@@ -10,7 +10,9 @@ Sampling follows the reference operation by operation (see `sample_next`), each 
 own `torch.Generator`, so one request seeded with `generator.manual_seed(s)` reproduces the
 reference run made after `torch.manual_seed(s)`, token for token. Batch mates never change a
 request's logits, not even in the last bit (see "decode setup" below), so its tokens are the
-ones it gets alone.
+ones it gets alone. That holds however the batch changes: a `Decoder` takes new requests and
+lets finished or cancelled ones go at every step boundary (continuous batching); `generate`
+runs a fixed list through one.
 
 Beyond the context window (`window` = the reference's max_input_len; the token modes spend 2 of
 those positions on the emotion, so C = window - 2 tokens fit, else C = window):
@@ -354,6 +356,20 @@ class KVCache:
         self.rows: torch.Tensor | slice = slice(None)
         self.layers = [_PrefillWriter(self, i) for i in range(cfg.n_layer)]
 
+    @property
+    def rows_held(self) -> int:
+        return self.k.size(1)
+
+    def grow(self, rows: int, capacity: int) -> None:
+        """Make room for at least `rows` rows of `capacity` positions, keeping what is held."""
+        rows, capacity = max(rows, self.rows_held), max(capacity, self.capacity)
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros(old.size(0), rows, old.size(2), capacity, old.size(4))
+            new[:, : old.size(1), :, : old.size(3)] = old
+            setattr(self, name, new)
+        self.capacity = capacity
+
     def keep(self, rows: Sequence[int]) -> None:
         """Move the given rows to the front (in order); the rest become free."""
         if list(rows) != list(range(len(rows))):
@@ -500,7 +516,11 @@ class _Row:
         self.attempts = 0
         self.best: tuple[int, list[int]] | None = None  # (instruments, tokens) of the best attempt
         self.sampled = 0
-        self.finished_at = 0.0
+        self.joined_at = 0.0  # perf_counter when it took a row in the batch
+        self.finished_at = 0.0  # seconds from joining to the end of the latest attempt
+        self.slot = -1  # this row's cache row, while it holds one (the Decoder assigns it)
+        self.cancelled = False  # set from any thread; the row leaves at the next step boundary
+        self.result: DecodeResult | None = None
         self.new_attempt()
 
     def new_attempt(self) -> None:
@@ -509,7 +529,6 @@ class _Row:
         self.sampler.repeats = 0
         self.sequence = [self.start_id]
         self.window_start = 0  # sequence index of the first token in the cache
-        self.slot = -1  # this row's cache row
         self.cached: int | None = None  # tokens held in the cache from window_start; None: none valid
         self.cache_condition = None
         self.full = False  # exact mode past the window: re-encode every step
@@ -567,6 +586,188 @@ class _Row:
 
 
 # -- the batched loop ----------------------------------------------------------------------------
+#
+# A Decoder is a batch that requests join and leave between steps (continuous batching). Each
+# step first settles the batch (cancelled rows leave, waiting requests take free rows, rows that
+# need a cache row get one after those holding theirs), then runs the step as described under
+# "decode setup": prefills and full re-encodes one row at a time, one cached step for the rest.
+# Nothing a row computes depends on when it joined or which rows share its step, so a request
+# joining mid-decode gets the tokens it gets alone.
+
+
+class DecodeHandle:
+    """A request in a Decoder: its progress while it decodes, its result once done."""
+
+    def __init__(self, row: _Row):
+        self._row = row
+
+    @property
+    def index(self) -> int:
+        return self._row.index
+
+    @property
+    def length(self) -> int:
+        return self._row.request.length
+
+    @property
+    def sampled(self) -> int:
+        """Tokens sampled so far, at most `length` (a retry does not count again)."""
+        return min(self._row.sampled, self._row.request.length)
+
+    @property
+    def progress(self) -> float:
+        return self.sampled / self.length
+
+    @property
+    def result(self) -> DecodeResult | None:
+        return self._row.result
+
+    @property
+    def done(self) -> bool:
+        return self._row.result is not None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._row.cancelled and self._row.result is None
+
+    def cancel(self) -> None:
+        """Leave the batch at the next step boundary (callable from any thread)."""
+        self._row.cancelled = True
+
+
+class Decoder:
+    """Requests decoding together; new ones join at step boundaries.
+
+        decoder = Decoder(model, vocab)
+        first = decoder.add(request)
+        while decoder.live:
+            decoder.step()          # another thread may decoder.add(...) or handle.cancel()
+        first.result.tokens
+
+    Up to `max_rows` requests decode at once (at most the high decode width; see "decode
+    setup"); more wait in arrival order and join as rows free. A request whose attempt has too
+    few instruments starts its next attempt in its row at the next step.
+    """
+
+    def __init__(
+        self,
+        model: MusicTransformer,
+        vocab: Vocab,
+        *,
+        decode: str = "fast",
+        observe: Callable[[StepInfo], None] | None = None,
+        trajectory_refresh: int = DEFAULT_TRAJECTORY_REFRESH,
+        max_rows: int | None = None,
+    ):
+        _check_strategy(decode)
+        if trajectory_refresh < 1:
+            raise ValueError("trajectory_refresh must be at least 1")
+        self.model, self.vocab = model, vocab
+        self.decode, self.observe, self.trajectory_refresh = decode, observe, trajectory_refresh
+        self.fewest, most = decode_widths(model)
+        self.max_rows = most if max_rows is None else max(1, min(max_rows, most))
+        self.special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
+        self.rows: list[_Row] = []  # decoding, in joining order
+        self.holders: list[_Row] = []  # rows holding a cache row, in cache-row order
+        self.cache: KVCache | None = None
+        self._waiting: list[_Row] = []  # added, not yet joined
+        self._handles: dict[_Row, DecodeHandle] = {}  # of every request not yet left
+        self._lock = threading.Lock()  # guards _waiting and index allocation
+        self._added = 0
+
+    def add(self, request: DecodeRequest, decode: str | None = None) -> DecodeHandle:
+        """Queue a request (any thread); it joins at the next step with a free row. `decode`
+        overrides the decoder's strategy for this request. Raises ValueError for a bad request."""
+        decode = self.decode if decode is None else decode
+        _check_strategy(decode)
+        _check(request, self.model)
+        with self._lock:
+            index, self._added = self._added, self._added + 1
+        row = _Row(index, request, self.model, self.vocab, decode, self.trajectory_refresh)
+        handle = self._handles[row] = DecodeHandle(row)
+        with self._lock:
+            self._waiting.append(row)
+        return handle
+
+    @property
+    def live(self) -> int:
+        """Requests decoding or waiting to join."""
+        return len(self.rows) + len(self._waiting)
+
+    def step(self) -> list[DecodeHandle]:
+        """One token for every request in the batch; returns the handles that left it during
+        this step (done, or cancelled before it)."""
+        with torch.inference_mode():
+            left = self._settle()
+            if self.rows:
+                left += self._sample_all()
+            if not self.rows:
+                self.holders, self.cache = [], None  # an idle decoder holds no memory
+        return [self._handles.pop(row) for row in left]
+
+    # -- the step boundary --------------------------------------------------------------------
+
+    def _settle(self) -> list[_Row]:
+        """Cancelled rows leave, waiting requests join, cache rows are (re)assigned."""
+        with self._lock:
+            cancelled = [row for row in self._waiting + self.rows if row.cancelled]  # one reading
+            self._waiting = [row for row in self._waiting if row not in cancelled]
+            self.rows = [row for row in self.rows if row not in cancelled]
+            joining = self._waiting[: self.max_rows - len(self.rows)]
+            del self._waiting[: len(joining)]
+        now = time.perf_counter()
+        for row in joining:
+            row.joined_at = now
+        self.rows += joining
+        if self.rows:
+            self._assign_cache_rows()
+        return cancelled
+
+    def _assign_cache_rows(self) -> None:
+        """Rows still holding a cache row move to the front, in order; then rows that need one
+        (joined, or retrying) take the next, the cache growing if it must."""
+        live = set(self.rows)
+        kept = [row for row in self.holders if row in live and row.holds_cache]
+        needing = [row for row in self.rows if row.holds_cache and row not in set(kept)]
+        if self.cache is not None and kept != self.holders:
+            self.cache.keep([row.slot for row in kept])
+        self.holders = kept + needing
+        for slot, row in enumerate(self.holders):
+            row.slot = slot
+        if needing:
+            rows = max(self.fewest, len(self.holders))
+            capacity = max(row.cache_needed() for row in self.holders)
+            if self.cache is None:
+                self.cache = KVCache(self.model, rows, capacity)
+            elif rows > self.cache.rows_held or capacity > self.cache.capacity:
+                # Room for joiners to come: double the rows (up to a full batch) when growing.
+                doubled = min(2 * self.cache.rows_held, max(self.fewest, self.max_rows))
+                self.cache.grow(max(rows, doubled), capacity)
+
+    # -- the step -----------------------------------------------------------------------------
+
+    def _sample_all(self) -> list[_Row]:
+        """Logits for every row, one sample each; rows whose attempt ends retry or finish."""
+        plans = {row: row.plan() for row in self.rows}
+        logits = _step_logits(self.model, self.cache, self.rows, self.holders, plans)
+        finished = []
+        for row in self.rows:
+            if self.observe is not None:
+                self.observe(_step_info(row, plans[row], logits[row]))
+            after_timeshift = self.vocab.is_timeshift[row.sequence[-1]]
+            row.sequence.append(sample_next(logits[row], after_timeshift, row.sampler, self.special_ids))
+            row.sampled += 1
+            if row.done:
+                discard_draw(row.sampler, len(self.vocab))
+                row.finished_at = time.perf_counter() - row.joined_at
+                if _needs_retry(row, self.vocab):
+                    row.new_attempt()
+                else:
+                    row.result = _result(row)
+                    finished.append(row)
+        if finished:
+            self.rows = [row for row in self.rows if row.result is None]
+        return finished
 
 
 def generate(
@@ -585,26 +786,37 @@ def generate(
     continuing its random stream, up to `max_attempts`; then the best attempt is returned with
     a note.
     """
+    decoder = Decoder(model, vocab, decode=decode, observe=observe, trajectory_refresh=trajectory_refresh)
+    for request in requests:  # every request checked before any work
+        _check(request, model)
+    handles = [decoder.add(request) for request in requests]
+    report = TokenProgress(handles, progress)
+    while decoder.live:
+        decoder.step()
+        report()
+    return [handle.result for handle in handles]
+
+
+class TokenProgress:
+    """Reports the fraction of all requested tokens sampled, in steps of at least 1%.
+    `handles` have .sampled and .length (DecodeHandle, or the composer's)."""
+
+    def __init__(self, handles: Sequence, callback: ProgressFn | None):
+        self.handles, self.callback, self.last = list(handles), callback, -1.0
+        self.total = max(1, sum(handle.length for handle in self.handles))
+
+    def __call__(self) -> None:
+        if self.callback is None:
+            return
+        fraction = min(1.0, sum(handle.sampled for handle in self.handles) / self.total)
+        if fraction - self.last >= 0.01 or fraction == 1.0 > self.last:
+            self.last = fraction
+            self.callback(fraction)
+
+
+def _check_strategy(decode: str) -> None:
     if decode not in DECODE_STRATEGIES:
         raise ValueError(f"decode must be one of {', '.join(DECODE_STRATEGIES)}")
-    if trajectory_refresh < 1:
-        raise ValueError("trajectory_refresh must be at least 1")
-    for request in requests:
-        _check(request, model)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        rows = [_Row(i, r, model, vocab, decode, trajectory_refresh) for i, r in enumerate(requests)]
-        report = _Progress(rows, progress)
-        _, group = decode_widths(model)
-        for first in range(0, len(rows), group):
-            pending = rows[first : first + group]
-            while pending:
-                _decode_attempt(model, vocab, pending, started, report, observe)
-                pending = [row for row in pending if _needs_retry(row, vocab)]
-                for row in pending:
-                    row.new_attempt()
-    return [_result(row) for row in rows]
-
 
 def _check(request: DecodeRequest, model: MusicTransformer) -> None:
     mode = model.conditioning
@@ -622,53 +834,6 @@ def _check(request: DecodeRequest, model: MusicTransformer) -> None:
         raise ValueError("top_p must be in (0, 1]")
     if request.max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
-
-
-class _Progress:
-    """Reports the fraction of all requested tokens sampled, in steps of at least 1%."""
-
-    def __init__(self, rows, callback: ProgressFn | None):
-        self.rows, self.callback, self.last = rows, callback, -1.0
-        self.total = max(1, sum(row.request.length for row in rows))
-
-    def __call__(self) -> None:
-        if self.callback is None:
-            return
-        fraction = min(1.0, sum(min(row.sampled, row.request.length) for row in self.rows) / self.total)
-        if fraction - self.last >= 0.01 or fraction == 1.0 > self.last:
-            self.last = fraction
-            self.callback(fraction)
-
-
-def _decode_attempt(model, vocab, rows, started, report, observe) -> None:
-    """Run one attempt of every row to its length, all rows stepping together."""
-    special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
-    active = list(rows)
-    capacity = max(row.cache_needed() for row in active)
-    fewest, _ = decode_widths(model)
-    cache = KVCache(model, max(fewest, len(active)), capacity)
-    holders = list(active)  # rows holding a cache row, in cache-row order
-    for slot, row in enumerate(holders):
-        row.slot = slot
-    while active:
-        plans = {row: row.plan() for row in active}
-        logits = _step_logits(model, cache, active, holders, plans)
-        for row in active:
-            if observe is not None:
-                observe(_step_info(row, plans[row], logits[row]))
-            after_timeshift = vocab.is_timeshift[row.sequence[-1]]
-            row.sequence.append(sample_next(logits[row], after_timeshift, row.sampler, special_ids))
-            row.sampled += 1
-            if row.done:
-                discard_draw(row.sampler, len(vocab))
-                row.finished_at = time.perf_counter() - started
-        active = [row for row in active if not row.done]
-        if any(not row.holds_cache for row in holders):
-            holders = [row for row in holders if row.holds_cache]
-            cache.keep([row.slot for row in holders])  # survivors to the front, in order
-            for slot, row in enumerate(holders):
-                row.slot = slot
-        report()
 
 
 def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -71,41 +72,20 @@ class TransformerComposer:
         requests: Sequence[tuple[Emotion | Trajectory, GenerationOptions]],
         progress: ProgressFn | None = None,
     ) -> list[Composition]:
-        """All requests decode together (grouped by decode strategy); each piece is the one
-        `compose` gives it alone."""
-        from aria_engine.music.decoding import generate
+        """All requests decode together; each piece is the one `compose` gives it alone."""
+        from aria_engine.music.decoding import TokenProgress
 
-        model, vocab, mode, load_notes = self.load()
-        prepared = [self._request(emotion, options, mode) for emotion, options in requests]
-        results: list = [None] * len(requests)
-        strategies = sorted({options.decode for _, options in requests})
-        total = sum(options.length for _, options in requests)
-        done = 0
-        for strategy in strategies:
-            indices = [i for i, (_, options) in enumerate(requests) if options.decode == strategy]
-            weight = sum(requests[i][1].length for i in indices)
-            offset = done
+        session = self.session()
+        pieces = [session.add(emotion, options) for emotion, options in requests]
+        report = TokenProgress(pieces, progress)
+        while session.live:
+            session.step()
+            report()
+        return [piece.composition for piece in pieces]
 
-            def report(fraction: float, offset=offset, weight=weight) -> None:
-                if progress is not None:
-                    progress((offset + fraction * weight) / total)
-
-            outputs = generate(model, vocab, [prepared[i][0] for i in indices], decode=strategy, progress=report)
-            for i, output in zip(indices, outputs):
-                results[i] = output
-            done += weight
-        return [
-            Composition(
-                midi=vocab.to_midi([vocab.start_id, *result.tokens]),
-                composer=self.name,
-                seed=result.seed,
-                mode=mode,
-                tokens=result.tokens,
-                notes=load_notes + notes + result.notes,
-                stats={"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts},
-            )
-            for result, (_, notes) in zip(results, prepared)
-        ]
+    def session(self) -> "CompositionSession":
+        """A running batch that pieces join and leave between decode steps (for the engine)."""
+        return CompositionSession(self)
 
     @staticmethod
     def _request(emotion: Emotion | Trajectory, options: GenerationOptions, mode: str):
@@ -130,3 +110,93 @@ class TransformerComposer:
             min_instruments=options.min_instruments,
         )
         return request, notes
+
+
+class Piece:
+    """One piece in a CompositionSession: its progress, then its Composition."""
+
+    def __init__(self, handle, notes: list[str]):
+        self.handle, self.notes = handle, notes
+        self.composition: Composition | None = None  # set when it has decoded
+
+    @property
+    def length(self) -> int:
+        return self.handle.length
+
+    @property
+    def sampled(self) -> int:
+        return self.handle.sampled
+
+    @property
+    def progress(self) -> float:
+        return self.handle.progress
+
+    @property
+    def done(self) -> bool:
+        return self.composition is not None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.handle.cancelled
+
+    def cancel(self) -> None:
+        """Leave the session at its next step boundary (callable from any thread)."""
+        self.handle.cancel()
+
+
+class CompositionSession:
+    """Pieces of one TransformerComposer decoding together; a piece added while others decode
+    joins them at the next step and still comes out as `compose` makes it alone.
+
+    `add` and `Piece.cancel` may be called from any thread; `step` and `run_for` from one
+    thread at a time.
+    """
+
+    def __init__(self, composer: TransformerComposer):
+        from aria_engine.music.decoding import Decoder
+
+        self.composer = composer
+        self.model, self.vocab, self.mode, self.load_notes = composer.load()
+        self.decoder = Decoder(self.model, self.vocab)
+        self._pieces: dict = {}  # decode handle -> Piece, until it leaves
+
+    def add(self, emotion: Emotion | Trajectory, options: GenerationOptions) -> Piece:
+        """Queue a piece (options with a seed, or one is drawn). Raises ValueError when the
+        model cannot make it."""
+        request, notes = self.composer._request(emotion, options, self.mode)
+        handle = self.decoder.add(request, decode=options.decode)
+        piece = self._pieces[handle] = Piece(handle, notes)
+        return piece
+
+    @property
+    def live(self) -> int:
+        """Pieces decoding or waiting to join."""
+        return self.decoder.live
+
+    def step(self) -> list[Piece]:
+        """One decode step; returns the pieces that left (composed, or cancelled)."""
+        left = [self._pieces.pop(handle) for handle in self.decoder.step()]
+        for piece in left:
+            if piece.handle.done:
+                piece.composition = self._composition(piece)
+        return left
+
+    def run_for(self, seconds: float) -> list[Piece]:
+        """Steps until `seconds` have passed, a piece left, or nothing is live."""
+        deadline = time.perf_counter() + seconds
+        left: list[Piece] = []
+        while self.live and not left and time.perf_counter() < deadline:
+            left = self.step()
+        return left
+
+    def _composition(self, piece: Piece) -> Composition:
+        result = piece.handle.result
+        return Composition(
+            midi=self.vocab.to_midi([self.vocab.start_id, *result.tokens]),
+            composer=self.composer.name,
+            seed=result.seed,
+            mode=self.mode,
+            tokens=result.tokens,
+            notes=self.load_notes + piece.notes + result.notes,
+            stats={"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts},
+        )
