@@ -35,6 +35,9 @@ DURATION = "duration"
 QUOTA = "quota"
 COOLDOWN = "cooldown"
 
+# What each platform calls the groups `allowed_roles` lists (Discord: roles).
+GROUP_WORDS = {"slack": "user groups"}
+
 USAGE_KEPT_S = 2 * DAY_S  # usage rows matter for today's quota and a cooldown of at most an hour
 
 
@@ -46,7 +49,7 @@ class Actor:
     server_id: str
     channel_id: str
     user_id: str
-    role_ids: tuple[str, ...] = ()
+    role_ids: tuple[str, ...] = ()  # Discord roles; Slack user groups (those allowed_roles names)
     is_admin: bool = False
 
     @property
@@ -251,8 +254,8 @@ def _role_refusal(actor: Actor, limits: dict, admin: bool) -> Decision | None:
         return None
     return Decision(
         False, ROLE,
-        "ARIA is limited to certain roles here, and none of yours is among them; "
-        "ask a moderator if you'd like access.",
+        f"ARIA is limited to certain {GROUP_WORDS.get(actor.platform, 'roles')} here, and none of yours "
+        "is among them; ask a moderator if you'd like access.",
     )
 
 

@@ -10,7 +10,8 @@ Sync API. Every call reads or writes a few rows of a local SQLite file (well und
 millisecond), so adapters call it directly from the event loop; see `bot.store`.
 
 Values given as text (as a Slack `/aria admin set cooldown_s 30` delivers them) are parsed:
-"on"/"off", "30", "continuous_concat, continuous_token", "<@&123>", "none". A bad value raises
+"on"/"off", "30", "continuous_concat, continuous_token", "<@&123>", "<!subteam^S01|@designers>",
+"none". A bad value raises
 ValueError with a message fit to show the admin who typed it.
 """
 
@@ -56,8 +57,9 @@ _TRUE = {"true", "on", "yes", "1", "enable", "enabled"}
 _FALSE = {"false", "off", "no", "0", "disable", "disabled"}
 _NONE = {"", "none", "off", "null", "-"}
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-# Chat mentions an admin may paste: <@&123> <#123> <@!123> <@U01|name> <#C01|general>
-_MENTION = re.compile(r"^<[@#][!&]?([^|>]+)(?:\|[^>]*)?>$")
+# Chat mentions an admin may paste: <@&123> <#123> <@!123> <@U01|name> <#C01|general>, and
+# Slack's user group mention <!subteam^S01|@designers>
+_MENTION = re.compile(r"^<(?:[@#][!&]?|!subteam\^)([^|>]+)(?:\|[^>]*)?>$")
 
 
 def boolean() -> Parser:
@@ -228,7 +230,7 @@ def aria_registry() -> SettingsRegistry:
     r.register("enabled", default=True, parse=boolean(), scopes={g, s, c},
                description="Whether ARIA answers here at all.")
     r.register("allowed_roles", default=[], parse=id_list(), scopes={s, c},
-               description="Roles that may use ARIA; empty means everyone.")
+               description="Roles (Discord) or user groups (Slack) that may use ARIA; empty means everyone.")
     r.register("cooldown_s", default=20.0, parse=number(0, 3600, "seconds"), scopes={g, s, c},
                description="Seconds each member waits between compositions.")
     r.register("daily_quota", default=25, parse=whole(0, 10_000, "compositions", " (0 means unlimited)"),

@@ -96,6 +96,14 @@ def test_roles_restrict_members_but_not_admins(policy, settings):
     assert policy.check(member(), DEFAULT).allowed
 
 
+def test_on_slack_the_restriction_is_by_user_groups_and_says_so(policy, settings):
+    settings.set("allowed_roles", "<!subteam^S0DESIGN|@designers>", scope=Scope.SERVER, server="slack:T1")
+    slack_member = member(platform="slack", server_id="T1", role_ids=())
+    decision = policy.check(slack_member, DEFAULT)
+    assert decision.reason_code == "role" and "limited to certain user groups here" in decision.message
+    assert policy.check(member(platform="slack", server_id="T1", role_ids=("S0DESIGN",)), DEFAULT).allowed
+
+
 def test_a_mode_that_is_not_allowed_lists_the_allowed_ones(policy, settings):
     set_server(settings, "allowed_modes", ["continuous_concat", "continuous_token"])
     decision = policy.check(member(), DEFAULT.replace(mode="discrete_token"))

@@ -25,9 +25,11 @@ METHOD_SCOPES = {
     "conversations_replies": {"channels:history", "groups:history"},
     "files_upload_v2": "files:write",
     "users_info": "users:read",
+    "usergroups_list": "usergroups:read",
+    "usergroups_users_list": "usergroups:read",
     "views_open": None,  # needs only a trigger_id
 }
-EVENT_SCOPES = {"app_mention": "app_mentions:read"}
+EVENT_SCOPES = {"app_mention": "app_mentions:read", "subteam_members_changed": "usergroups:read"}
 # Scopes for what arrives rather than what is called.
 INBOUND_SCOPES = {"commands", "files:read"}  # /aria and the shortcut; url_private downloads
 

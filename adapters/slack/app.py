@@ -27,17 +27,19 @@ from adapters.slack import blocks as ui
 from adapters.slack.config import SlackConfig
 from adapters.slack.delivery import StatusMessage, Tell
 from adapters.slack.files import FileRefused, check_file, download, first_image, no_image_message
+from adapters.slack.groups import GroupError, UserGroups, mention, mentions
 from adapters.slack.parsing import mention_options, parse_admin, parse_command
 from aria_engine.emotion import Emotion
 from aria_engine.options import GenerationOptions
 from bot.policy import Actor
 from bot.service import Refusal, Ticket
+from bot.settings import server_key
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 COMMAND = "/aria"
-EVENTS = ("app_mention",)  # the bot events the app subscribes to (see manifest.yml)
+EVENTS = ("app_mention", "subteam_members_changed")  # the bot events the app subscribes to (manifest.yml)
 SORRY = "Sorry, something went wrong on my side. Please try again."
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
@@ -86,6 +88,7 @@ class SlackAdapter:
         self.service = service
         self.client = client or AsyncWebClient(token=config.bot_token, base_url=config.web_api_base)
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self.groups = UserGroups(self.client, config.group_cache_s)
         self._downloads: aiohttp.ClientSession | None = None
         self.app = self._build_app()
 
@@ -93,7 +96,8 @@ class SlackAdapter:
         app = AsyncApp(client=self.client, signing_secret=self.config.signing_secret or None,
                        request_verification_enabled=self.config.http, process_before_response=False)
         app.middleware(self._deduplicate)
-        app.event(EVENTS[0])(self.on_mention)
+        app.event("app_mention")(self.on_mention)
+        app.event("subteam_members_changed")(self.on_group_change)
         app.shortcut(ui.SHORTCUT)(self.on_shortcut)
         app.command(COMMAND)(self.on_command)
         app.view_submission(ui.COMPOSE_VIEW)(self.on_modal)
@@ -141,6 +145,10 @@ class SlackAdapter:
             return BoltResponse(status=200, body="")
         return await next()
 
+    async def on_group_change(self, event: dict) -> None:
+        """A user group's members changed: the next check asks Slack again."""
+        self.groups.forget(event.get("subteam_id", ""))
+
     async def _ack_only(self, ack) -> None:
         await ack()
 
@@ -162,7 +170,13 @@ class SlackAdapter:
         return self._downloads
 
     async def actor(self, team_id: str, channel_id: str, user_id: str) -> Actor:
-        return Actor(PLATFORM, team_id, channel_id, user_id, is_admin=await self.workspace_admin(team_id, user_id))
+        """Who asks, with Slack's admin flag and, where ARIA is limited to some user groups,
+        which of those groups they are in (Slack's stand-in for Discord's roles)."""
+        allowed = self.service.settings.get("allowed_roles", server=server_key(PLATFORM, team_id),
+                                            channel=channel_id, user=user_id)
+        groups = await self.groups.groups_of(team_id, user_id, allowed) if allowed else ()
+        return Actor(PLATFORM, team_id, channel_id, user_id, role_ids=groups,
+                     is_admin=await self.workspace_admin(team_id, user_id))
 
     async def workspace_admin(self, team_id: str, user_id: str) -> bool:
         """Slack's own admin or owner flag (users.info), remembered for a few minutes."""
@@ -472,6 +486,9 @@ class SlackAdapter:
             return
         try:
             action, name, value, channel = parse_admin(words)
+            if action == "groups":
+                await self.admin_groups(actor, name, value, channel, tell)
+                return
             if action == "show":
                 await tell(ui.settings_text(self.service.describe_settings(actor, channel)))
                 return
@@ -483,11 +500,53 @@ class SlackAdapter:
             await tell(sentence(error))
             return
         await tell(change.message)
+        await self._audit(change)
+
+    async def admin_groups(self, actor: Actor, verb: str | None, typed: str | None, channel: str | None,
+                           tell: Tell) -> None:
+        """`/aria admin groups [allow|remove GROUP... | everyone] [#channel]`: limit ARIA to members of
+        some user groups (its `allowed_roles` on Slack), here or in one channel; no verb shows them."""
+        where = f"in <#{channel}>" if channel else "in this workspace"
+        current = list(self.service.settings.get("allowed_roles", server=actor.server_key, channel=channel))
+        if verb is None:
+            shown = self.service.settings.get("allowed_roles", server=actor.server_key,
+                                              channel=channel or actor.channel_id)
+            await tell(_groups_line(shown, f"in <#{channel or actor.channel_id}>")
+                       + " Change it with `/aria admin groups allow @GROUP [#channel]`, `remove @GROUP` "
+                         "or `everyone`.")
+            return
+        sizes: dict[str, int | None] = {}
+        if verb == "everyone":
+            wanted: list[str] = []
+        else:
+            try:
+                for word in (typed or "").split():
+                    group_id, size = await self.groups.resolve(actor.server_id, word, check=verb == "allow")
+                    sizes[group_id] = size
+            except GroupError as error:
+                await tell(str(error))
+                return
+            wanted = (current + [g for g in sizes if g not in current] if verb == "allow"
+                      else [g for g in current if g not in sizes])
+        change = self.service.change_setting(actor, "allowed_roles", wanted, channel=channel)
+        counts = " ".join(f"{mention(g)} has {n} member{'' if n == 1 else 's'}." for g, n in sizes.items()
+                          if verb == "allow")
+        await tell(" ".join(filter(None, [_groups_line(wanted, where), counts])))
+        await self._audit(change)
+
+    async def _audit(self, change) -> None:
         if change.audit_channel:
             try:
                 await self.client.chat_postMessage(channel=change.audit_channel, text=change.audit_text)
             except SlackApiError as error:
                 log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
+
+def _groups_line(groups: list[str], where: str) -> str:
+    if not groups:
+        return f"ARIA is open to everyone {where}."
+    return (f"ARIA {where} is for members of {mentions(groups)} (and workspace admins); "
+            "everyone else is told it is limited to certain user groups.")
 
 
 def _first_line(emotion: Emotion | None) -> str:

@@ -213,6 +213,8 @@ def help_text(bot_user_id: str | None) -> str:
         "• `/aria mood VALENCE AROUSAL`: no picture, just a mood, each from -1 to 1 (e.g. `/aria mood 0.6 -0.3`).",
         "• `/aria queue`: your pieces in line, and what is left of today's quota.",
         "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",
+        "• `/aria admin groups allow @GROUP [#channel]` (or `remove @GROUP`, `everyone`): only members of these "
+        "user groups (and admins) may use ARIA.",
         "Options anywhere: a mode (" + ", ".join(MODES) + "), `length=TOKENS`, `duration=SECONDS`, "
         "`seed=N`, `note_temp=T`, `rest_temp=T`, `top_p=P`, `instruments=N`.",
         "Under each piece: *Variation* (same mood, new seed), and *Another mode* for pieces by the neural "
@@ -223,8 +225,21 @@ def help_text(bot_user_id: str | None) -> str:
 def settings_text(views) -> str:
     lines = ["*ARIA settings here* (value, and where it comes from):"]
     for view in views:
-        value = view.value
-        if isinstance(value, list):
-            value = ", ".join(map(str, value)) or "none"
-        lines.append(f"• `{view.name}` = {value} _({view.source_label})_: {view.description}")
+        lines.append(f"• `{view.name}` = {_setting_value(view.name, view.value)} _({view.source_label})_: "
+                     f"{view.description}")
     return "\n".join(lines)
+
+
+def _setting_value(name: str, value: Any) -> str:
+    """Ids as Slack shows them: user groups, people and channels become mentions."""
+    if name == "allowed_roles":
+        return ", ".join(f"<!subteam^{g}>" for g in value) or "everyone"
+    if name == "admin_user_ids":
+        return ", ".join(f"<@{u}>" for u in value) or "none"
+    if name == "audit_channel":
+        return f"<#{value}>" if value else "off"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)

@@ -29,6 +29,7 @@ class SlackConfig:
     upload_limit_bytes: int = 50 * 1024 * 1024  # all files of one reply; Slack itself takes up to 1 GB a file
     last_image_window_s: float = 600.0  # how far back `/aria last` looks
     admin_cache_s: float = 300.0  # users.info answers (is_admin / is_owner) kept this long
+    group_cache_s: float = 300.0  # user group members (allowed_roles) kept this long, unless Slack says they changed
     dedupe_window_s: float = 3600.0  # Events API retries come within minutes; remember event ids an hour
 
     @classmethod

@@ -6,6 +6,7 @@
     /aria mood 0.6 -0.3 [options]          no picture: a valence and an arousal
     /aria help | queue
     /aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]
+    /aria admin groups [allow @GROUP... | remove @GROUP... | everyone] [#channel]
 
 Options come as `name=value` (or `name value`) in any order: mode, length, duration, seed,
 note_temp, rest_temp, top_p, instruments. A bare mode name sets the mode; bare whole numbers
@@ -22,7 +23,8 @@ from typing import Any
 from aria_engine.options import MODES, GenerationOptions
 
 SUBCOMMANDS = ("help", "last", "mood", "queue", "admin")
-ADMIN_ACTIONS = ("show", "set", "reset")
+ADMIN_ACTIONS = ("show", "set", "reset", "groups")
+GROUP_VERBS = ("allow", "remove", "everyone")
 
 # What people may type -> GenerationOptions field, and how to read the value.
 OPTION_NAMES = {
@@ -106,16 +108,19 @@ def parse_options(words: list[str], *, lenient: bool = False) -> tuple[Generatio
 
 
 def parse_admin(words: tuple[str, ...]) -> tuple[str, str | None, str | None, str | None]:
-    """`show [#channel]`, `set NAME VALUE... [#channel]`, `reset NAME [#channel]` ->
-    (action, name, value, channel id)."""
+    """`show [#channel]`, `set NAME VALUE... [#channel]`, `reset NAME [#channel]`,
+    `groups [allow|remove GROUP... | everyone] [#channel]` -> (action, name, value, channel id);
+    for `groups` the name is the verb (None: show them) and the value the groups as typed."""
     if not words or words[0].lower() not in ADMIN_ACTIONS:
-        raise ValueError("Use `/aria admin show`, `/aria admin set NAME VALUE [#channel]` or "
-                         "`/aria admin reset NAME [#channel]`.")
+        raise ValueError("Use `/aria admin show`, `/aria admin set NAME VALUE [#channel]`, "
+                         "`/aria admin reset NAME [#channel]` or `/aria admin groups allow @GROUP [#channel]`.")
     action, rest = words[0].lower(), list(words[1:])
     channel = None
     least = 3 if action == "set" else 1  # `set audit_channel #log`: that channel is the value
     if len(rest) >= least and _CHANNEL.match(rest[-1]):
         channel = _CHANNEL.match(rest.pop())[1]
+    if action == "groups":
+        return (action, *_group_words(rest), channel)
     if action == "show":
         if rest:
             raise ValueError("`/aria admin show` takes only a channel, like `/aria admin show #general`.")
@@ -130,6 +135,23 @@ def parse_admin(words: tuple[str, ...]) -> tuple[str, str | None, str | None, st
     if len(rest) < 2:
         raise ValueError(f"What value? Use `/aria admin set {name} VALUE`.")
     return action, name, " ".join(rest[1:]), channel
+
+
+def _group_words(rest: list[str]) -> tuple[str | None, str | None]:
+    usage = ("Use `/aria admin groups allow @GROUP [#channel]`, `/aria admin groups remove @GROUP [#channel]`, "
+             "`/aria admin groups everyone [#channel]`, or `/aria admin groups` to see them.")
+    if not rest:
+        return None, None
+    verb = rest[0].lower()
+    if verb not in GROUP_VERBS:
+        raise ValueError(usage)
+    if verb == "everyone":
+        if len(rest) > 1:
+            raise ValueError(usage)
+        return verb, None
+    if len(rest) < 2:
+        raise ValueError(f"Which user group? Use `/aria admin groups {verb} @GROUP` (type @ and pick it).")
+    return verb, " ".join(rest[1:])
 
 
 def options_hint() -> str:

@@ -13,6 +13,7 @@ It keeps the rules of Slack's that matter to an app:
 - `url_private` serves a file only with the bot token, else an HTML login page with status 200;
 - an envelope or HTTP request must be acknowledged within 3 s (`Delivery.late` says if not);
 - `trigger_id`s expire after 3 s (`views.open` then answers `expired_trigger_id`);
+- a method needs its scope: a test may revoke one (`revoked_scopes`), and the call gets `missing_scope`;
 - `chat.update` only edits the bot's own messages; blocks are checked (count, text sizes,
   image blocks whose `slack_file` must exist);
 - ack payloads and `response_url` posts show up as ephemeral messages, as in the Slack client.
@@ -89,6 +90,28 @@ class User:
 
 
 @dataclass
+class UserGroup:
+    """A workspace's user group (@designers): what Slack calls a subteam, id "S..."."""
+
+    id: str
+    team_id: str
+    handle: str
+    users: list[str] = field(default_factory=list)
+
+    def payload(self, include_users: bool) -> dict:
+        data = {"id": self.id, "team_id": self.team_id, "is_usergroup": True, "name": self.handle.title(),
+                "handle": self.handle, "description": "", "date_delete": 0, "user_count": len(self.users)}
+        if include_users:
+            data["users"] = list(self.users)
+        return data
+
+    @property
+    def mention(self) -> str:
+        """How a Slack client sends "@designers" typed in a slash command (with should_escape)."""
+        return f"<!subteam^{self.id}|@{self.handle}>"
+
+
+@dataclass
 class Channel:
     id: str
     team_id: str
@@ -139,6 +162,8 @@ class SlackDouble:
         self.teams: dict[str, Team] = {}
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, UserGroup] = {}
+        self.revoked_scopes: set[str] = set()  # scopes the app was not granted (its calls get missing_scope)
         self.files: dict[str, dict] = {}  # file id -> file object
         self.file_data: dict[str, bytes] = {}
         self.views: dict[str, dict] = {}  # view id -> view (as opened/updated, with owner)
@@ -229,6 +254,22 @@ class SlackDouble:
         user = User(self._id("U"), team.id, name, is_admin, is_owner, is_bot)
         self.users[user.id] = user
         return user
+
+    def add_usergroup(self, team: Team, handle: str, users: tuple[User, ...] = ()) -> UserGroup:
+        group = UserGroup(self._id("S"), team.id, handle, [u.id for u in users])
+        self.usergroups[group.id] = group
+        return group
+
+    async def change_usergroup(self, group: UserGroup, users: tuple[User, ...]) -> Delivery:
+        """Set a group's members and tell the app, as Slack does with `subteam_members_changed`."""
+        before, group.users = set(group.users), [u.id for u in users]
+        now = int(time.time())
+        added, removed = sorted(set(group.users) - before), sorted(before - set(group.users))
+        return await self.send_event(group.team_id, {
+            "type": "subteam_members_changed", "subteam_id": group.id, "team_id": group.team_id,
+            "date_previous_update": now - 60, "date_update": now, "added_users": added,
+            "added_users_count": str(len(added)), "removed_users": removed,
+            "removed_users_count": str(len(removed)), "event_ts": self._ts()})
 
     def add_channel(self, team: Team, name: str, *, bot_member: bool = True) -> Channel:
         channel = Channel(self._id("C"), team.id, name, bot_member)
@@ -576,6 +617,9 @@ class SlackDouble:
             return self._fail(method, "not_authed")
         if token != wanted:
             return self._fail(method, "invalid_auth")
+        needed = _SCOPES.get(method)
+        if needed in self.revoked_scopes:
+            return self._fail(method, "missing_scope", needed=needed)
         try:
             answer = handler(self, args)
         except _ApiError as error:
@@ -583,10 +627,13 @@ class SlackDouble:
         self._touch()
         return web.json_response({"ok": True, **answer})
 
-    def _fail(self, method: str, code: str, detail: str = "") -> web.Response:
+    def _fail(self, method: str, code: str, detail: str = "", *, needed: str | None = None) -> web.Response:
         self.errors.append(f"{method}: {code}{' (' + detail + ')' if detail else ''}")
         self._touch()
-        return web.json_response({"ok": False, "error": code, **({"detail": detail} if detail else {})})
+        body = {"ok": False, "error": code, **({"detail": detail} if detail else {})}
+        if needed:
+            body.update(needed=needed, provided="the scopes the app was installed with")
+        return web.json_response(body)
 
     def _channel(self, args: dict, key: str = "channel", *, member: bool = True) -> Channel:
         """The channel named in the arguments; the bot must be in it unless `member` is False."""
@@ -800,6 +847,18 @@ class SlackDouble:
             raise _ApiError("user_not_found")
         return {"user": user.payload()}
 
+    def usergroups_list(self, args: dict) -> dict:
+        include_users = str(args.get("include_users", "false")).lower() in ("1", "true")
+        team_id = args.get("team_id")
+        groups = [g for g in self.usergroups.values() if team_id in (None, g.team_id)]
+        return {"usergroups": [g.payload(include_users) for g in groups]}
+
+    def usergroups_users_list(self, args: dict) -> dict:
+        group = self.usergroups.get(args.get("usergroup", ""))
+        if group is None or args.get("team_id") not in (None, group.team_id):
+            raise _ApiError("no_such_subteam")
+        return {"users": list(group.users)}
+
     def files_get_upload_url_external(self, args: dict) -> dict:
         filename, length = args.get("filename"), args.get("length")
         if not filename or length is None or int(length) <= 0:
@@ -887,8 +946,17 @@ _METHODS: dict[str, Callable[[SlackDouble, dict], dict]] = {
     "views.open": SlackDouble.views_open,
     "views.update": SlackDouble.views_update,
     "users.info": SlackDouble.users_info,
+    "usergroups.list": SlackDouble.usergroups_list,
+    "usergroups.users.list": SlackDouble.usergroups_users_list,
     "files.getUploadURLExternal": SlackDouble.files_get_upload_url_external,
     "files.completeUploadExternal": SlackDouble.files_complete_upload_external,
+}
+
+
+# Methods whose scope a test may revoke (`revoked_scopes`), and that scope.
+_SCOPES = {
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
 }
 
 
