@@ -23,6 +23,7 @@ METHOD_SCOPES = {
     "chat_postEphemeral": "chat:write",
     "conversations_history": {"channels:history", "groups:history"},
     "conversations_replies": {"channels:history", "groups:history"},
+    "conversations_open": "im:write",
     "files_upload_v2": "files:write",
     "users_info": "users:read",
     "usergroups_list": "usergroups:read",
@@ -68,6 +69,7 @@ def test_command_shortcut_and_events_match_the_listeners():
 def test_socket_mode_by_default_and_a_bot_user():
     assert MANIFEST["settings"]["socket_mode_enabled"] is True
     assert MANIFEST["features"]["bot_user"]["display_name"] == "ARIA"
+    assert MANIFEST["features"]["app_home"]["messages_tab_enabled"] is True  # where private results arrive
     assert len(MANIFEST["display_information"]["description"]) <= 140  # Slack's limit
 
 

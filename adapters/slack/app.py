@@ -28,7 +28,7 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.delivery import StatusMessage, Tell
 from adapters.slack.files import FileRefused, check_file, download, first_image, no_image_message
 from adapters.slack.groups import GroupError, UserGroups, mention, mentions
-from adapters.slack.parsing import mention_options, parse_admin, parse_command
+from adapters.slack.parsing import mention_options, mention_privacy, parse_admin, parse_command
 from aria_engine.emotion import Emotion
 from aria_engine.options import GenerationOptions
 from bot.policy import Actor
@@ -44,6 +44,10 @@ SORRY = "Sorry, something went wrong on my side. Please try again."
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
 RESTART_NOTICE = "ARIA restarted while your piece was being made, so it was lost. Sorry! Please ask again."
+PRIVATE_NOTICE = ("I'm composing this just for you: your music will arrive in your direct messages with me "
+                  "(under Apps in Slack's sidebar).")
+NO_DM_SCOPE = ("I need the `im:write` permission to send results privately; ask a workspace admin to "
+               "reinstall ARIA from its updated manifest, or ask again with `public` to have it here.")
 ADMIN_ONLY = "Only workspace admins and owners (or users listed in admin_user_ids) can change ARIA's settings."
 
 
@@ -214,7 +218,7 @@ class SlackAdapter:
 
     async def compose(self, actor: Actor, tell: Tell, *, options: GenerationOptions, explicit: frozenset[str],
                       thread_ts: str | None, file: dict | None = None, emotion: Emotion | None = None,
-                      image_ref: dict | None = None) -> None:
+                      image_ref: dict | None = None, private: bool | None = None) -> None:
         """Checks, policy, then `run_admitted`. Every refusal goes to `tell`."""
         if file is not None:
             try:
@@ -227,13 +231,17 @@ class SlackAdapter:
             await tell(admission.message)
             return
         await self.run_admitted(actor, tell, admission, explicit=explicit, thread_ts=thread_ts, file=file,
-                                emotion=emotion, image_ref=image_ref)
+                                emotion=emotion, image_ref=image_ref, private=private)
 
     async def run_admitted(self, actor: Actor, tell: Tell, admission: Any, *, explicit: frozenset[str],
                            thread_ts: str | None, file: dict | None = None, emotion: Emotion | None = None,
-                           image_ref: dict | None = None, first_line: str | None = None) -> None:
+                           image_ref: dict | None = None, first_line: str | None = None,
+                           private: bool | None = None) -> None:
         """The slow part once the policy said yes: download, status message, engine, result.
-        The use is given back whenever the job cannot run."""
+        The use is given back whenever the job cannot run. `private` (None: this place's
+        `private_by_default`) sends the status and the result to the requester's DMs instead."""
+        if private is None:
+            private = self.service.private_by_default(actor)
         image = None
         if file is not None:
             try:
@@ -244,21 +252,33 @@ class SlackAdapter:
                 await tell(str(refused))
                 return
             image_ref = image_ref or {"file_id": file.get("id")}
-        status = await self.open_status(actor, tell, thread_ts, first_line or _first_line(emotion))
+        status = await self.open_status(actor, tell, thread_ts, first_line or _first_line(emotion), private=private)
         if status is None:
             self.service.release(admission)
             return
         ticket = await self.service.submit(admission, image=image, emotion=emotion,
                                            upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
-                                           extra={"explicit": sorted(explicit), "thread_ts": thread_ts})
+                                           extra={"explicit": sorted(explicit), "thread_ts": status.thread_ts,
+                                                  "private": private})
         await self.follow(status, ticket, tell)
 
-    async def open_status(self, actor: Actor, tell: Tell, thread_ts: str | None, first_line: str
-                          ) -> StatusMessage | None:
-        """The public status message, posted before the job exists so that a channel we can't
-        post in costs nobody a use; None (and the requester told why) if Slack refuses it."""
-        status = StatusMessage(self.client, actor.channel_id, thread_ts, actor.user_id,
-                               self.config.progress_interval_s)
+    async def open_status(self, actor: Actor, tell: Tell, thread_ts: str | None, first_line: str, *,
+                          private: bool = False, thread_channel: str | None = None) -> StatusMessage | None:
+        """The status message, posted before the job exists so that a place we can't post in
+        costs nobody a use; None (and the requester told why) if Slack refuses it.
+
+        Public: in the request's channel, in the thread `thread_ts` (of `thread_channel`, by
+        default the request's channel). Private: in the requester's direct messages with ARIA
+        (the thread kept only if it is there), and they are told so where they asked.
+        """
+        channel = actor.channel_id
+        if private:
+            channel = await self._direct_channel(actor.user_id, tell)
+            if channel is None:
+                return None
+        if channel != (thread_channel or actor.channel_id):
+            thread_ts = None
+        status = StatusMessage(self.client, channel, thread_ts, actor.user_id, self.config.progress_interval_s)
         try:
             await status.post(first_line, None)
         except SlackApiError as error:
@@ -266,7 +286,22 @@ class SlackAdapter:
             await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found") else
                        f"I couldn't post in this channel ({code}).")
             return None
+        if private and channel != (thread_channel or actor.channel_id):
+            await tell(PRIVATE_NOTICE)
         return status
+
+    async def _direct_channel(self, user_id: str, tell: Tell) -> str | None:
+        """The requester's direct-message channel with ARIA (conversations.open, scope im:write)."""
+        try:
+            response = await self.client.conversations_open(users=user_id)
+            return response["channel"]["id"]
+        except SlackApiError as error:
+            code = error.response.get("error")
+            log.warning("conversations.open %s failed: %s", user_id, code)
+            await tell(NO_DM_SCOPE if code == "missing_scope" else
+                       f"I couldn't open a direct message with you ({code}), so I can't send this privately. "
+                       "Ask again with `public` to have it here.")
+            return None
 
     async def follow(self, status: StatusMessage, ticket: Ticket | Refusal, tell: Tell) -> None:
         """Follow a submitted job to its end; an engine refusal takes the status message back."""
@@ -301,7 +336,8 @@ class SlackAdapter:
             return
         actor = await self.actor(team, channel, user)
         await self.compose(actor, tell, options=options, explicit=explicit, thread_ts=thread_ts, file=file,
-                           image_ref={"channel": channel, "ts": source_ts, "file_id": file.get("id")})
+                           image_ref={"channel": channel, "ts": source_ts, "file_id": file.get("id")},
+                           private=mention_privacy(event.get("text", "")))
 
     async def _thread_parent_image(self, channel: str, thread_ts: str) -> dict | None:
         try:
@@ -355,7 +391,7 @@ class SlackAdapter:
         elif parsed.kind == "mood":
             emotion = Emotion(parsed.valence, parsed.arousal)
             await self.compose(actor, tell, options=parsed.options, explicit=parsed.explicit, thread_ts=None,
-                               emotion=emotion)
+                               emotion=emotion, private=parsed.private)
         elif parsed.kind == "last":
             await self._compose_last(actor, tell, parsed)
 
@@ -364,7 +400,8 @@ class SlackAdapter:
         actor = Actor(PLATFORM, team, channel, user)
         limits = self.service.limits(actor)
         options = self.service.policy.fit_defaults(actor, parsed.options, parsed.explicit)
-        view = ui.compose_modal(channel, options, parsed.explicit, limits["allowed_modes"])
+        private = limits["private_by_default"] if parsed.private is None else parsed.private
+        view = ui.compose_modal(channel, options, parsed.explicit, limits["allowed_modes"], private=private)
         await ack()
         try:
             await self.client.views_open(trigger_id=command["trigger_id"], view=view)
@@ -390,7 +427,7 @@ class SlackAdapter:
                 thread_ts = message.get("thread_ts") or message["ts"]
                 await self.compose(actor, tell, options=parsed.options, explicit=parsed.explicit, thread_ts=thread_ts,
                                    file=file, image_ref={"channel": actor.channel_id, "ts": message["ts"],
-                                                         "file_id": file.get("id")})
+                                                         "file_id": file.get("id")}, private=parsed.private)
                 return
         await tell(f"I found no picture you posted in this channel in the last {minutes} minutes. "
                    "Post one (or use `/aria` to upload one in a form) and try again.")
@@ -433,49 +470,61 @@ class SlackAdapter:
             return
         await ack()
         await self.run_admitted(actor, self._ephemeral(channel, user), admission, explicit=explicit, thread_ts=None,
-                                file=file, first_line=f"<@{user}> shared a picture: reading its mood...")
+                                file=file, first_line=f"<@{user}> shared a picture: reading its mood...",
+                                private=ui.read_private(view))
 
     # -- buttons ----------------------------------------------------------------------------------------
 
     @guarded
     async def on_variation(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
-        actor = await self._clicker(body)
-        asked = self.service.variation(actor, ui.result_id_of(action) or "", upload_limit=self.config.upload_limit_bytes)
-        await self._again(actor, body, asked, self._responder(respond))
+        result_id = ui.result_id_of(action) or ""
+        actor = await self._clicker(body, result_id)
+        asked = self.service.variation(actor, result_id, upload_limit=self.config.upload_limit_bytes)
+        await self._again(actor, body, result_id, asked, self._responder(respond))
 
     @guarded
     async def on_another_mode(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
-        actor = await self._clicker(body)
+        result_id = ui.result_id_of(action) or ""
+        actor = await self._clicker(body, result_id)
         mode = (action.get("selected_option") or {}).get("value", "")
-        asked = self.service.another_mode(actor, ui.result_id_of(action) or "", mode,
-                                          upload_limit=self.config.upload_limit_bytes)
-        await self._again(actor, body, asked, self._responder(respond))
+        asked = self.service.another_mode(actor, result_id, mode, upload_limit=self.config.upload_limit_bytes)
+        await self._again(actor, body, result_id, asked, self._responder(respond))
 
     @guarded
     async def on_cancel(self, ack, body: dict, action: dict, respond) -> None:
         await ack()
-        actor = await self._clicker(body)
-        await self._responder(respond)(self.service.cancel(actor, ui.result_id_of(action) or ""))
+        result_id = ui.result_id_of(action) or ""
+        actor = await self._clicker(body, result_id)
+        await self._responder(respond)(self.service.cancel(actor, result_id))
 
-    async def _clicker(self, body: dict) -> Actor:
-        channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id")
+    async def _clicker(self, body: dict, result_id: str) -> Actor:
+        """Who clicked, placed where the piece was asked for: a private piece's buttons are in a
+        direct message, but the channel it came from keeps its settings (enabled, limits...)."""
+        record = self.service.result(result_id)
+        channel = record.channel_id if record is not None else _click_channel(body)
         return await self.actor(body["team"]["id"], channel, body["user"]["id"])
 
-    async def _again(self, actor: Actor, body: dict, asked, tell: Tell) -> None:
+    async def _again(self, actor: Actor, body: dict, result_id: str, asked, tell: Tell) -> None:
+        """A variation or another mode: in the clicked piece's thread, or, if that piece was
+        private (or the clicker's results are), in the clicker's direct messages."""
         if isinstance(asked, Refusal):
             await tell(asked.message)
             return
         admission, request = asked
+        record = self.service.result(result_id)
+        private = bool(record and record.extra.get("private")) or self.service.private_by_default(actor)
         message = body.get("message") or {}
         thread_ts = message.get("thread_ts") or message.get("ts")
         what = "another mode" if admission.kind == "another_mode" else "a variation"
-        status = await self.open_status(actor, tell, thread_ts, f"<@{actor.user_id}> asked for {what}: on its way...")
+        status = await self.open_status(actor, tell, thread_ts, f"<@{actor.user_id}> asked for {what}: on its way...",
+                                        private=private, thread_channel=_click_channel(body))
         if status is None:
             self.service.release(admission)
             return
-        ticket = await self.service.submit_request(admission, request, extra={"thread_ts": thread_ts})
+        ticket = await self.service.submit_request(admission, request,
+                                                   extra={"thread_ts": status.thread_ts, "private": private})
         await self.follow(status, ticket, tell)
 
     # -- /aria admin ---------------------------------------------------------------------------------------
@@ -540,6 +589,10 @@ class SlackAdapter:
                 await self.client.chat_postMessage(channel=change.audit_channel, text=change.audit_text)
             except SlackApiError as error:
                 log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
+
+def _click_channel(body: dict) -> str | None:
+    return (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id")
 
 
 def _groups_line(groups: list[str], where: str) -> str:

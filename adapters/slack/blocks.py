@@ -24,8 +24,10 @@ MODE_LABELS = {
 }
 
 # Modal inputs: block id -> (action id, label, hint). Block ids name the field errors go to.
-PICTURE, MODE, DURATION, LENGTH, SEED, NOTE_TEMP, REST_TEMP, TOP_P, INSTRUMENTS = (
-    "picture", "mode", "duration", "length", "seed", "note_temp", "rest_temp", "top_p", "instruments")
+PICTURE, MODE, DURATION, LENGTH, SEED, NOTE_TEMP, REST_TEMP, TOP_P, INSTRUMENTS, PRIVATE = (
+    "picture", "mode", "duration", "length", "seed", "note_temp", "rest_temp", "top_p", "instruments", "private")
+ONLY_ME = {"text": {"type": "plain_text", "text": "Only me (in my direct messages with ARIA)", "emoji": True},
+           "value": "private"}
 NUMBER_INPUTS = {
     # block id: (options field, label, hint, decimals allowed, low, high)
     DURATION: ("duration_s", "Duration (seconds)", "Length of the piece for the built-in composer.", True, 1, 600),
@@ -125,8 +127,9 @@ def result_id_of(action: dict) -> str | None:
 
 
 def compose_modal(channel_id: str, options: GenerationOptions, explicit: frozenset[str],
-                  allowed_modes: list[str]) -> dict:
-    """`/aria`: a picture, the mode and the settings, pre-filled with what was typed."""
+                  allowed_modes: list[str], *, private: bool = False) -> dict:
+    """`/aria`: a picture, the mode, the settings (pre-filled with what was typed) and who sees
+    the result (ticked when `private` was typed or results are private by default here)."""
     modes = [m for m in MODES if m in allowed_modes] or list(MODES)
     mode_options = [{"text": _text(MODE_LABELS[m], "plain_text"), "value": m} for m in modes]
     initial_mode = next((o for o in mode_options if o["value"] == options.mode), mode_options[0])
@@ -149,6 +152,11 @@ def compose_modal(channel_id: str, options: GenerationOptions, explicit: frozens
             element["initial_value"] = _num(value)
         blocks.append({"type": "input", "block_id": block_id, "optional": True, "label": _text(label, "plain_text"),
                        "hint": _text(hint, "plain_text"), "element": element})
+    only_me: dict[str, Any] = {"type": "checkboxes", "action_id": PRIVATE, "options": [ONLY_ME]}
+    if private:
+        only_me["initial_options"] = [ONLY_ME]
+    blocks.append({"type": "input", "block_id": PRIVATE, "optional": True, "label": _text("Who sees it", "plain_text"),
+                   "hint": _text("Unticked, the result is posted in the channel.", "plain_text"), "element": only_me})
     return {"type": "modal", "callback_id": COMPOSE_VIEW, "title": _text("Compose music", "plain_text"),
             "submit": _text("Compose", "plain_text"), "close": _text("Cancel", "plain_text"),
             "private_metadata": json.dumps({"channel": channel_id, "explicit": sorted(explicit)}),
@@ -194,6 +202,12 @@ def read_modal(view: dict) -> tuple[dict | None, dict[str, Any], dict[str, str]]
     return (files[0] if files else None), chosen, errors
 
 
+def read_private(view: dict) -> bool:
+    """Whether the modal's "Only me" box was ticked."""
+    entry = view.get("state", {}).get("values", {}).get(PRIVATE, {}).get(PRIVATE, {}) or {}
+    return any(o.get("value") == "private" for o in entry.get("selected_options") or ())
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
@@ -212,6 +226,8 @@ def help_text(bot_user_id: str | None) -> str:
         "• `/aria last`: the newest picture you posted in this channel in the last 10 minutes.",
         "• `/aria mood VALENCE AROUSAL`: no picture, just a mood, each from -1 to 1 (e.g. `/aria mood 0.6 -0.3`).",
         "• `/aria queue`: your pieces in line, and what is left of today's quota.",
+        "• Add `private` (to `/aria` or a mention) to get the result in your direct messages with me only; "
+        "`public` to have it in the channel where results are private by default.",
         "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",
         "• `/aria admin groups allow @GROUP [#channel]` (or `remove @GROUP`, `everyone`): only members of these "
         "user groups (and admins) may use ARIA.",

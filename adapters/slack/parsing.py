@@ -8,6 +8,9 @@
     /aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]
     /aria admin groups [allow @GROUP... | remove @GROUP... | everyone] [#channel]
 
+`private` sends the status and the result to the requester's direct messages only; `public`
+keeps them in the channel even where results are private by default.
+
 Options come as `name=value` (or `name value`) in any order: mode, length, duration, seed,
 note_temp, rest_temp, top_p, instruments. A bare mode name sets the mode; bare whole numbers
 are the length, then the seed, as in `/aria [mode] [length] [seed]`. Mistakes raise
@@ -34,6 +37,7 @@ OPTION_NAMES = {
     "instruments": "min_instruments", "min_instruments": "min_instruments",
 }
 _WHOLE = {"length", "seed", "min_instruments"}
+PRIVACY_WORDS = {"private": True, "public": False}  # who sees the result: only the requester, or the channel
 MODE_ALIASES = {**{m: m for m in MODES}, "concat": "continuous_concat", "token": "continuous_token",
                 "discrete": "discrete_token"}
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
@@ -48,6 +52,7 @@ class Command:
     valence: float | None = None
     arousal: float | None = None
     admin: tuple[str, ...] = ()  # the words after "admin"
+    private: bool | None = None  # `private` / `public` typed; None: the place's private_by_default
 
 
 def parse_command(text: str) -> Command:
@@ -58,21 +63,39 @@ def parse_command(text: str) -> Command:
         return Command(head)
     if head == "admin":
         return Command("admin", admin=tuple(words[1:]))
+    words, private = _privacy(words)
+    head = words[0].lower() if words else ""
     if head == "mood":
         valence, arousal = _axes(words[1:3])
         options, explicit = parse_options(words[3:])
-        return Command("mood", options, explicit, valence, arousal)
+        return Command("mood", options, explicit, valence, arousal, private=private)
     if head == "last":
         options, explicit = parse_options(words[1:])
-        return Command("last", options, explicit)
+        return Command("last", options, explicit, private=private)
     options, explicit = parse_options(words)
-    return Command("compose", options, explicit)
+    return Command("compose", options, explicit, private=private)
 
 
 def mention_options(text: str) -> tuple[GenerationOptions, frozenset[str]]:
     """Options written next to an `@ARIA` mention; other people's mentions and words like
     "please" and bare numbers are ignored, but an option name with a bad value is an error."""
     return parse_options(_MENTION.sub(" ", text).split(), lenient=True)
+
+
+def mention_privacy(text: str) -> bool | None:
+    """`@ARIA private` (only me) or `@ARIA public`; None when neither word is there."""
+    return _privacy(_MENTION.sub(" ", text).split())[1]
+
+
+def _privacy(words: list[str]) -> tuple[list[str], bool | None]:
+    """The words without `private`/`public`, and which one was there (the last one counts)."""
+    rest, private = [], None
+    for word in words:
+        if word.lower() in PRIVACY_WORDS:
+            private = PRIVACY_WORDS[word.lower()]
+        else:
+            rest.append(word)
+    return rest, private
 
 
 def parse_options(words: list[str], *, lenient: bool = False) -> tuple[GenerationOptions, frozenset[str]]:
@@ -156,7 +179,7 @@ def _group_words(rest: list[str]) -> tuple[str | None, str | None]:
 
 def options_hint() -> str:
     return ("Options: a mode (" + ", ".join(MODES) + "), length=TOKENS, duration=SECONDS, seed=N, "
-            "note_temp=T, rest_temp=T, top_p=P, instruments=N.")
+            "note_temp=T, rest_temp=T, top_p=P, instruments=N; `private` for a result only you see.")
 
 
 def _axes(words: list[str]) -> tuple[float, float]:

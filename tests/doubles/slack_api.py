@@ -117,6 +117,7 @@ class Channel:
     team_id: str
     name: str
     bot_member: bool = True  # the bot was invited (it may post and read history only then)
+    dm_with: str | None = None  # a direct-message channel ("D..."): the user the bot talks to there
     messages: list[dict] = field(default_factory=list)  # every message, roots and replies, oldest first
 
 
@@ -300,6 +301,10 @@ class SlackDouble:
         self.files[file_id] = obj
         self.file_data[file_id] = data
         return obj
+
+    def dm_channel(self, user: User) -> Channel | None:
+        """The bot's direct-message channel with this user, once the bot opened it."""
+        return next((c for c in self.channels.values() if c.dm_with == user.id), None)
 
     def team_of(self, channel_id: str) -> Team:
         return self.teams[self.channels[channel_id].team_id]
@@ -841,6 +846,20 @@ class SlackDouble:
         self.views[view_id].update(copy.deepcopy(view))
         return {"view": {k: v for k, v in self.views[view_id].items() if not k.startswith("_")}}
 
+    def conversations_open(self, args: dict) -> dict:
+        """A direct message between the bot and one user (the same channel every time)."""
+        ids = [u for u in str(args.get("users") or "").split(",") if u]
+        if len(ids) != 1 or ids[0] not in self.users:
+            raise _ApiError("user_not_found" if ids else "users_list_not_supplied")
+        user = self.users[ids[0]]
+        if user.is_bot:
+            raise _ApiError("cannot_dm_bot")
+        channel = self.dm_channel(user)
+        if channel is None:
+            channel = Channel(self._id("D"), user.team_id, f"dm-{user.name}", dm_with=user.id)
+            self.channels[channel.id] = channel
+        return {"channel": {"id": channel.id}, "no_op": False, "already_open": False}
+
     def users_info(self, args: dict) -> dict:
         user = self.users.get(args.get("user", ""))
         if user is None:
@@ -946,6 +965,7 @@ _METHODS: dict[str, Callable[[SlackDouble, dict], dict]] = {
     "views.open": SlackDouble.views_open,
     "views.update": SlackDouble.views_update,
     "users.info": SlackDouble.users_info,
+    "conversations.open": SlackDouble.conversations_open,
     "usergroups.list": SlackDouble.usergroups_list,
     "usergroups.users.list": SlackDouble.usergroups_users_list,
     "files.getUploadURLExternal": SlackDouble.files_get_upload_url_external,
@@ -955,6 +975,7 @@ _METHODS: dict[str, Callable[[SlackDouble, dict], dict]] = {
 
 # Methods whose scope a test may revoke (`revoked_scopes`), and that scope.
 _SCOPES = {
+    "conversations.open": "im:write",
     "usergroups.list": "usergroups:read",
     "usergroups.users.list": "usergroups:read",
 }
