@@ -33,6 +33,11 @@ the record is in the store:
     service.parameters(result_id) -> list[(name, value)] | None
     service.attach_message(result_id, channel_id, message_id)  (where the result was posted)
 
+After a restart: `await resume_unfinished(platform)` -> Resumption(tickets, lost). Follow each
+ticket as usual (a Redis worker pool kept making it; the engine attaches to it again) and tell
+each lost record's requester `lost_notice(record)`. Jobs that end because the engine is closing
+(Cancelled by "shutdown") stay unfinished in the store for exactly this.
+
 Also: `queue(actor)` (their unfinished jobs with positions and ETA, and today's usage),
 `private_by_default(actor)`, and admin settings with audit: `is_admin`, `change_setting`,
 `reset_setting`, `describe_settings`. `Throttle` spaces out status-message edits.
@@ -64,6 +69,11 @@ COMPOSERS_WITH_MODES = ("transformer",)
 NO_MODES = ("This piece was made by the built-in procedural composer, which has no conditioning modes, "
             "so another mode would sound just the same. Modes belong to the neural models; whoever runs "
             "ARIA can install them with `aria models pull`. For a new take on the same mood, try Variation.")
+
+SHUTDOWN = "shutdown"  # who "cancelled" the jobs of an engine that is closing
+LOST_IN_PROCESS = "lost in a restart"  # the record's error when in-process work stopped with the bot
+LOST_RESUMABLE = "gone from the queue after a restart"  # the engine could not find it again
+LOST_UNDELIVERED = "finished while ARIA stopped, never sent"  # see `undelivered`
 
 # How much of a job each stage is, roughly, so one progress fraction moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
@@ -174,6 +184,14 @@ class Cancelled:
 Update = Union[Queued, Started, Progressed, Finished, Failed, Cancelled]
 
 
+@dataclass
+class Resumption:
+    """What `resume_unfinished` found: jobs to follow again, and records of jobs that were lost."""
+
+    tickets: list[Ticket]
+    lost: list[ResultRecord]
+
+
 @dataclass(frozen=True)
 class Deletion:
     allowed: bool
@@ -267,12 +285,15 @@ class AriaService:
             self.release(admission)
             return Refusal("error", "Sorry, I couldn't start on that just now. Please try again in a moment.")
         actor = admission.actor
+        extra = dict(extra or {})
+        if request.max_upload_bytes is not None:
+            extra.setdefault("upload_limit", request.max_upload_bytes)  # for a delivery after a restart
         record = ResultRecord(
             result_id=job.id, platform=actor.platform, server_id=actor.server_id, channel_id=actor.channel_id,
             user_id=actor.user_id, source_kind="image" if request.image is not None else "mood",
             options=request.options.as_dict(), seed=request.options.seed,
             image_sha256=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
-            image_ref=image_ref or {}, extra=extra or {},
+            image_ref=image_ref or {}, extra=extra,
         )
         if request.emotion is not None and isinstance(request.emotion, Emotion):
             record.valence, record.arousal = request.emotion.valence, request.emotion.arousal
@@ -315,12 +336,74 @@ class AriaService:
             if refusal:
                 self.release(ticket.admission)
             return Failed(event.reason, refusal, event.log_id)  # the engine words it for the user
+        if isinstance(event, jobs.Cancelled) and event.by == SHUTDOWN:
+            # This process stops, not necessarily the job: the record stays unfinished, and the
+            # next start picks it up again or tells its requester (`resume_unfinished`).
+            return Cancelled(event.by)
         if isinstance(event, jobs.Cancelled):
             self.store.update_result(rid, status="cancelled")
             if ticket.job.started_at is None:
                 self.release(ticket.admission)
             return Cancelled(event.by)
         return None
+
+    # -- after a restart -----------------------------------------------------------------------
+
+    @property
+    def can_resume(self) -> bool:
+        """Whether jobs outlive this process: a Redis worker pool carries on while a bot restarts
+        (the engine can `attach` to a job again); in-process models stop with it."""
+        return callable(getattr(self.engine, "attach", None))
+
+    async def resume_unfinished(self, platform: str) -> Resumption:
+        """Call at start-up. Jobs left queued or running by the last process come back as tickets
+        to follow (their endings saved as usual) when the engine can follow them again; the
+        others end failed, their uses refunded, and come back as records whose requesters
+        should hear `lost_notice(record)`. Either way, none is left hanging."""
+        resumption = Resumption([], [])
+        for record in self.store.unfinished_results(platform):
+            job = await self._attach(record.result_id) if self.can_resume else None
+            if job is None:
+                resumption.lost.append(self._lose(record))
+                continue
+            actor = Actor(record.platform, record.server_id, record.channel_id, record.user_id)
+            admission = Admission(actor, record.generation_options(), self.store.use_of_job(record.result_id))
+            resumption.tickets.append(Ticket(job, record, admission, record.extra.get("upload_limit")))
+        return resumption
+
+    async def _attach(self, job_id: str) -> Any:
+        try:
+            return await self.engine.attach(job_id)
+        except Exception:  # the engine cannot rebuild it: treat it as lost, never crash the start
+            log.warning("could not pick job %s up again", job_id, exc_info=True)
+            return None
+
+    def undelivered(self, result_id: str) -> None:
+        """The job ended but the adapter, stopping, could not pass its ending on: keep the record
+        unfinished so the next start settles it (a Redis worker pool's result is fetched again)."""
+        record = self.store.get_result(result_id)
+        if record is not None:
+            self.store.update_result(result_id, status="running", extra={**record.extra, "undelivered": True})
+
+    def _lose(self, record: ResultRecord) -> ResultRecord:
+        reason = LOST_RESUMABLE if self.can_resume else LOST_IN_PROCESS
+        if record.extra.get("undelivered"):
+            reason = LOST_UNDELIVERED
+        use_id = self.store.use_of_job(record.result_id)
+        if use_id is not None:
+            self.policy.release(use_id)
+        return self.store.update_result(record.result_id, status="failed", error=reason) or record
+
+    def lost_notice(self, record: ResultRecord) -> str:
+        """What to tell the requester of a job a restart lost (record from `resume_unfinished`)."""
+        what = "from your picture" if record.source_kind == "image" else (
+            f"for valence {record.valence:+.2f}, arousal {record.arousal:+.2f}" if record.valence is not None
+            else "for your mood")
+        why = {LOST_RESUMABLE: "and it was no longer in the queue when ARIA came back",
+               LOST_UNDELIVERED: "and it was finished just as ARIA stopped, before it could be sent"}.get(
+                   record.error, "and a restart stops the pieces in progress")
+        return (f"ARIA restarted while your piece {what} was being made, {why}, so it was lost. Sorry! "
+                "It didn't count toward your daily quota; please ask again.")
 
     # -- result buttons ------------------------------------------------------------------------
 

@@ -333,6 +333,11 @@ class Store:
     def attach_job(self, use_id: int, job_id: str) -> None:
         self._write("UPDATE usage SET job_id = ? WHERE id = ?", (job_id, use_id))
 
+    def use_of_job(self, job_id: str) -> int | None:
+        """The usage row counted for this job, if there is one (to refund a job that never ran)."""
+        rows = self._read("SELECT id FROM usage WHERE job_id = ? ORDER BY id DESC LIMIT 1", (job_id,))
+        return rows[0]["id"] if rows else None
+
     def delete_use(self, use_id: int) -> bool:
         return self._write("DELETE FROM usage WHERE id = ?", (use_id,)).rowcount > 0
 
@@ -410,6 +415,14 @@ class Store:
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(limit)
         return [_record(r) for r in self._read(sql, params)]
+
+    def unfinished_results(self, platform: str | None = None) -> list[ResultRecord]:
+        """Records still queued or running (after a restart: jobs to pick up again or to fail),
+        oldest first; `platform` limits them to one platform's."""
+        where, params = _UNFINISHED_SQL, ()
+        if platform is not None:
+            where, params = f"{_UNFINISHED_SQL} AND platform = ?", (platform,)
+        return [_record(r) for r in self._read(f"SELECT * FROM results WHERE {where} ORDER BY created_at", params)]
 
     def fail_unfinished(self, reason: str, *, platform: str | None = None) -> list[ResultRecord]:
         """Mark every queued/running record failed (call at start-up when jobs died with the

@@ -1,6 +1,6 @@
 """`aria bot slack` as a user runs it: a fresh data dir, no weights, tokens from the environment,
 Socket Mode by default and `--http --port P` with request signing. Also: a restart tells the
-people whose pieces were lost."""
+people whose pieces were lost (tests/test_slack_restart.py: pieces picked up again)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,8 @@ async def test_restart_tells_about_lost_pieces(tmp_path):
         async with running_app(double, tmp_path) as running:
             assert {r.status for r in running.store.list_user_jobs("slack", world.team.id, world.alice.id)} == {"failed"}
             assert running.store.get_result("other").status == "queued"  # another platform's bot owns it
-        texts = [m["text"] for m in double.bot_messages(world.general.id)]
-        assert sum("ARIA restarted while your piece was being made" in t for t in texts) == 2
-        assert double.message(world.general.id, status["ts"])["text"].startswith(f"<@{world.alice.id}> ARIA restarted")
+        # The one with a status message hears it there; the other privately, in the channel.
+        assert double.message(world.general.id, status["ts"])["text"].startswith(
+            f"<@{world.alice.id}> ARIA restarted while your piece for your mood was being made")
+        [private] = double.ephemerals_for(world.alice, world.general)
+        assert "ARIA restarted while your piece for your mood was being made" in private["text"]

@@ -171,6 +171,19 @@ def test_fail_unfinished_marks_and_returns_the_jobs_a_restart_lost(tmp_path):
         assert store.fail_unfinished("again") == []
 
 
+def test_unfinished_results_per_platform_oldest_first_and_the_use_of_a_job(tmp_path):
+    with Store(tmp_path / "aria.db") as store:
+        store.save_result(record("later", status="running", created_at=1_700_000_100.0))
+        store.save_result(record("first", status="queued", created_at=1_700_000_000.0))
+        store.save_result(record("slack", status="queued", platform="slack"))
+        store.save_result(record("done", status="done"))
+        assert [r.result_id for r in store.unfinished_results("discord")] == ["first", "later"]
+        assert len(store.unfinished_results()) == 3
+        use = store.add_use(Who(), kind="compose", at=1.0, job_id="first")
+        store.add_use(Who(), kind="compose", at=2.0)
+        assert store.use_of_job("first") == use and store.use_of_job("later") is None
+
+
 def test_purge_older_than_deletes_only_old_results(tmp_path):
     day = 86_400.0
     clock = Clock(1_700_000_000.0)

@@ -23,13 +23,13 @@ from adapters.discord.cogs.help import Help
 from adapters.discord.cogs.queue import Queue
 from adapters.discord.cogs.results import Results
 from adapters.discord.config import DiscordConfig
+from adapters.discord.delivery import Conversation
 from adapters.discord.sync import sync_if_changed
 from adapters.discord.views import ModeSelect, ResultButton, is_known_custom_id
 
 log = logging.getLogger(__name__)
 
 COGS = (Compose, Results, Queue, Help, Admin)
-RESTART_NOTICE = "ARIA restarted while your piece was being made, so it was lost. Sorry! Please ask again."
 
 
 def use_endpoints(config: DiscordConfig) -> None:
@@ -48,6 +48,9 @@ class _AriaBot:
         self.service = service
         self.downloads: aiohttp.ClientSession | None = None
         self.synced: bool | None = None
+        # Pieces from before a restart, being followed (not cancelled on close: the engine's
+        # closing ends them, and one that ends while nothing can be sent is kept for the next start).
+        self._resumed: set[asyncio.Task] = set()
 
     async def setup_hook(self) -> None:
         self.downloads = aiohttp.ClientSession()
@@ -57,19 +60,31 @@ class _AriaBot:
         self.tree.on_error = self.on_app_command_error
         self.synced = await sync_if_changed(self.tree, self.service.store, application_id=self.application_id,
                                             test_guild=self.config.test_guild)
-        await self._tell_lost_jobs()
+        await self._pick_up_unfinished()
 
-    async def _tell_lost_jobs(self) -> None:
-        """Jobs that were queued or running when the process died end as failed, and their
-        requesters hear about it (every job ends in done, failed or cancelled)."""
-        lost = self.service.store.fail_unfinished("lost in a restart", platform="discord")
-        for record in lost:
-            try:
-                channel = self.get_partial_messageable(int(record.channel_id), guild_id=int(record.server_id))
-                await channel.send(f"<@{record.user_id}> {RESTART_NOTICE}",
-                                   allowed_mentions=discord.AllowedMentions(users=True))
-            except (discord.HTTPException, ValueError) as error:
-                log.warning("could not tell %s about a lost job: %s", record.user_id, error)
+    async def _pick_up_unfinished(self) -> None:
+        """Pieces the last process left unfinished. Those the engine still makes (a Redis worker
+        pool carries on through a restart) are delivered when done, in the channel (or the DMs
+        for a private one); the others end failed and their requesters are told why. None vanish."""
+        resumption = await self.service.resume_unfinished("discord")
+        for record in resumption.lost:
+            await self._tell_lost(record)
+        for ticket in resumption.tickets:
+            conversation = Conversation.resumed(self, self.config, ticket.record)
+            task = asyncio.get_running_loop().create_task(conversation.follow(self.service, ticket))
+            self._resumed.add(task)
+            task.add_done_callback(self._resumed.discard)
+
+    async def _tell_lost(self, record) -> None:
+        text = f"<@{record.user_id}> {self.service.lost_notice(record)}"
+        try:
+            if record.extra.get("private"):
+                await (await self.create_dm(discord.Object(int(record.user_id)))).send(text)
+                return
+            channel = self.get_partial_messageable(int(record.channel_id), guild_id=int(record.server_id))
+            await channel.send(text, allowed_mentions=discord.AllowedMentions(users=True))
+        except (discord.HTTPException, ValueError) as error:
+            log.warning("could not tell %s about a lost job: %s", record.user_id, error)
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Whatever went wrong, the person who asked hears about it and the bot keeps going."""

@@ -3,7 +3,8 @@
 While the interaction token lives (15 minutes) the status message is the interaction's own
 response, edited in place (throttled), and the result replaces it. After that the token is
 useless, so the result goes to the channel as a normal message mentioning the requester (a
-private result goes to their DMs instead). The clock is the config's, so tests can move it.
+private result goes to their DMs instead). A piece picked up again after a restart has no
+interaction at all and ends the same way. The clock is the config's, so tests can move it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import discord
 from adapters.discord.config import DiscordConfig
 from adapters.discord.views import result_view, status_view
 from bot.reply import Reply
-from bot.service import Cancelled, Failed, Finished, Throttle, Ticket
+from bot.service import SHUTDOWN, Cancelled, Failed, Finished, Throttle, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +59,40 @@ def _clip(text: str, most: int) -> str:
 
 
 class Conversation:
-    """One request's messages: the interaction's response while its token lives, then the channel."""
+    """One request's messages: the interaction's response while its token lives, then the channel.
 
-    def __init__(self, interaction: discord.Interaction, config: DiscordConfig, *, received_at: float,
-                 private: bool) -> None:
+    `Conversation.resumed(client, config, record)` is one for a piece picked up again after a
+    restart: no interaction any more, so its ending goes to the channel (or the DMs) at once.
+    """
+
+    def __init__(self, interaction: discord.Interaction | None, config: DiscordConfig, *, received_at: float,
+                 private: bool, client: discord.Client | None = None, user: discord.abc.Snowflake | None = None,
+                 channel_id: int | None = None, guild_id: int | None = None) -> None:
         self.interaction = interaction
         self.config = config
         self.received_at = received_at
         self.private = private
-        self.user = interaction.user
-        self.channel_id = interaction.channel_id
+        self.client = interaction.client if interaction is not None else client
+        self.user = interaction.user if interaction is not None else user
+        self.channel_id = interaction.channel_id if interaction is not None else channel_id
+        self.guild_id = interaction.guild_id if interaction is not None else guild_id
+
+    @classmethod
+    def resumed(cls, client: discord.Client, config: DiscordConfig, record: Any) -> "Conversation":
+        return cls(None, config, received_at=config.clock(), private=bool(record.extra.get("private")),
+                   client=client, user=discord.Object(int(record.user_id)), channel_id=int(record.channel_id),
+                   guild_id=int(record.server_id))
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.user.id}>"
 
     # -- the token ---------------------------------------------------------------------------
 
     @property
     def token_alive(self) -> bool:
+        if self.interaction is None:
+            return False
         age = self.config.clock() - self.received_at
         return age < self.config.token_lifetime_s - self.config.token_margin_s
 
@@ -81,7 +101,7 @@ class Conversation:
     @property
     def closing(self) -> bool:
         """The bot is shutting down: unfinished jobs are reported at the next start instead."""
-        return self.interaction.client.is_closed()
+        return self.client.is_closed()
 
     async def show_status(self, text: str, result_id: str | None = None) -> None:
         if not self.token_alive or self.closing:
@@ -101,7 +121,11 @@ class Conversation:
                 await throttle.update(update.text)
         finally:
             await throttle.close()
-        if self.closing:
+        if isinstance(ending, Cancelled) and ending.by == SHUTDOWN:
+            return  # ARIA is stopping, not the job: the next start picks it up or says what became of it
+        if self.closing:  # it ended, but nothing can be sent any more: the next start settles it
+            if isinstance(ending, (Finished, Failed)):
+                service.undelivered(ticket.result_id)
             return
         if isinstance(ending, Finished):
             await self.deliver(service, ending)
@@ -113,8 +137,6 @@ class Conversation:
     def _cancelled_words(self, by: str) -> str:
         if by == str(self.user.id):
             return "Cancelled."
-        if by == "shutdown":
-            return "Cancelled: ARIA is restarting. Please ask again in a minute."
         return "Cancelled by a moderator."
 
     # -- endings -----------------------------------------------------------------------------
@@ -153,15 +175,22 @@ class Conversation:
     async def _post_result(self, reply: Reply, embed: discord.Embed, view: discord.ui.View):
         """The channel (or, for a private result, the requester's DMs), mentioning the requester."""
         if self.private:
-            return await self.user.send(
-                content="Your music is ready (it took too long to answer your request privately in the channel).",
-                embed=embed, files=reply_files(reply), view=view)
+            why = ("ARIA restarted while making it, and picked it up again" if self.interaction is None
+                   else "it took too long to answer your request privately in the channel")
+            return await (await self._dm()).send(content=f"Your music is ready ({why}).", embed=embed,
+                                                 files=reply_files(reply), view=view)
+        ready = (f"{self.mention}, your music is ready (ARIA restarted while making it, and picked it up again)."
+                 if self.interaction is None else f"{self.mention}, your music is ready.")
         return await self._channel().send(
-            content=f"{self.user.mention}, your music is ready.", embed=embed, files=reply_files(reply), view=view,
+            content=ready, embed=embed, files=reply_files(reply), view=view,
             allowed_mentions=discord.AllowedMentions(users=[self.user], roles=False, everyone=False))
 
     def _channel(self) -> discord.PartialMessageable:
-        return self.interaction.client.get_partial_messageable(self.channel_id, guild_id=self.interaction.guild_id)
+        return self.client.get_partial_messageable(self.channel_id, guild_id=self.guild_id)
+
+    async def _dm(self) -> discord.abc.Messageable:
+        """The requester's direct messages (works for a bare id too, after a restart)."""
+        return await self.client.create_dm(self.user)
 
     async def say(self, text: str) -> None:
         """A public (or, for private requests, private) ending without a result."""
@@ -190,9 +219,9 @@ class Conversation:
     async def _post_text(self, text: str) -> None:
         try:
             if self.private:
-                await self.user.send(text)
+                await (await self._dm()).send(text)
                 return
-            await self._channel().send(f"{self.user.mention} {text}",
-                               allowed_mentions=discord.AllowedMentions(users=[self.user]))
+            await self._channel().send(f"{self.mention} {text}",
+                                       allowed_mentions=discord.AllowedMentions(users=[self.user]))
         except discord.HTTPException as error:
             log.warning("could not tell %s: %s", self.user.id, error)

@@ -10,6 +10,7 @@ Whatever a listener raises ends in the log and in a polite private message; neve
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -32,7 +33,7 @@ from adapters.slack.parsing import mention_options, mention_privacy, parse_admin
 from aria_engine.emotion import Emotion
 from aria_engine.options import GenerationOptions
 from bot.policy import Actor
-from bot.service import Refusal, Ticket
+from bot.service import Refusal, Resumption, Ticket
 from bot.settings import server_key
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ EVENTS = ("app_mention", "subteam_members_changed")  # the bot events the app su
 SORRY = "Sorry, something went wrong on my side. Please try again."
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
-RESTART_NOTICE = "ARIA restarted while your piece was being made, so it was lost. Sorry! Please ask again."
+RESUMED = "ARIA restarted and picked your piece up again: on its way..."
 PRIVATE_NOTICE = ("I'm composing this just for you: your music will arrive in your direct messages with me "
                   "(under Apps in Slack's sidebar).")
 NO_DM_SCOPE = ("I need the `im:write` permission to send results privately; ask a workspace admin to "
@@ -93,6 +94,7 @@ class SlackAdapter:
         self.client = client or AsyncWebClient(token=config.bot_token, base_url=config.web_api_base)
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self.groups = UserGroups(self.client, config.group_cache_s)
+        self._resumed: set[asyncio.Task] = set()  # pieces from before a restart (the engine's close ends them)
         self._downloads: aiohttp.ClientSession | None = None
         self.app = self._build_app()
 
@@ -120,22 +122,46 @@ class SlackAdapter:
         if self._downloads is not None:
             await self._downloads.close()
 
-    async def tell_lost_jobs(self) -> int:
-        """Jobs that were queued or running when the process died end as failed, and their
-        requesters hear about it where the status message was (every job ends; none vanish)."""
-        lost = self.service.store.fail_unfinished("lost in a restart", platform=PLATFORM)
-        for record in lost:
-            text = f"<@{record.user_id}> {RESTART_NOTICE}"
-            try:
-                if record.message_id and record.message_channel_id:
-                    await self.client.chat_update(channel=record.message_channel_id, ts=record.message_id, text=text,
-                                                  blocks=[ui.section(text)])
-                else:
-                    await self.client.chat_postMessage(channel=record.channel_id, text=text,
-                                                       thread_ts=record.extra.get("thread_ts"))
-            except SlackApiError as error:
-                log.warning("could not tell %s about a lost job: %s", record.user_id, error.response.get("error"))
-        return len(lost)
+    async def pick_up_unfinished(self) -> Resumption:
+        """At start-up: pieces the last process left unfinished. Those the engine still makes (a
+        Redis worker pool carries on through a restart) are followed to their end in their status
+        message; the others end failed and their requesters are told why. None vanish."""
+        resumption = await self.service.resume_unfinished(PLATFORM)
+        for record in resumption.lost:
+            await self._tell_lost(record)
+        for ticket in resumption.tickets:
+            task = asyncio.get_running_loop().create_task(self._follow_resumed(ticket))
+            self._resumed.add(task)
+            task.add_done_callback(self._resumed.discard)
+        return resumption
+
+    async def _tell_lost(self, record) -> None:
+        text = f"<@{record.user_id}> {self.service.lost_notice(record)}"
+        try:
+            if record.message_id and record.message_channel_id:
+                await self.client.chat_update(channel=record.message_channel_id, ts=record.message_id, text=text,
+                                              blocks=[ui.section(text)])
+            else:
+                await self.client.chat_postEphemeral(channel=record.channel_id, user=record.user_id, text=text)
+        except SlackApiError as error:
+            log.warning("could not tell %s about a lost job: %s", record.user_id, error.response.get("error"))
+
+    async def _follow_resumed(self, ticket: Ticket) -> None:
+        """A piece from before the restart: its status message says so, then shows it through."""
+        record = ticket.record
+        tell = self._ephemeral(record.channel_id, record.user_id)
+        status = StatusMessage(self.client, record.message_channel_id or record.channel_id,
+                               record.extra.get("thread_ts"), record.user_id, self.config.progress_interval_s)
+        try:
+            if record.message_id:
+                status.ts = record.message_id
+                await status.show(RESUMED, record.result_id)
+            else:  # the restart came between the job and its status message
+                await status.post(RESUMED, record.result_id)
+                self.service.attach_message(record.result_id, status.channel, status.ts)
+        except SlackApiError as error:
+            log.warning("could not show a resumed piece's status: %s", error.response.get("error"))
+        await status.follow(self.service, ticket, tell)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -252,9 +278,9 @@ class SlackAdapter:
                 await tell(str(refused))
                 return
             image_ref = image_ref or {"file_id": file.get("id")}
-        status = await self.open_status(actor, tell, thread_ts, first_line or _first_line(emotion), private=private)
+        status = await self.open_status(actor, tell, admission, thread_ts, first_line or _first_line(emotion),
+                                        private=private)
         if status is None:
-            self.service.release(admission)
             return
         ticket = await self.service.submit(admission, image=image, emotion=emotion,
                                            upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
@@ -262,46 +288,36 @@ class SlackAdapter:
                                                   "private": private})
         await self.follow(status, ticket, tell)
 
-    async def open_status(self, actor: Actor, tell: Tell, thread_ts: str | None, first_line: str, *,
+    async def open_status(self, actor: Actor, tell: Tell, admission: Any, thread_ts: str | None, first_line: str, *,
                           private: bool = False, thread_channel: str | None = None) -> StatusMessage | None:
         """The status message, posted before the job exists so that a place we can't post in
-        costs nobody a use; None (and the requester told why) if Slack refuses it.
+        costs nobody a use; None if Slack refuses it (the use given back, then the requester
+        told why, so that asking again at once is not refused by the cooldown).
 
         Public: in the request's channel, in the thread `thread_ts` (of `thread_channel`, by
         default the request's channel). Private: in the requester's direct messages with ARIA
         (the thread kept only if it is there), and they are told so where they asked.
         """
         channel = actor.channel_id
-        if private:
-            channel = await self._direct_channel(actor.user_id, tell)
-            if channel is None:
-                return None
-        if channel != (thread_channel or actor.channel_id):
-            thread_ts = None
-        status = StatusMessage(self.client, channel, thread_ts, actor.user_id, self.config.progress_interval_s)
         try:
+            if private:
+                channel = await self._direct_channel(actor.user_id)
+            if channel != (thread_channel or actor.channel_id):
+                thread_ts = None
+            status = StatusMessage(self.client, channel, thread_ts, actor.user_id, self.config.progress_interval_s)
             await status.post(first_line, None)
         except SlackApiError as error:
-            code = error.response.get("error")
-            await tell(NOT_IN_CHANNEL if code in ("not_in_channel", "channel_not_found") else
-                       f"I couldn't post in this channel ({code}).")
+            self.service.release(admission)
+            await tell(_cannot_post(error.response.get("error"), private))
             return None
         if private and channel != (thread_channel or actor.channel_id):
             await tell(PRIVATE_NOTICE)
         return status
 
-    async def _direct_channel(self, user_id: str, tell: Tell) -> str | None:
+    async def _direct_channel(self, user_id: str) -> str:
         """The requester's direct-message channel with ARIA (conversations.open, scope im:write)."""
-        try:
-            response = await self.client.conversations_open(users=user_id)
-            return response["channel"]["id"]
-        except SlackApiError as error:
-            code = error.response.get("error")
-            log.warning("conversations.open %s failed: %s", user_id, code)
-            await tell(NO_DM_SCOPE if code == "missing_scope" else
-                       f"I couldn't open a direct message with you ({code}), so I can't send this privately. "
-                       "Ask again with `public` to have it here.")
-            return None
+        response = await self.client.conversations_open(users=user_id)
+        return response["channel"]["id"]
 
     async def follow(self, status: StatusMessage, ticket: Ticket | Refusal, tell: Tell) -> None:
         """Follow a submitted job to its end; an engine refusal takes the status message back."""
@@ -518,10 +534,10 @@ class SlackAdapter:
         message = body.get("message") or {}
         thread_ts = message.get("thread_ts") or message.get("ts")
         what = "another mode" if admission.kind == "another_mode" else "a variation"
-        status = await self.open_status(actor, tell, thread_ts, f"<@{actor.user_id}> asked for {what}: on its way...",
+        status = await self.open_status(actor, tell, admission, thread_ts,
+                                        f"<@{actor.user_id}> asked for {what}: on its way...",
                                         private=private, thread_channel=_click_channel(body))
         if status is None:
-            self.service.release(admission)
             return
         ticket = await self.service.submit_request(admission, request,
                                                    extra={"thread_ts": status.thread_ts, "private": private})
@@ -589,6 +605,18 @@ class SlackAdapter:
                 await self.client.chat_postMessage(channel=change.audit_channel, text=change.audit_text)
             except SlackApiError as error:
                 log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
+
+def _cannot_post(code: str | None, private: bool) -> str:
+    """Why a status message could not be posted, for the requester."""
+    if code in ("not_in_channel", "channel_not_found"):
+        return NOT_IN_CHANNEL
+    if private and code == "missing_scope":
+        return NO_DM_SCOPE
+    if private:
+        return (f"I couldn't send you a direct message ({code}), so I can't send this privately. "
+                "Ask again with `public` to have it here.")
+    return f"I couldn't post in this channel ({code})."
 
 
 def _click_channel(body: dict) -> str | None:

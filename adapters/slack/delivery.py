@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import context, result_blocks, section, status_blocks, without_images
 from bot.reply import Attachment, Reply
-from bot.service import Cancelled, Failed, Finished, Throttle, Ticket
+from bot.service import SHUTDOWN, Cancelled, Failed, Finished, Throttle, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ class StatusMessage:
             await tell(ending.message)
         elif isinstance(ending, Failed):
             await self._final(ending.message)
+        elif isinstance(ending, Cancelled) and ending.by == SHUTDOWN:
+            return  # ARIA is stopping, not the job: the next start picks it up or says what became of it
         elif isinstance(ending, Cancelled):
-            who = "" if ending.by in ("", "shutdown", self.requester) else f" by <@{ending.by}>"
+            who = "" if ending.by in ("", self.requester) else f" by <@{ending.by}>"
             await self._final(f"Cancelled{who}." if who else ending.text)
         else:
             await self._final("This piece was lost on the way. Sorry! Please ask again.")

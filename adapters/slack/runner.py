@@ -55,7 +55,7 @@ class SocketModeRunner:
             raise SlackSetupError(f"Slack refused the app-level token (ARIA_SLACK_APP_TOKEN): "
                                   f"{error.response.get('error')}") from None
         self.handler.client.wss_uri = opened["url"]
-        await self.adapter.tell_lost_jobs()
+        await self.adapter.pick_up_unfinished()
         await self.handler.connect_async()
         log.info("connected to Slack over Socket Mode")
 
@@ -86,7 +86,7 @@ class HttpRunner:
 
     async def start(self) -> None:
         await check_bot_token(self.adapter)
-        await self.adapter.tell_lost_jobs()
+        await self.adapter.pick_up_unfinished()
         config = self.adapter.config
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
