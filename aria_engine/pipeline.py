@@ -12,6 +12,7 @@ import hashlib
 import io
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -123,6 +124,33 @@ def midi_bytes(composition: Composition) -> bytes:
     buffer = io.BytesIO()
     composition.midi.write(buffer)
     return buffer.getvalue()
+
+
+@dataclass
+class _Files:
+    """The MIDI file and the two pictures of a reply, and how long each took to make."""
+
+    midi: bytes
+    emotion_chart: bytes
+    piano_roll: bytes
+    timings: dict[str, float]
+
+    @property
+    def size(self) -> int:
+        return len(self.midi) + len(self.emotion_chart) + len(self.piano_roll)
+
+
+def _midi_and_pictures(emotion: Emotion, trajectory: Trajectory | None, composition: Composition) -> _Files:
+    from aria_engine import visuals
+
+    started = time.perf_counter()
+    midi = midi_bytes(composition)
+    drawing_started = time.perf_counter()
+    chart = visuals.emotion_chart(emotion, trajectory=trajectory)
+    roll = visuals.piano_roll(composition.midi)
+    done = time.perf_counter()
+    timings = {"writing midi": drawing_started - started, "drawing": done - drawing_started}
+    return _Files(midi, chart, roll, timings)
 
 
 class Pipeline:
@@ -244,35 +272,36 @@ class Pipeline:
         progress: StageProgress | None = None,
         max_upload_bytes: int | None = None,
     ) -> Result:
-        """Render the audio and draw the pictures for a composed piece."""
-        from aria_engine import visuals
-        from aria_engine.render import AudioTooLarge
+        """Render the audio and draw the pictures for a composed piece.
 
-        timings: dict[str, float] = {}
+        Synthesis has both cores (see aria_engine.render); the MIDI file and the pictures are
+        then made in a second thread while the clip encodes on one, and the audio's share of the
+        upload limit is worked out once they are ready.
+        """
+        from aria_engine.render import AudioTooLarge, audio_format
+
         report = progress or (lambda stage, fraction: None)
-        midi = midi_bytes(composition)
+        renderer = self.renderer()
+        audio_format(options.audio_format)  # refuse an unusable format before the work
 
         report("drawing", 0.0)
-        started = time.perf_counter()
-        chart = visuals.emotion_chart(emotion, trajectory=trajectory)
-        roll = visuals.piano_roll(composition.midi)
-        timings["drawing"] = time.perf_counter() - started
-        report("drawing", 1.0)
-
-        # The audio gets what the upload limit leaves after the MIDI and the pictures.
-        audio_budget = None
-        if max_upload_bytes is not None:
-            audio_budget = max(0, max_upload_bytes - len(midi) - len(chart) - len(roll) - UPLOAD_MARGIN_BYTES)
-
         report("rendering", 0.0)
         started = time.perf_counter()
-        try:
-            audio = self.renderer().render(composition.midi, options.audio_format, max_bytes=audio_budget)
-        except AudioTooLarge:
-            # Nothing audible fits: keep the whole clip; the reply leaves it out and says so
-            # (see bot.reply.build_reply), so the MIDI and pictures still reach the person.
-            audio = self.renderer().render(composition.midi, options.audio_format)
-        timings["rendering"] = time.perf_counter() - started
+        mastered = renderer.master(composition.midi)
+        with ThreadPoolExecutor(1, thread_name_prefix="aria-files") as pool:
+            files = pool.submit(_midi_and_pictures, emotion, trajectory, composition)
+            audio_budget = None
+            if max_upload_bytes is not None:
+                # What the upload limit leaves after the MIDI and the pictures.
+                audio_budget = lambda: max(0, max_upload_bytes - files.result().size - UPLOAD_MARGIN_BYTES)  # noqa: E731
+            try:
+                audio = renderer.encode(mastered, options.audio_format, max_bytes=audio_budget)
+            except AudioTooLarge as too_large:
+                # Nothing audible fits: keep the whole clip; the reply leaves it out and says so
+                # (see bot.reply.build_reply), so the MIDI and pictures still reach the person.
+                audio = too_large.unfitted or renderer.encode(mastered, options.audio_format)
+            rendering_s = time.perf_counter() - started
+            made = files.result()
         report("rendering", 1.0)
 
         return Result(
@@ -281,11 +310,11 @@ class Pipeline:
             encoder=encoder,
             composition=composition,
             options=options.replace(seed=composition.seed),
-            midi=midi,
+            midi=made.midi,
             audio=audio,
-            emotion_chart=chart,
-            piano_roll=roll,
-            timings=timings,
+            emotion_chart=made.emotion_chart,
+            piano_roll=made.piano_roll,
+            timings={**made.timings, "rendering": rendering_s, **audio.timings},
         )
 
     def run(self, request: Request, progress: StageProgress | None = None) -> Result:

@@ -1,11 +1,18 @@
 """MIDI -> audio clip: SoundFont synthesis in process, loudness, silent-tail trimming, encoding.
 
-One stereo FluidSynth plays the whole piece: every MIDI instrument gets a synth channel and its
-program (drums on channel 9, bank 128, as General MIDI does), and the note, pitch-bend and
-control-change events are fed in time order with audio rendered between them (events land on
-FluidSynth's 64-sample blocks, under 1.5 ms at 44.1 kHz). The output is float, so nothing clips
-before `normalise` sets the peak. The SoundFont is loaded once per `Renderer`; each render plays
-on a fresh synth that borrows it, so the same MIDI always gives bit-identical audio.
+Every MIDI instrument gets a synth channel and its program (drums on channel 9, bank 128, as
+General MIDI does), and the note, pitch-bend and control-change events are fed in time order with
+audio rendered between them (events land on FluidSynth's 64-sample blocks, under 1.5 ms at
+44.1 kHz). The output is float, so nothing clips before `normalise` sets the peak.
+
+A piece plays on two synths side by side, one per core: its instruments are split into two
+groups with about as many notes each, each group plays on its own synth in its own thread
+(FluidSynth runs without Python's lock), and the two outputs are added. Synthesis, reverb and
+chorus are linear, so the sum matches one synth playing everything to float rounding. Groups
+never share a SoundFont sample (FluidSynth counts a sample's users without locking), and
+instruments on one channel stay together. The SoundFont is loaded once per `Renderer`; each
+render plays on fresh synths that borrow it, with a split that depends on the MIDI alone, so the
+same MIDI always gives bit-identical audio.
 
 A piece with no notes is an error (`RenderError`), not a silent clip: a silent attachment tells a
 user nothing, while the error says what went wrong.
@@ -16,10 +23,14 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 import threading
-from ctypes import CFUNCTYPE, c_char_p, c_int, c_void_p
+import time
+from concurrent.futures import ThreadPoolExecutor
+from ctypes import CDLL, CFUNCTYPE, c_char_p, c_int, c_void_p
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import fluidsynth
 import numpy as np
@@ -38,6 +49,13 @@ MAX_TAIL_S = 4.0  # release and reverb after the last event, at most
 TAIL_SILENCE_DB = -80.0  # the tail ends once voices are done and a block is this far below the peak
 SILENT_PEAK = 1e-6  # raw synth output quieter than this everywhere counts as silence
 MIN_NOTE_S = 0.005  # zero-length notes still sound briefly (and always end)
+SYNTH_PARTS = 2  # synths that play one piece side by side (this machine has two cores)
+TRIM_DB = -60.0  # a clip ends this far below its peak...
+TRIM_KEEP_S = 0.25  # ...plus a short faded tail
+# A clip's synths stop ringing once this long has stayed this far below their peak: the clip is
+# cut at TRIM_DB anyway, so synthesizing the quieter rest would be thrown away.
+CLIP_TAIL_DB = TRIM_DB - 10.0
+CLIP_TAIL_QUIET_S = 0.5
 
 DEFAULT_QUALITY = 0.5  # encoder quality 0..1; Vorbis at 0.5 is about 160 kbit/s stereo
 LOWER_QUALITIES = (0.3, 0.1, 0.0)  # tried in turn when a clip must fit a byte limit
@@ -51,7 +69,13 @@ class RenderError(RuntimeError):
 
 
 class AudioTooLarge(RenderError):
-    """The clip cannot fit the byte budget at any quality or length."""
+    """The clip cannot fit the byte budget at any quality or length.
+
+    When raised after rendering, `unfitted` holds the whole clip at full quality, for a caller
+    that keeps it anyway (and says it did not fit).
+    """
+
+    unfitted: "RenderedAudio | None" = None
 
 
 class SoundFontError(RenderError):
@@ -106,12 +130,11 @@ def _checked_soundfont(path: Path, source: str) -> Path:
 
 # FluidSynth calls pyfluidsynth does not wrap. Float output keeps the headroom that its
 # 16-bit output would clip (and dither).
-_write_float = fluidsynth.cfunc(
-    "fluid_synth_write_float", c_int,
-    ("synth", c_void_p, 1), ("len", c_int, 1),
-    ("lout", c_void_p, 1), ("loff", c_int, 1), ("lincr", c_int, 1),
-    ("rout", c_void_p, 1), ("roff", c_int, 1), ("rincr", c_int, 1),
-)  # fmt: skip
+# (synth, len, lout, loff, lincr, rout, roff, rincr); declared plainly (no parameter flags), as
+# it is called between every two events. It releases Python's lock while it synthesizes.
+_write_float = CFUNCTYPE(c_int, c_void_p, c_int, c_void_p, c_int, c_int, c_void_p, c_int, c_int)(
+    ("fluid_synth_write_float", CDLL(fluidsynth.lib))
+)
 _add_sfont = fluidsynth.cfunc("fluid_synth_add_sfont", c_int, ("synth", c_void_p, 1), ("sfont", c_void_p, 1))
 _remove_sfont = fluidsynth.cfunc(
     "fluid_synth_remove_sfont", c_int, ("synth", c_void_p, 1), ("sfont", c_void_p, 1)
@@ -138,8 +161,75 @@ def _route_fluidsynth_logs() -> None:
         _set_log_function(level, _log_from_fluidsynth, None)
 
 
+# SoundFont 2 preset data ("pdta" list): record layouts, and the generators that name an
+# instrument (in a preset zone) and a sample (in an instrument zone).
+_SF2_RECORDS = {
+    b"phdr": "<20sHHHIII",  # name, program, bank, first zone, library, genre, morphology
+    b"pbag": "<HH",  # first generator, first modulator
+    b"pgen": "<HH",  # generator, amount
+    b"inst": "<20sH",  # name, first zone
+    b"ibag": "<HH",
+    b"igen": "<HH",
+    b"shdr": "<20sIIIIIBbHH",  # name, start, end, loop start, loop end, rate, key, cents, link, type
+}
+_GEN_INSTRUMENT, _GEN_SAMPLE_ID = 41, 53
+_STEREO_SAMPLE_TYPES = 0x0E  # right, left or linked: the link names the other half
+
+
+def _riff_chunks(file, end: int):
+    """(id, size, offset) of each chunk from the file's position up to `end`."""
+    while file.tell() + 8 <= end:
+        chunk_id, size = struct.unpack("<4sI", file.read(8))
+        offset = file.tell()
+        yield chunk_id, size, offset
+        file.seek(offset + size + (size & 1))
+
+
+def _read_pdta(path: Path) -> dict[bytes, list[tuple]]:
+    """The preset data records of a SoundFont 2 file, skipping its (large) sample data."""
+    with path.open("rb") as file:
+        _, riff_size, _ = struct.unpack("<4sI4s", file.read(12))
+        for chunk_id, size, offset in _riff_chunks(file, 8 + riff_size):
+            if chunk_id == b"LIST" and file.read(4) == b"pdta":
+                records = {c: file.read(n) for c, n, _ in _riff_chunks(file, offset + size)}
+                return {c: list(struct.iter_unpack(f, records[c])) for c, f in _SF2_RECORDS.items()}
+    raise ValueError("no preset data")
+
+
+def _zone_amounts(bags: list[tuple], gens: list[tuple], first: int, stop: int, generator: int) -> set[int]:
+    """The amounts of `generator` in zones first..stop-1."""
+    return {
+        gens[g][1]
+        for zone in range(first, stop)
+        for g in range(bags[zone][0], bags[zone + 1][0])
+        if gens[g][0] == generator
+    }
+
+
+def preset_samples(path: Path) -> dict[tuple[int, int], frozenset[int]]:
+    """{(bank, program): the sample numbers it can play} for every preset of a SoundFont 2 file.
+
+    Read from the file's preset, instrument and sample headers, without the sample data.
+    """
+    pdta = _read_pdta(Path(path))
+    phdr, inst, shdr = pdta[b"phdr"], pdta[b"inst"], pdta[b"shdr"]
+    instrument_samples = []
+    for i in range(len(inst) - 1):  # the last record of each list only marks the end
+        samples = _zone_amounts(pdta[b"ibag"], pdta[b"igen"], inst[i][1], inst[i + 1][1], _GEN_SAMPLE_ID)
+        samples |= {shdr[n][8] for n in samples if n < len(shdr) and shdr[n][9] & _STEREO_SAMPLE_TYPES}
+        instrument_samples.append(frozenset(samples))
+    presets = {}
+    for p in range(len(phdr) - 1):
+        _, program, bank, first_zone, *_ = phdr[p]
+        instruments = _zone_amounts(pdta[b"pbag"], pdta[b"pgen"], first_zone, phdr[p + 1][3], _GEN_INSTRUMENT)
+        presets[(bank, program)] = frozenset().union(
+            *(instrument_samples[i] for i in instruments if i < len(instrument_samples))
+        )
+    return presets
+
+
 class SoundFont:
-    """A SoundFont loaded into memory once, then lent to a fresh synth for every render.
+    """A SoundFont loaded into memory once, then lent to fresh synths for every render.
 
     FluidR3_GM is 140 MB; loading it takes a noticeable moment, lending it takes none.
     """
@@ -147,6 +237,12 @@ class SoundFont:
     def __init__(self, path: Path):
         _route_fluidsynth_logs()
         self.path = Path(path)
+        try:
+            self.presets = preset_samples(self.path)
+        except (OSError, ValueError, KeyError, IndexError, struct.error) as error:
+            # Still playable, on one synth: without the map no split is known to be safe.
+            logger.debug("cannot map the presets of %s (%s): pieces play on one synth", self.path, error)
+            self.presets = {}
         # This synth only owns the font; it never plays, so it needs no effects or channels.
         self._owner = fluidsynth.Synth(
             channels=16, **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.lock-memory": 0}
@@ -158,6 +254,14 @@ class SoundFont:
                 f"FluidSynth could not load the SoundFont {self.path}: the file may be damaged."
             )
         self._sfont = fluidsynth.fluid_synth_get_sfont_by_id(self._owner.synth, sfid)
+
+    def preset(self, instrument: pretty_midi.Instrument) -> tuple[int, int]:
+        """(bank, program) that plays `instrument`: its own, else the bank's first (piano, kit)."""
+        bank = DRUM_BANK if instrument.is_drum else 0
+        program = instrument.program if 0 <= instrument.program <= 127 else 0
+        if self.presets and (bank, program) not in self.presets:
+            return bank, 0
+        return bank, program
 
     def close(self) -> None:
         if self._owner is not None:
@@ -192,14 +296,14 @@ def assign_channels(instruments: list[pretty_midi.Instrument], channels: int = M
     return assigned
 
 
-def midi_events(midi: pretty_midi.PrettyMIDI, channels: list[int], sample_rate: int) -> list[tuple]:
+def midi_events(instruments: list[pretty_midi.Instrument], channels: list[int], sample_rate: int) -> list[tuple]:
     """(sample, kind, channel, a, b) for every note, bend and controller, in playing order."""
     events = []
 
     def at(seconds: float) -> int:
         return max(0, round(seconds * sample_rate))
 
-    for instrument, channel in zip(midi.instruments, channels):
+    for instrument, channel in zip(instruments, channels):
         for note in instrument.notes:
             if not 0 <= note.pitch <= 127 or note.velocity <= 0:
                 continue
@@ -216,6 +320,48 @@ def midi_events(midi: pretty_midi.PrettyMIDI, channels: list[int], sample_rate: 
     return events
 
 
+def _sounding_notes(instrument: pretty_midi.Instrument) -> int:
+    return sum(1 for n in instrument.notes if n.velocity > 0 and 0 <= n.pitch <= 127)
+
+
+def split_for_synths(
+    instruments: list[pretty_midi.Instrument], channels: list[int], font: SoundFont, parts: int = SYNTH_PARTS
+) -> list[list[int]]:
+    """Instrument indices for each synth: at most `parts` groups with about as many notes each.
+
+    Instruments that share a channel (their controllers act on each other) or a SoundFont sample
+    (FluidSynth counts a sample's users without a lock) always go together. The split depends on
+    the MIDI and the font alone, so a piece is always split the same way.
+    """
+    # Union-find over instruments: join those on one channel or playing a common sample.
+    leader = list(range(len(instruments)))
+
+    def find(i: int) -> int:
+        while leader[i] != i:
+            leader[i] = leader[leader[i]]
+            i = leader[i]
+        return i
+
+    samples = [font.presets.get(font.preset(inst)) for inst in instruments]
+    for i in range(len(instruments)):
+        for j in range(i):
+            shares_samples = samples[i] is None or samples[j] is None or not samples[i].isdisjoint(samples[j])
+            if channels[i] == channels[j] or shares_samples:
+                leader[find(i)] = find(j)
+
+    units: dict[int, list[int]] = {}
+    for i in range(len(instruments)):
+        units.setdefault(find(i), []).append(i)
+    weight = {root: sum(_sounding_notes(instruments[i]) for i in members) for root, members in units.items()}
+    groups: list[list[int]] = [[] for _ in range(max(1, parts))]
+    loads = [0] * len(groups)
+    for root in sorted(units, key=lambda r: (-weight[r], r)):  # heaviest first onto the lightest group
+        lightest = loads.index(min(loads))
+        groups[lightest] += units[root]
+        loads[lightest] += weight[root]
+    return [sorted(group) for group in groups if group and any(_sounding_notes(instruments[i]) for i in group)]
+
+
 def _check_playable(midi: pretty_midi.PrettyMIDI) -> None:
     if not isinstance(midi, pretty_midi.PrettyMIDI):
         raise TypeError(f"expected a pretty_midi.PrettyMIDI, got {type(midi).__name__}")
@@ -228,6 +374,20 @@ def _peak(audio: np.ndarray) -> float:
     return max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
 
 
+@dataclass(frozen=True)
+class Tail:
+    """When a synth stops after the last event: once `quiet_s` in a row (at least one block) has
+    stayed `quiet_db` below its peak, and, with `voices_end`, every voice has finished."""
+
+    quiet_db: float
+    quiet_s: float
+    voices_end: bool
+
+
+FULL_TAIL = Tail(-80.0, 0.0, voices_end=True)  # all of the release and reverb
+CLIP_TAIL = Tail(CLIP_TAIL_DB, CLIP_TAIL_QUIET_S, voices_end=False)  # what a trimmed clip keeps
+
+
 class _Synth:
     """A fresh stereo FluidSynth for one render, playing a borrowed SoundFont.
 
@@ -235,6 +395,9 @@ class _Synth:
     reused synth plays the same MIDI slightly differently each time. A new synth (about 2 ms)
     starts from the same state every time: renders are independent and bit-for-bit repeatable.
     One core only: FluidSynth's multi-core mixing sums voices in a scheduling-dependent order.
+
+    Creating, selecting programs and closing touch the shared font, so they happen in the calling
+    thread; only `play` runs in a worker thread.
     """
 
     def __init__(self, font: SoundFont, sample_rate: int):
@@ -245,47 +408,30 @@ class _Synth:
         )
         self._sfid = _add_sfont(self._fs.synth, font._sfont)
 
-    def __enter__(self) -> "_Synth":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
+    def close(self) -> None:
         """Stop every voice, hand the font back (so deleting the synth leaves it loaded), delete."""
         self._fs.system_reset()
         self._write(np.zeros((FLUID_BLOCK, 2), np.float32), 0, FLUID_BLOCK)  # let the reset take effect
         _remove_sfont(self._fs.synth, self._font._sfont)
         self._fs.delete()
 
-    def play(self, midi: pretty_midi.PrettyMIDI, max_duration_s: float = float("inf")) -> np.ndarray:
-        """The raw float32 (n, 2) audio of `midi`, up to its last event plus the release tail."""
-        _check_playable(midi)
-        end_s = midi.get_end_time()
-        if end_s > max_duration_s:
-            raise RenderError(
-                f"This piece lasts {_duration_words(end_s)}; the renderer plays at most "
-                f"{_duration_words(max_duration_s)}."
-            )
-        channels = assign_channels(midi.instruments)
-        self._select_programs(midi.instruments, channels)
-        events = midi_events(midi, channels, self.sample_rate)
-        end = max(round(end_s * self.sample_rate), events[-1][0])
-        tail = round(MAX_TAIL_S * self.sample_rate / TAIL_BLOCK) * TAIL_BLOCK
-        audio = np.zeros((end + tail, 2), dtype=np.float32)
+    def select_programs(self, instruments: list[pretty_midi.Instrument], channels: list[int]) -> None:
+        for instrument, channel in zip(instruments, channels):
+            bank, program = self._font.preset(instrument)
+            if self._fs.program_select(channel, self._sfid, bank, program) != fluidsynth.FLUID_OK:
+                self._fs.program_select(channel, self._sfid, bank, 0)  # the font lacks it: standard kit/piano
 
-        position = 0
+    def play(self, events: list[tuple], audio: np.ndarray, end: int, tail: Tail) -> int:
+        """Play `events` into `audio` (zeros, C-contiguous float32 stereo, `end` plus room for the
+        tail); return where the sound ends."""
+        position, base = 0, audio.ctypes.data
         for sample, kind, channel, a, b in events:
             if sample > position:
-                self._write(audio, position, sample)
+                _write_float(self._fs.synth, sample - position, base, 2 * position, 2, base, 2 * position + 1, 2)
                 position = sample
             self._send(kind, channel, a, b)
         self._write(audio, position, end)
-        return audio[: self._ring_out(audio, end)]
-
-    def _select_programs(self, instruments: list[pretty_midi.Instrument], channels: list[int]) -> None:
-        for instrument, channel in zip(instruments, channels):
-            bank = DRUM_BANK if instrument.is_drum else 0
-            program = instrument.program if 0 <= instrument.program <= 127 else 0
-            if self._fs.program_select(channel, self._sfid, bank, program) != fluidsynth.FLUID_OK:
-                self._fs.program_select(channel, self._sfid, bank, 0)  # the font lacks it: standard kit/piano
+        return self._ring_out(audio, end, tail)
 
     def _send(self, kind: int, channel: int, a: int, b: int) -> None:
         if kind == NOTE_ON:
@@ -303,16 +449,65 @@ class _Synth:
             base = audio.ctypes.data
             _write_float(self._fs.synth, stop - start, base, 2 * start, 2, base, 2 * start + 1, 2)
 
-    def _ring_out(self, audio: np.ndarray, position: int) -> int:
-        """Let voices release and the reverb decay; return where the sound ends."""
-        quiet = _peak(audio[:position]) * 10 ** (TAIL_SILENCE_DB / 20)
+    def _ring_out(self, audio: np.ndarray, position: int, tail: Tail) -> int:
+        """Let voices release and the reverb decay until `tail` says the rest is silence."""
+        quiet = _peak(audio[:position]) * 10 ** (tail.quiet_db / 20)
+        quiet_blocks_needed = max(1, int(np.ceil(tail.quiet_s * self.sample_rate / TAIL_BLOCK)))
+        quiet_blocks = 0
         while position < len(audio):
             self._write(audio, position, position + TAIL_BLOCK)
-            block_peak = _peak(audio[position : position + TAIL_BLOCK])
+            quiet_blocks = quiet_blocks + 1 if _peak(audio[position : position + TAIL_BLOCK]) <= quiet else 0
             position += TAIL_BLOCK
-            if self._fs.get_active_voice_count() == 0 and block_peak <= quiet:
+            voices_done = not tail.voices_end or self._fs.get_active_voice_count() == 0
+            if voices_done and quiet_blocks >= quiet_blocks_needed:
                 break
         return position
+
+
+def _play(
+    font: SoundFont,
+    midi: pretty_midi.PrettyMIDI,
+    sample_rate: int,
+    *,
+    tail: Tail = FULL_TAIL,
+    parts: int = SYNTH_PARTS,
+    max_duration_s: float = float("inf"),
+) -> np.ndarray:
+    """The raw float32 (n, 2) audio of `midi`: each group of instruments on its own synth and
+    thread, the outputs added in group order."""
+    _check_playable(midi)
+    end_s = midi.get_end_time()
+    if end_s > max_duration_s:
+        raise RenderError(
+            f"This piece lasts {_duration_words(end_s)}; the renderer plays at most "
+            f"{_duration_words(max_duration_s)}."
+        )
+    instruments = midi.instruments
+    channels = assign_channels(instruments)
+    groups = split_for_synths(instruments, channels, font, parts)
+    events = [midi_events([instruments[i] for i in g], [channels[i] for i in g], sample_rate) for g in groups]
+    end = max(round(end_s * sample_rate), max(e[-1][0] for e in events))
+    room = end + round(MAX_TAIL_S * sample_rate / TAIL_BLOCK) * TAIL_BLOCK
+    buffers = [np.zeros((room, 2), dtype=np.float32) for _ in groups]
+
+    synths: list[_Synth] = []
+    try:
+        for group in groups:
+            synths.append(_Synth(font, sample_rate))
+            synths[-1].select_programs([instruments[i] for i in group], [channels[i] for i in group])
+        jobs = list(zip(synths, events, buffers))
+        with ThreadPoolExecutor(max(1, len(jobs) - 1), thread_name_prefix="aria-synth") as pool:
+            others = [pool.submit(synth.play, ev, buf, end, tail) for synth, ev, buf in jobs[1:]]
+            synth, ev, buf = jobs[0]
+            lengths = [synth.play(ev, buf, end, tail)] + [future.result() for future in others]
+    finally:
+        for synth in synths:
+            synth.close()
+
+    mixed = buffers[0]
+    for buffer in buffers[1:]:  # unplayed room is zeros, so whole buffers add up exactly
+        mixed += buffer
+    return mixed[: max(lengths)]
 
 
 def synthesize(midi: pretty_midi.PrettyMIDI, *, soundfont: Path, sample_rate: int = 44100) -> np.ndarray:
@@ -325,8 +520,7 @@ def synthesize(midi: pretty_midi.PrettyMIDI, *, soundfont: Path, sample_rate: in
         raise ValueError(f"sample_rate must be between 8000 and 96000 Hz, got {sample_rate}")
     font = SoundFont(_checked_soundfont(Path(soundfont), "given"))
     try:
-        with _Synth(font, sample_rate) as synth:
-            return synth.play(midi)
+        return _play(font, midi, int(sample_rate))
     finally:
         font.close()
 
@@ -352,11 +546,15 @@ def normalise(audio: np.ndarray, *, peak_dbfs: float = -1.0) -> np.ndarray:
     peak = _peak(audio)
     if peak == 0:
         return audio.copy()
-    return audio * np.float32(10 ** (peak_dbfs / 20) / peak)
+    return audio * _gain_to(peak_dbfs, peak)
+
+
+def _gain_to(peak_dbfs: float, peak: float) -> np.float32:
+    return np.float32(10 ** (peak_dbfs / 20) / peak)
 
 
 def trim_silence(
-    audio: np.ndarray, sample_rate: int, *, threshold_db: float = -60.0, keep_tail_s: float = 0.25
+    audio: np.ndarray, sample_rate: int, *, threshold_db: float = TRIM_DB, keep_tail_s: float = TRIM_KEEP_S
 ) -> np.ndarray:
     """Cut the silent end: keep `keep_tail_s` past the last sample louder than `threshold_db`.
 
@@ -368,9 +566,31 @@ def trim_silence(
     peak = _peak(audio)
     if peak == 0:
         return audio[:0].copy()
+    end, fade = _sound_end(audio, sample_rate, peak, threshold_db, keep_tail_s)
+    return fade_out(audio[:end].copy(), fade)
+
+
+def _sound_end(
+    audio: np.ndarray, sample_rate: int, peak: float, threshold_db: float, keep_tail_s: float
+) -> tuple[int, int]:
+    """Where a trimmed clip ends, and how many samples before that fade out."""
     last_loud = _last_above(audio, peak * 10 ** (threshold_db / 20))
     end = min(len(audio), last_loud + 1 + round(keep_tail_s * sample_rate))
-    return fade_out(audio[:end].copy(), end - last_loud - 1)
+    return end, end - last_loud - 1
+
+
+def trim_and_normalise(raw: np.ndarray, sample_rate: int, *, peak_dbfs: float = -1.0) -> np.ndarray:
+    """`normalise(trim_silence(raw))`, computed in place in `raw` (which it then owns).
+
+    A clip's full-length float audio is tens of MB; two fewer copies of it save real time.
+    """
+    peak = _peak(raw)
+    if peak < SILENT_PEAK:
+        raise RenderError("This piece rendered to silence: its instruments made no sound with this SoundFont.")
+    end, fade = _sound_end(raw, sample_rate, peak, TRIM_DB, TRIM_KEEP_S)
+    clip = fade_out(raw[:end], fade)
+    clip *= _gain_to(peak_dbfs, peak)  # the faded tail is below TRIM_DB: the peak is unchanged
+    return clip
 
 
 def _last_above(audio: np.ndarray, level: float, block: int = 1 << 14) -> int:
@@ -485,13 +705,22 @@ def _predicted_size(size: int, quality: float, lower: float) -> float:
 
 
 def encode_within(
-    audio: np.ndarray, sample_rate: int, fmt: str, max_bytes: int | None, quality: float = DEFAULT_QUALITY
+    audio: np.ndarray,
+    sample_rate: int,
+    fmt: str,
+    max_bytes: int | None,
+    quality: float = DEFAULT_QUALITY,
+    *,
+    encoded: bytes | None = None,
 ) -> tuple[bytes, np.ndarray, list[str]]:
     """Encode, lowering the quality and then shortening (with a fade-out) until it fits.
 
-    Returns the encoded clip, the audio it holds and notes saying what had to be done.
+    `encoded` is `audio` already encoded at `quality`, when the caller has it. Returns the
+    encoded clip, the audio it holds and notes saying what had to be done.
     """
-    data = encode(audio, sample_rate, fmt, quality=quality)
+    data = encoded if encoded is not None else encode(audio, sample_rate, fmt, quality=quality)
+    if max_bytes is not None and max_bytes <= 0:
+        raise AudioTooLarge("There is no room left for the audio within the upload limit.")
     if max_bytes is None or len(data) <= max_bytes:
         return data, audio, []
     limit = f"the {_size_words(max_bytes)} upload limit"
@@ -534,14 +763,29 @@ class RenderedAudio:
     peak_dbfs: float  # of the audio before lossy encoding
     soundfont: str  # path of the font that played it
     notes: list[str] = field(default_factory=list)  # what was done to fit a size limit
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: synthesis, mastering, encoding
+
+
+@dataclass
+class MasteredAudio:
+    """A piece synthesized, trimmed and normalised: float32 (n, 2) audio ready to encode."""
+
+    audio: np.ndarray
+    sample_rate: int
+    timings: dict[str, float]  # seconds: synthesis, mastering
+
+
+ByteLimit = int | None | Callable[[], int | None]
+"""A byte budget, or a function giving it: called once the clip is encoded, so the caller can
+work it out (write the MIDI, draw the pictures) while the audio renders."""
 
 
 class Renderer:
     """Turns MIDI into an encoded clip, keeping one SoundFont loaded across renders.
 
     Loading FluidR3_GM (140 MB) takes a noticeable moment, so a process keeps one Renderer.
-    Synthesis is serialised by a lock (encoding runs outside it), and each render plays on a
-    fresh synth, so the same MIDI always gives the same audio.
+    Synthesis (on SYNTH_PARTS threads) is serialised by a lock and encoding runs outside it;
+    each render plays on fresh synths, so the same MIDI always gives the same audio.
     """
 
     def __init__(
@@ -551,39 +795,69 @@ class Renderer:
         *,
         quality: float = DEFAULT_QUALITY,
         max_duration_s: float = 600.0,
+        synth_parts: int = SYNTH_PARTS,
     ):
         if not 8000 <= int(sample_rate) <= 96000:
             raise ValueError(f"sample_rate must be between 8000 and 96000 Hz, got {sample_rate}")
+        if synth_parts < 1:
+            raise ValueError(f"synth_parts must be at least 1, got {synth_parts}")
         self.soundfont = find_soundfont(soundfont)
         self.sample_rate = int(sample_rate)
         self.quality = quality
         self.max_duration_s = max_duration_s
+        self.synth_parts = synth_parts
         self._font: SoundFont | None = SoundFont(self.soundfont)
         self._lock = threading.Lock()
 
-    def synthesize(self, midi: pretty_midi.PrettyMIDI) -> np.ndarray:
+    def synthesize(self, midi: pretty_midi.PrettyMIDI, *, tail: Tail = FULL_TAIL) -> np.ndarray:
         """Raw float32 (n, 2) audio, as the module-level `synthesize` gives, without reloading."""
         _check_playable(midi)
         with self._lock:
             if self._font is None:
                 raise RenderError("This renderer has been closed.")
-            with _Synth(self._font, self.sample_rate) as synth:
-                return synth.play(midi, self.max_duration_s)
+            return _play(
+                self._font, midi, self.sample_rate,
+                tail=tail, parts=self.synth_parts, max_duration_s=self.max_duration_s,
+            )  # fmt: skip
 
-    def render(
-        self, midi: pretty_midi.PrettyMIDI, fmt: str = "ogg", *, max_bytes: int | None = None
-    ) -> RenderedAudio:
-        """Synthesize, trim the silent tail, normalise to -1 dBFS and encode (within `max_bytes`)."""
-        spec = audio_format(fmt)  # refuse an unusable format before the work
-        if max_bytes is not None and max_bytes <= 0:
+    def master(self, midi: pretty_midi.PrettyMIDI) -> MasteredAudio:
+        """Synthesize, trim the silent tail and normalise to -1 dBFS: the clip, before encoding."""
+        started = time.perf_counter()
+        raw = self.synthesize(midi, tail=CLIP_TAIL)
+        synthesized = time.perf_counter()
+        audio = trim_and_normalise(raw, self.sample_rate)
+        timings = {"synthesis": synthesized - started, "mastering": time.perf_counter() - synthesized}
+        return MasteredAudio(audio, self.sample_rate, timings)
+
+    def encode(self, mastered: MasteredAudio, fmt: str = "ogg", *, max_bytes: ByteLimit = None) -> RenderedAudio:
+        """Encode a mastered clip within `max_bytes` (see `encode_within`).
+
+        Raises AudioTooLarge when nothing audible fits, with the whole clip as `unfitted`.
+        """
+        spec = audio_format(fmt)
+        audio, timings = mastered.audio, dict(mastered.timings)
+        started = time.perf_counter()
+        full = encode(audio, mastered.sample_rate, spec.name, quality=self.quality)
+        limit = max_bytes() if callable(max_bytes) else max_bytes
+        try:
+            data, clip, notes = encode_within(audio, mastered.sample_rate, spec.name, limit, self.quality, encoded=full)
+        except AudioTooLarge as error:
+            timings["encoding"] = time.perf_counter() - started
+            error.unfitted = self._rendered(spec, full, audio, [], timings)
+            raise
+        timings["encoding"] = time.perf_counter() - started
+        return self._rendered(spec, data, clip, notes, timings)
+
+    def render(self, midi: pretty_midi.PrettyMIDI, fmt: str = "ogg", *, max_bytes: ByteLimit = None) -> RenderedAudio:
+        """`encode(master(midi))`: synthesize, trim, normalise and encode (within `max_bytes`)."""
+        audio_format(fmt)  # refuse an unusable format before the work
+        if not callable(max_bytes) and max_bytes is not None and max_bytes <= 0:
             raise AudioTooLarge("There is no room left for the audio within the upload limit.")
-        raw = self.synthesize(midi)
-        if _peak(raw) < SILENT_PEAK:
-            raise RenderError(
-                "This piece rendered to silence: its instruments made no sound with this SoundFont."
-            )
-        audio = normalise(trim_silence(raw, self.sample_rate))
-        data, audio, notes = encode_within(audio, self.sample_rate, spec.name, max_bytes, self.quality)
+        return self.encode(self.master(midi), fmt, max_bytes=max_bytes)
+
+    def _rendered(
+        self, spec: AudioFormat, data: bytes, audio: np.ndarray, notes: list[str], timings: dict[str, float]
+    ) -> RenderedAudio:
         return RenderedAudio(
             data=data,
             format=spec.name,
@@ -594,6 +868,7 @@ class Renderer:
             peak_dbfs=round(peak_level_dbfs(audio), 2),
             soundfont=str(self.soundfont),
             notes=notes,
+            timings=timings,
         )
 
     def close(self) -> None:
