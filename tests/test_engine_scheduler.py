@@ -105,6 +105,20 @@ def test_a_batch_takes_the_fair_next_job_then_waiting_jobs_with_its_key():
     assert [tag for _, _, tag in queue.pop_batch(8)] == ["b-trans"]
 
 
+def test_peek_shows_the_next_job_by_fairness_without_taking_it():
+    queue = FairQueue(Limits(max_running_per_user=1, max_running_per_server=None))
+    push(queue, "a", "ann", "a0", key="transformer")
+    push(queue, "a", "ann", "a1", key="transformer")
+    push(queue, "b", "bob", "b0", key="procedural")
+    assert queue.peek()[2] == "a0" and len(queue) == 3
+    assert [tag for _, _, tag in queue.pop_batch(8)] == ["a0"]  # ann runs one at a time
+    assert queue.peek()[2] == "b0"
+    queue.pop_batch(8)
+    assert queue.peek() is None and len(queue) == 1  # a1 waits for ann's running job
+    queue.finished("a", "ann")
+    assert queue.peek()[2] == "a1"
+
+
 def test_positions_estimate_turns_and_limits_refuse_with_a_position():
     queue = FairQueue(Limits(max_queued=5, max_queued_per_user=3))
     for i in range(3):

@@ -6,6 +6,14 @@ thread works on a batch: the next job by fairness plus the waiting jobs that sha
 composer and mode, so the batched decoder composes them together and the encoder reads their
 pictures together. Results per job are what the job would get alone (the composer's
 contract), and every job's Done goes out as soon as its own audio is ready.
+
+Transformer batches are sessions (continuous batching): the decoder runs in short chunks of
+steps, and a job of the same composer and mode that becomes next by fairness while one runs
+joins it at the next step boundary (up to `max_batch` pieces decoding at once) instead of
+waiting for the whole batch. A job of another kind that is next by fairness stops the joining,
+so a session cannot hold its thread against the rest of the queue. A cancelled or timed-out
+job's piece leaves the session at the next step. The procedural composer has no steps: its
+batches run start to end as before.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from aria_engine.pipeline import Pipeline, Request
 
 log = logging.getLogger(__name__)
 
+STEP_CHUNK_S = 0.05  # decoding between two looks from the loop: the longest a joiner waits
+
 
 class _Aborted(Exception):
     """Raised inside a stage's progress callback when nobody waits for its work any more."""
@@ -52,14 +62,56 @@ class _Work:
     composition: Composition | None = None
     timings: dict[str, float] = field(default_factory=dict)
     deadline: asyncio.TimerHandle | None = None
+    piece: object = None  # its piece in a decode session (neural.Piece), while composing there
+    reported_at: float = 0.0  # when its composing progress last went out
 
     @property
     def request(self) -> Request:
         return self.job.request
 
     @property
+    def kind(self) -> tuple[str, str]:
+        """What batches together: the composer, and the mode for the transformer."""
+        return self.composer, self.options.mode if self.composer == "transformer" else ""
+
+    @property
     def live(self) -> bool:
         return not self.job.done
+
+
+@dataclass(eq=False)
+class _Session:
+    """A running transformer batch (neural.CompositionSession) that waiting jobs of its kind
+    join between decode steps."""
+
+    kind: tuple[str, str]
+    pieces: object  # neural.CompositionSession
+    served: list[_Work] = field(default_factory=list)  # every job that joined it
+    composing: set = field(default_factory=set)  # jobs whose piece is not decoded yet
+    waiting: dict = field(default_factory=dict)  # piece -> (job, future of its Composition)
+    tasks: set = field(default_factory=set)  # one per group of jobs that joined
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # something to decode, or gone
+    broken: BaseException | None = None  # decoding failed: later pieces are made alone
+
+    def room(self, max_batch: int) -> int:
+        return max_batch - len(self.composing)
+
+    def add(self, work: _Work) -> asyncio.Future:
+        """The job's piece joins at the next step; the future gets its Composition (None if it
+        was cancelled first)."""
+        future = asyncio.get_running_loop().create_future()
+        if self.broken is not None:
+            future.set_exception(self.broken)
+            return future
+        work.piece = self.pieces.add(work.conditioning, work.options)
+        self.waiting[work.piece] = (work, future)
+        self.wake.set()
+        return future
+
+    def release(self, work: _Work) -> None:
+        """The job no longer takes a row (decoded, failed, or never got there)."""
+        self.composing.discard(work)
+        self.wake.set()
 
 
 def user_facing_message(error: BaseException) -> tuple[str, str] | None:
@@ -108,6 +160,7 @@ class LocalEngine(Engine):
         self._work: dict[str, _Work] = {}
         self._free_slots = concurrency
         self._batches: set[asyncio.Task] = set()
+        self._sessions: list[_Session] = []  # running transformer batches that take joiners
         self._pump_scheduled = False
         self._composer_names: dict[tuple[str, str], str] = {}
         self._service_s: float | None = None  # moving average of thread time per job
@@ -155,7 +208,7 @@ class LocalEngine(Engine):
         self._work[job.id] = work
         position = self._queue.push(
             work, server=origin.server, user=origin.user, cost=job_cost(request),
-            key=(composer, options.mode if composer == "transformer" else ""),
+            key=work.kind,
         )
         self._emit(job, Queued(position, eta_seconds(position, self._rate())))
         self._gauges()
@@ -224,6 +277,8 @@ class LocalEngine(Engine):
         work = self._work.pop(job.id, None)
         if work is not None and work.deadline is not None:
             work.deadline.cancel()
+        if work is not None and work.piece is not None:
+            work.piece.cancel()  # leaves its decode session at the next step
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -234,25 +289,44 @@ class LocalEngine(Engine):
             asyncio.get_running_loop().call_soon(self._pump)
 
     def _pump(self) -> None:
+        """Start work by fairness: the next job joins a running session of its kind when that
+        has room, else starts a batch on a free thread, else everything waits."""
         self._pump_scheduled = False
-        while self._free_slots > 0 and not self._closed:
-            batch = self._queue.pop_batch(self.max_batch)
-            if not batch:
+        while not self._closed:
+            head = self._queue.peek()
+            if head is None:
                 break
-            self._free_slots -= 1
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            session = self._joinable(head.kind)
+            if session is not None:
+                self._join(session, self._queue.pop_batch(session.room(self.max_batch)))
+            elif self._free_slots > 0:
+                batch = self._queue.pop_batch(self.max_batch)
+                self._free_slots -= 1
+                run = self._run_session if batch[0].composer == "transformer" else self._run_batch
+                task = asyncio.get_running_loop().create_task(run(batch))
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+            else:
+                break
         self._gauges()
 
-    async def _run_batch(self, batch: list[_Work]) -> None:
-        started = time.monotonic()
-        self.metrics.batch_size.observe(len(batch))
-        for work in batch:
-            self.metrics.queue_wait.observe(started - work.job.submitted_at)
-            self._emit(work.job, Started(worker=self.name, batch_size=len(batch)))
+    def _joinable(self, kind: tuple[str, str]) -> _Session | None:
+        return next((s for s in self._sessions if s.kind == kind and s.room(self.max_batch) > 0), None)
+
+    def _begin(self, group: list[_Work], batch_size: int) -> None:
+        """Started for every job of a group taking its place in a batch; deadlines from now."""
+        now = time.monotonic()
+        self.metrics.batch_size.observe(batch_size)
+        for work in group:
+            self.metrics.queue_wait.observe(now - work.job.submitted_at)
+            self._emit(work.job, Started(worker=self.name, batch_size=batch_size))
             if self.limits.job_timeout_s is not None:
                 work.deadline = self._loop.call_later(self.limits.job_timeout_s, self._expire, work)
+
+    async def _run_batch(self, batch: list[_Work], begun: bool = False) -> None:
+        started = time.monotonic()
+        if not begun:
+            self._begin(batch, len(batch))
         try:
             await self._read_emotions(batch)
             await self._compose(batch)
@@ -260,25 +334,181 @@ class LocalEngine(Engine):
                 if work.live:
                     await self._finish(work)
         except Exception as error:  # a bug here must still end every job
-            log_id = log_failure(",".join(w.job.id for w in batch), error)
-            for work in batch:
-                self._emit(work.job, Failed(polite_failure(log_id), log_id))
+            self._fail_all(batch, error)
         finally:
-            self._batch_done(batch, time.monotonic() - started)
+            for work in batch:
+                self._job_done(work)
+            self._slot_done(len(batch), time.monotonic() - started)
 
-    def _batch_done(self, batch: list[_Work], elapsed: float) -> None:
-        per_job = elapsed / len(batch)
+    def _job_done(self, work: _Work) -> None:
+        """A job taken from the queue stopped running: its limits free up."""
+        self._queue.finished(work.server, work.user)
+        if work.job.done and isinstance(work.job.outcome, Done):
+            self.throughput.record()
+        elif not work.job.done and self._closed:  # stopped past the shutdown grace
+            self._emit(work.job, Cancelled(by="shutdown"))
+        elif not work.job.done:  # cannot happen; never let a job vanish
+            log_id = log_failure(work.job.id, RuntimeError("its batch ended without an outcome"))
+            self._emit(work.job, Failed(polite_failure(log_id), log_id))
+        self._gauges()
+        self._schedule_pump()
+
+    def _slot_done(self, jobs: int, elapsed: float) -> None:
+        """A thread's batch (or session) is over: `jobs` ran on it in `elapsed` seconds."""
+        per_job = elapsed / max(1, jobs)
         self._service_s = per_job if self._service_s is None else 0.8 * self._service_s + 0.2 * per_job
-        for work in batch:
-            self._queue.finished(work.server, work.user)
-            if work.job.done and isinstance(work.job.outcome, Done):
-                self.throughput.record()
-            elif not work.job.done:  # cannot happen; never let a job vanish
-                log_id = log_failure(work.job.id, RuntimeError("batch ended without an outcome"))
-                self._emit(work.job, Failed(polite_failure(log_id), log_id))
         self._free_slots += 1
         self._gauges()
         self._schedule_pump()
+
+    def _fail_all(self, group: list[_Work], error: BaseException) -> None:
+        log_id = log_failure(",".join(w.job.id for w in group), error)
+        for work in group:
+            self._emit(work.job, Failed(polite_failure(log_id), log_id))
+
+    # -- transformer sessions: continuous batching ---------------------------------------------
+
+    async def _run_session(self, batch: list[_Work]) -> None:
+        """A transformer batch that jobs of its kind join while it decodes; holds one thread
+        until every piece it took is decoded and rendered."""
+        started = time.monotonic()
+        kind = batch[0].kind
+        self._begin(batch, len(batch))
+        try:
+            pieces = await self._in_thread(self._open_pieces, kind[1])
+        except Exception as error:  # a missing or broken checkpoint: every job says so
+            for work in batch:
+                self._fail(work, error)
+                self._job_done(work)
+            self._slot_done(len(batch), time.monotonic() - started)
+            return
+        if pieces is None:  # a composer without sessions: the whole batch at once
+            await self._run_batch(batch, begun=True)
+            return
+        session = _Session(kind, pieces)
+        self._sessions.append(session)
+        try:
+            self._add_group(session, batch)
+            self._schedule_pump()  # waiting jobs of this kind may join now
+            await self._drive(session)
+            while session.tasks:
+                await asyncio.wait(list(session.tasks))
+        except asyncio.CancelledError:  # shutdown past its grace
+            for task in session.tasks:
+                task.cancel()
+            raise
+        finally:
+            self._close_session(session)
+            self._slot_done(len(session.served), time.monotonic() - started)
+
+    def _open_pieces(self, mode: str):
+        """A new decode session of the mode's composer, or None when it has no sessions (in a
+        thread: the first call loads the model)."""
+        composer = self.pipeline.composer("transformer", mode)
+        return composer.session() if hasattr(composer, "session") else None
+
+    def _close_session(self, session: _Session) -> None:
+        """No more joiners for this session."""
+        if session in self._sessions:
+            self._sessions.remove(session)
+
+    def _join(self, session: _Session, group: list[_Work]) -> None:
+        """Jobs taken from the queue join a running session."""
+        self._begin(group, len(session.composing) + len(group))
+        self._add_group(session, group)
+
+    def _add_group(self, session: _Session, group: list[_Work]) -> None:
+        session.served += group
+        session.composing.update(group)
+        task = asyncio.get_running_loop().create_task(self._compose_in_session(session, group))
+        session.tasks.add(task)
+        task.add_done_callback(session.tasks.discard)
+
+    async def _drive(self, session: _Session) -> None:
+        """Decode in short chunks while pieces are live; between chunks joiners get in, pieces
+        that left go on to rendering, and progress goes out. Ends (and closes the session to
+        joiners) when no job of it waits for a piece."""
+        while True:
+            if session.pieces.live:
+                try:
+                    left = await self._in_thread(session.pieces.run_for, STEP_CHUNK_S)
+                except Exception as error:  # a bug in decoding: its jobs try again alone
+                    log.error("a decode session failed; its pieces are made one by one", exc_info=error)
+                    self._close_session(session)
+                    session.broken = error
+                    for _, future in session.waiting.values():
+                        future.set_exception(error)
+                    session.waiting.clear()
+                    return
+                for piece in left:
+                    _, future = session.waiting.pop(piece)
+                    future.set_result(piece.composition)  # None when cancelled
+                self._report_decoding(session)
+            elif session.composing:
+                session.wake.clear()
+                await session.wake.wait()
+            else:
+                self._close_session(session)
+                return
+
+    async def _compose_in_session(self, session: _Session, group: list[_Work]) -> None:
+        """A group that joined a session: read the pictures, add the pieces, then each job goes
+        on to rendering as soon as its own piece is decoded."""
+        try:
+            await self._read_emotions(group)
+            joined = []
+            for work in group:
+                if work.live:
+                    try:
+                        joined.append((work, session.add(work)))
+                        self._report([work], "composing", 0.0, len(session.composing))
+                    except Exception as error:  # a request the model cannot make
+                        self._fail(work, error)
+            added = {work for work, _ in joined}
+            for work in group:
+                if work not in added:
+                    session.release(work)
+            await asyncio.gather(*(self._decoded_then_finish(session, w, f) for w, f in joined))
+        except Exception as error:  # a bug here must still end every job
+            self._fail_all(group, error)
+        finally:
+            for work in group:
+                session.release(work)
+                self._job_done(work)
+
+    async def _decoded_then_finish(self, session: _Session, work: _Work, piece: asyncio.Future) -> None:
+        started = time.perf_counter()
+        try:
+            work.composition = await piece
+        except Exception:  # the session broke (logged there): compose this one alone
+            try:
+                await self._compose_one(work)
+            except _Aborted:
+                return
+            except Exception as own_error:
+                self._fail(work, own_error)
+                return
+        finally:
+            work.piece = None
+            session.release(work)
+            self._schedule_pump()  # its row is free for a joiner
+        if work.composition is None or not work.live:
+            return
+        elapsed = time.perf_counter() - started
+        work.timings["composing"] = elapsed
+        self.metrics.stage_seconds.labels("composing").observe(elapsed)
+        if "tokens_per_s" in work.composition.stats:
+            self.metrics.tokens_per_s.observe(work.composition.stats["tokens_per_s"])
+        await self._finish(work)
+
+    def _report_decoding(self, session: _Session) -> None:
+        """Composing progress of a session's pieces, each at most every progress interval."""
+        now = time.monotonic()
+        together = len(session.waiting)
+        for piece, (work, _) in session.waiting.items():
+            if now - work.reported_at >= self.progress_interval_s:
+                work.reported_at = now
+                self._report([work], "composing", piece.progress, together)
 
     def _expire(self, work: _Work) -> None:
         limit = describe_wait(self.limits.job_timeout_s)
@@ -425,10 +655,13 @@ class LocalEngine(Engine):
 
         return report
 
-    def _report(self, group: Sequence[_Work], stage: str, fraction: float) -> None:
+    def _report(self, group: Sequence[_Work], stage: str, fraction: float, together: int | None = None) -> None:
+        """Progress for every job of a group; `together`: how many pieces share the work
+        (default: the group)."""
         fraction = min(1.0, max(0.0, fraction))
+        together = len(group) if together is None else together
         for work in group:
-            event = Progress(stage, fraction, _detail(work, stage, fraction, len(group)))
+            event = Progress(stage, fraction, _detail(work, stage, fraction, together))
             if work.live and work.job.history[-1] != event:
                 self._emit(work.job, event)
 

@@ -192,6 +192,11 @@ class FairQueue(Generic[T]):
             batch.append(more)
         return [entry.item for entry in batch]
 
+    def peek(self) -> T | None:
+        """The item `pop_batch` would take first, left waiting; None when none may run now."""
+        entry = self._pick(lambda entry: True)
+        return None if entry is None else entry.item
+
     def finished(self, server: str, user: str) -> None:
         """An item taken by `pop_batch` stopped running."""
         self.running_by_server[server] -= 1
@@ -217,6 +222,12 @@ class FairQueue(Generic[T]):
         return None
 
     def _pop(self, wanted: Callable[[_Entry[T]], bool]) -> _Entry[T] | None:
+        best = self._pick(wanted)
+        if best is not None:
+            self._take(best)
+        return best
+
+    def _pick(self, wanted: Callable[[_Entry[T]], bool]) -> _Entry[T] | None:
         """The wanted, runnable head with the smallest start tag (ties: the longest waiting)."""
         best: _Entry[T] | None = None
         for server in self._servers:
@@ -225,8 +236,6 @@ class FairQueue(Generic[T]):
             head = self._eligible_head(server, wanted)
             if head is not None:
                 best = head
-        if best is not None:
-            self._take(best)
         return best
 
     def _take(self, entry: _Entry[T]) -> None:
