@@ -182,3 +182,18 @@ def test_bad_requests_are_refused_when_added_and_the_rest_go_on(models):
     while decoder.live:
         decoder.step()
     assert good.done and len(good.result.tokens) == 5
+
+
+@pytest.mark.parametrize("rows", [8, 16])
+def test_many_rows_at_the_same_position_keep_their_bits(models, rows):
+    """Rows starting together sit at the same short spans: the attention's products must not
+    pick kernels by how many rows there are (they once did, at spans 2 and 3)."""
+    model, vocab, _ = models["continuous_concat"]  # no prefix: the first steps see spans 2, 3
+    reqs = [request("continuous_concat", 50 + i, Emotion(0.9 - 0.1 * i, 0.2), length=6, window=32) for i in range(rows)]
+    seen = []
+    together = generate(model, vocab, reqs, observe=seen.append)
+    steps = logits_by_request(seen)
+    for i, req in enumerate(reqs):
+        tokens, logits = alone(model, vocab, req)
+        assert together[i].tokens == tokens
+        assert all(torch.equal(a, b) for a, b in zip(steps[i], logits)), f"request {i}"

@@ -398,10 +398,13 @@ def newest_query_attention(q, k, v, E):
     relative term is a plain product with rows 2047 - p .. 2047 of E: no gather, no mask. The
     content term is added inside the batched product (baddbmm), which saves a pass; the sum is
     the same to rounding.
+
+    Every product here is batched by row: one [b*H, dh] @ E.T product would let the BLAS pick
+    its kernel by b for short spans, and a row's bits would depend on its batch mates.
     """
     b, H, span, dh = k.shape
+    rel = torch.bmm(q.reshape(b, H, dh), E[E.size(0) - span :].t().expand(b, dh, span)).view(b * H, 1, span)
     q = q.reshape(b * H, 1, dh)
-    rel = (q.view(b * H, dh) @ E[E.size(0) - span :].t()).view(b * H, 1, span)
     logits = torch.baddbmm(rel, q, k.reshape(b * H, span, dh).transpose(1, 2)).div_(math.sqrt(dh))
     return torch.bmm(torch.softmax(logits, dim=-1), v.reshape(b * H, span, dh)).view(b, H, 1, dh)
 
