@@ -6,8 +6,15 @@
 The same jobs (same seeds) go through a LocalEngine twice, with one model thread each time:
 once one job at a time (max_batch 1), once composed together (max_batch = jobs). It prints
 both wall times, their ratio, the composing time per job, and checks that every piece's MIDI
-is byte-identical between the two runs. The model has random weights (no download needed);
-what matters here is the ratio, not the music.
+is byte-identical between the two runs.
+
+Then staggered arrivals (one job every --gap seconds, so each comes while others decode),
+twice: joining the running decode at the next step (continuous batching, the default) and
+waiting for the running batch to end (join_running=False). It prints the mean and worst time
+from submission to result of each, their ratio, and checks the MIDI is identical again.
+
+The model has random weights (no download needed); what matters here is the ratio, not the
+music.
 """
 
 from __future__ import annotations
@@ -52,12 +59,28 @@ async def run(pipeline: Pipeline, batch: int, jobs: list[Request]) -> tuple[floa
     return wall, composing, [end.result.midi if isinstance(end, Done) else end.reason for end in ends]
 
 
+async def staggered(pipeline: Pipeline, join: bool, jobs: list[Request], gap: float) -> tuple[float, float, list]:
+    """Mean and worst latency (submit to result) of jobs arriving `gap` seconds apart."""
+    async with LocalEngine(pipeline, concurrency=1, max_batch=len(jobs), join_running=join) as engine:
+        submitted = []
+        for i, request in enumerate(jobs):
+            if i:
+                await asyncio.sleep(gap)
+            submitted.append(await engine.submit(request))
+        ends = [await job.wait() for job in submitted]
+    latencies = [job.finished_at - job.submitted_at for job in submitted]
+    return sum(latencies) / len(latencies), max(latencies), [
+        end.result.midi if isinstance(end, Done) else end.reason for end in ends
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--length", type=int, default=256, help="tokens per piece")
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between staggered arrivals")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as models:
@@ -68,6 +91,8 @@ def main() -> None:
         asyncio.run(run(pipeline, 1, jobs[:1]))  # load the model and the SoundFont first
         one_wall, one_compose, one_midi = asyncio.run(run(pipeline, 1, jobs))
         all_wall, all_compose, all_midi = asyncio.run(run(pipeline, args.jobs, jobs))
+        wait_mean, wait_worst, wait_midi = asyncio.run(staggered(pipeline, False, jobs, args.gap))
+        join_mean, join_worst, join_midi = asyncio.run(staggered(pipeline, True, jobs, args.gap))
 
     print(f"{args.jobs} transformer jobs, {args.length} tokens each, d_model {args.d_model}, "
           f"{args.layers} layers, one model thread")
@@ -75,6 +100,11 @@ def main() -> None:
     print(f"  batched       : {all_wall:7.2f} s wall   composing {all_compose:6.2f} s per batch")
     print(f"  wall ratio one-at-a-time / batched: {one_wall / all_wall:.2f}x")
     print(f"  identical MIDI batched vs alone: {one_midi == all_midi}")
+    print(f"staggered arrivals, one every {args.gap:g} s (latency = submit to result)")
+    print(f"  wait for the running batch : mean {wait_mean:6.2f} s   worst {wait_worst:6.2f} s")
+    print(f"  join it at the next step   : mean {join_mean:6.2f} s   worst {join_worst:6.2f} s")
+    print(f"  mean latency ratio wait / join: {wait_mean / join_mean:.2f}x")
+    print(f"  identical MIDI joined vs alone: {join_midi == one_midi and wait_midi == one_midi}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,16 @@ async def test_a_job_submitted_while_another_decodes_joins_it_and_both_equal_the
         assert end.result.midi == solo.midi
 
 
+async def test_with_joining_off_a_new_job_waits_for_the_running_batch(pipeline):
+    async with engine(pipeline, max_batch=4, join_running=False) as local:
+        a = await local.submit(piece("ann", 2, 300))
+        await decoding(a)
+        b = await local.submit(piece("bob", 7, 150))
+        ends = await a.wait(), await b.wait()
+    assert all(isinstance(end, Done) for end in ends)
+    assert started(b).batch_size == 1 and b.started_at >= a.finished_at - 0.05
+
+
 async def test_a_cancelled_job_leaves_the_session_and_its_row_goes_to_a_waiting_job(pipeline):
     first, doomed, third = piece("ann", 2, 300), piece("bob", 3, 300), piece("cy", 7, 150)
     async with engine(pipeline, max_batch=2) as local:

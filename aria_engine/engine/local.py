@@ -146,6 +146,7 @@ class LocalEngine(Engine):
         name: str = "local",
         progress_interval_s: float = 0.25,
         close_grace_s: float = 5.0,
+        join_running: bool = True,
     ) -> None:
         if concurrency < 1 or max_batch < 1:
             raise ValueError("concurrency and max_batch must be at least 1")
@@ -155,6 +156,7 @@ class LocalEngine(Engine):
         self.max_batch = max_batch
         self.progress_interval_s = progress_interval_s
         self.close_grace_s = close_grace_s
+        self.join_running = join_running  # False: a running transformer batch takes no joiners
         self.throughput = ThroughputMeter()
         self._queue: FairQueue[_Work] = FairQueue(self.limits)
         self._work: dict[str, _Work] = {}
@@ -311,6 +313,8 @@ class LocalEngine(Engine):
         self._gauges()
 
     def _joinable(self, kind: tuple[str, str]) -> _Session | None:
+        if not self.join_running:
+            return None
         return next((s for s in self._sessions if s.kind == kind and s.room(self.max_batch) > 0), None)
 
     def _begin(self, group: list[_Work], batch_size: int) -> None:
