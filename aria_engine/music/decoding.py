@@ -328,10 +328,10 @@ def step_conditions(emotion: Emotion | Trajectory, length: int) -> list[tuple[fl
     return [(p.valence, p.arousal) for p in points]
 
 
-def _as_float32(pair: tuple[float, float]) -> tuple[float, float]:
-    """The value the reference's FloatTensor holds (so equal-looking conditions compare equal)."""
-    t = torch.tensor(pair, dtype=torch.float32)
-    return float(t[0]), float(t[1])
+def _as_float32(pairs: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The values the reference's FloatTensor holds (so equal-looking conditions compare equal);
+    one conversion for the whole list, as requests are added from the engine's event loop."""
+    return [(v, a) for v, a in torch.tensor(pairs, dtype=torch.float32).tolist()]
 
 
 # -- the key/value cache and the two passes ------------------------------------------------------
@@ -511,7 +511,7 @@ class _Row:
         self.conditions = None  # per-step (valence, arousal): continuous modes
         self.emotion_ids = None  # [1, 2]: discrete_token
         if model.conditioning in ("continuous_token", "continuous_concat"):
-            self.conditions = [_as_float32(c) for c in step_conditions(request.emotion, request.length)]
+            self.conditions = _as_float32(step_conditions(request.emotion, request.length))
         elif model.conditioning == "discrete_token":
             self.emotion_ids = torch.tensor([vocab.emotion_ids(*request.emotion.bins)])
         self.varying = self.conditions is not None and len(set(self.conditions[: request.length])) > 1
