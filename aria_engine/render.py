@@ -7,12 +7,18 @@ audio rendered between them (events land on FluidSynth's 64-sample blocks, under
 
 A piece plays on two synths side by side, one per core: its instruments are split into two
 groups with about as many notes each, each group plays on its own synth in its own thread
-(FluidSynth runs without Python's lock), and the two outputs are added. Synthesis, reverb and
-chorus are linear, so the sum matches one synth playing everything to float rounding. Groups
-never share a SoundFont sample (FluidSynth counts a sample's users without locking), and
-instruments on one channel stay together. The SoundFont is loaded once per `Renderer`; each
-render plays on fresh synths that borrow it, with a split that depends on the MIDI alone, so the
-same MIDI always gives bit-identical audio.
+(FluidSynth runs without Python's lock), and the two outputs are added. Voices, reverb and chorus
+are linear, so the sum sounds as one synth playing everything: it differs only in the first 64
+samples of some notes (FluidSynth eases a new voice in from the level its voice slot last played
+at, so those depend on which notes shared a synth), about 50 dB below the music. Groups never
+share a SoundFont sample (FluidSynth counts a sample's users without locking), and instruments on
+one channel stay together. The SoundFont is loaded once per `Renderer`; each render plays on
+fresh synths that borrow it, split by the MIDI and the font alone, so the same MIDI always gives
+bit-identical audio.
+
+A clip's synths stop ringing out once the sound is well below the level where the clip is
+trimmed (`CLIP_TAIL`), rather than when every voice has finished: the steel guitar rings for
+seconds below it.
 
 A piece with no notes is an error (`RenderError`), not a silent clip: a silent attachment tells a
 user nothing, while the error says what went wrong.
@@ -49,7 +55,7 @@ MAX_TAIL_S = 4.0  # release and reverb after the last event, at most
 TAIL_SILENCE_DB = -80.0  # the tail ends once voices are done and a block is this far below the peak
 SILENT_PEAK = 1e-6  # raw synth output quieter than this everywhere counts as silence
 MIN_NOTE_S = 0.005  # zero-length notes still sound briefly (and always end)
-SYNTH_PARTS = 2  # synths that play one piece side by side (this machine has two cores)
+SYNTH_PARTS = 2  # synths that play one piece side by side: ARIA's machines have two cores
 TRIM_DB = -60.0  # a clip ends this far below its peak...
 TRIM_KEEP_S = 0.25  # ...plus a short faded tail
 # A clip's synths stop ringing once this long has stayed this far below their peak: the clip is
@@ -384,7 +390,7 @@ class Tail:
     voices_end: bool
 
 
-FULL_TAIL = Tail(-80.0, 0.0, voices_end=True)  # all of the release and reverb
+FULL_TAIL = Tail(TAIL_SILENCE_DB, 0.0, voices_end=True)  # all of the release and reverb
 CLIP_TAIL = Tail(CLIP_TAIL_DB, CLIP_TAIL_QUIET_S, voices_end=False)  # what a trimmed clip keeps
 
 
