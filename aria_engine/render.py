@@ -510,9 +510,9 @@ def _play(
         for synth in synths:
             synth.close()
 
-    mixed = buffers[0]
-    for buffer in buffers[1:]:  # unplayed room is zeros, so whole buffers add up exactly
-        mixed += buffer
+    mixed = buffers[0]  # past where a synth stopped its buffer holds zeros: the sum is exact
+    for buffer, length in zip(buffers[1:], lengths[1:]):
+        mixed[:length] += buffer[:length]
     return mixed[: max(lengths)]
 
 
