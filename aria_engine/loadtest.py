@@ -16,7 +16,8 @@ and reports:
   redelivered  jobs started by more than one worker (Redis, with workers being killed)
 
 With `--backend redis` and `--workers K`, it starts K `aria worker` processes itself, and
-with `--kill-worker-every S` kills one with SIGKILL every S seconds and starts a fresh one.
+with `--kill-worker-every S` kills one with SIGKILL every S seconds and starts a fresh one
+(counting from when the previous replacement was ready).
 """
 
 from __future__ import annotations
@@ -302,11 +303,19 @@ async def _follow(entry: _Tracked) -> None:
 
 
 async def _kill_now_and_then(pool: WorkerPool, every_s: float) -> None:
+    """Kill the workers in turn, each `every_s` after the last replacement was ready: on a slow
+    machine a worker still starting when it is killed has done no work, so killing it again
+    and again would only test how long a start takes, and push every job past its delivery
+    limit. The pool is never short of more than one worker."""
     index = 0
     while True:
         await asyncio.sleep(every_s)
         await asyncio.to_thread(pool.kill, index)
         pool.spawn(index)
+        try:
+            await asyncio.to_thread(pool.wait_ready, 120.0, [index])
+        except (RuntimeError, TimeoutError) as error:  # the run goes on with the others
+            print(f"loadtest: a replacement worker did not start: {error}", file=sys.stderr)
         index = (index + 1) % pool.count
 
 

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="Redis: `aria worker` processes to start (default: 2; 0 = use running ones)")
     parser.add_argument("--kill-worker-every", type=float, metavar="SECONDS",
-                        help="Redis: SIGKILL a worker this often, and start a fresh one")
+                        help="Redis: SIGKILL a worker this often (counted from when the last replacement was ready), and start a fresh one")
     parser.add_argument("--concurrency", type=int, default=2, help="model threads (local) or per worker (default: 2)")
     parser.add_argument("--max-batch", type=int, default=4, help="jobs composed together at most (default: 4)")
     parser.add_argument("--visibility-timeout", type=float, default=5.0,
