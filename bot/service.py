@@ -564,8 +564,10 @@ class Throttle:
     """Shows status text at most once per `interval_s`; the latest text always gets shown.
 
     `update(text)` shows at once when the last showing is old enough, else keeps the text and
-    shows it when the interval is up (intermediate texts are dropped). `close()` drops whatever
-    is pending: the caller is about to replace the status with the result.
+    shows it when the interval is up (intermediate texts are dropped). One showing at a time:
+    an edit slower than the interval delays the next instead of racing it. `close()` drops
+    whatever is pending and waits for an edit already on its way (cancelling it could let it
+    land after the result that replaces the status); after it, updates are ignored.
     """
 
     def __init__(self, show: Callable[[str], Awaitable[Any]], interval_s: float = 2.0,
@@ -577,13 +579,14 @@ class Throttle:
         self._last_text: str | None = None
         self._pending: str | None = None
         self._flush: asyncio.Task | None = None
+        self._showing = asyncio.Lock()
+        self._closed = False
         self.shown = 0
 
     async def update(self, text: str) -> None:
-        if text == self._last_text and self._pending is None:
+        if self._closed or (text == self._last_text and self._pending is None):
             return
-        now = self._clock()
-        if self._last_shown is None or now - self._last_shown >= self.interval_s:
+        if not self._showing.locked() and self._due():
             self._pending = None
             await self._emit(text)
             return
@@ -591,33 +594,45 @@ class Throttle:
         if self._flush is None or self._flush.done():
             self._flush = asyncio.create_task(self._later())
 
+    def _due(self) -> bool:
+        return self._last_shown is None or self._clock() - self._last_shown >= self.interval_s
+
     async def _later(self) -> None:
-        while (wait := self._last_shown + self.interval_s - self._clock()) > 0:
+        while True:
+            async with self._showing:  # an edit in flight ends before the interval is measured
+                pass
+            if self._last_shown is None or (wait := self._last_shown + self.interval_s - self._clock()) <= 0:
+                break
             await asyncio.sleep(wait)
         text, self._pending = self._pending, None
-        if text is not None:
+        if text is not None and not self._closed:
             await self._emit(text)
 
     async def _emit(self, text: str) -> None:
-        # The interval runs from when the platform has the edit, so slow requests never bunch up.
-        self._last_shown = self._clock()
-        self._last_text = text
-        self.shown += 1
-        try:
-            await self._show(text)
-        except Exception:  # a status edit that fails must never sink the job's delivery
-            log.warning("status update failed", exc_info=True)
-        finally:
-            self._last_shown = self._clock()
+        async with self._showing:
+            self._last_text = text
+            self.shown += 1
+            try:
+                await self._show(text)
+            except Exception:  # a status edit that fails must never sink the job's delivery
+                log.warning("status update failed", exc_info=True)
+            finally:
+                # The interval runs from when the platform has the edit, so slow requests never bunch up.
+                self._last_shown = self._clock()
 
     async def close(self) -> None:
+        self._closed = True
         self._pending = None
-        if self._flush is not None and not self._flush.done():
-            self._flush.cancel()
+        flush = self._flush
+        if flush is not None and not flush.done():
+            if not self._showing.locked():  # only waiting for its turn: nothing sent yet
+                flush.cancel()
             try:
-                await self._flush
+                await flush
             except asyncio.CancelledError:
                 pass
+        async with self._showing:  # an edit sent from update() itself
+            pass
 
 
 # -- helpers -------------------------------------------------------------------------------------

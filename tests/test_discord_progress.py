@@ -49,3 +49,43 @@ async def test_a_failing_status_edit_does_not_stop_the_job():
     await throttle.update("queued")
     await throttle.update("started")
     assert throttle.shown == 2
+
+
+async def test_a_slow_edit_delays_the_next_instead_of_racing_it():
+    in_flight, overlaps, shown = 0, 0, []
+
+    async def slow(text):
+        nonlocal in_flight, overlaps
+        in_flight += 1
+        overlaps += in_flight > 1
+        await asyncio.sleep(0.3)  # slower than the interval
+        shown.append(text)
+        in_flight -= 1
+
+    throttle = Throttle(slow, interval_s=0.1)
+    first = asyncio.create_task(throttle.update("queued"))
+    await asyncio.sleep(0.15)  # the interval has passed, but "queued" is still on its way
+    await throttle.update("started")
+    await throttle.update("composing 10%")
+    await first
+    await asyncio.sleep(0.6)
+    assert overlaps == 0
+    assert shown == ["queued", "composing 10%"]
+
+
+async def test_close_waits_for_an_edit_on_its_way_and_then_ignores_updates():
+    finished = []
+
+    async def slow(text):
+        await asyncio.sleep(0.2)
+        finished.append(text)
+
+    throttle = Throttle(slow, interval_s=0.05)
+    await throttle.update("queued")
+    await throttle.update("started")  # too soon: the flush sends it after 0.05 s
+    await asyncio.sleep(0.1)  # now "started" is on its way
+    await throttle.close()  # must not cut it off: it would land after the result otherwise
+    assert finished == ["queued", "started"]
+    await throttle.update("rendering")
+    await asyncio.sleep(0.1)
+    assert finished == ["queued", "started"] and throttle.shown == 2
