@@ -123,11 +123,17 @@ class Worker:
         if self._forwarders:
             await asyncio.wait(list(self._forwarders), timeout=self.drain_s)
         await stop_task(heartbeat)
+        # What is left goes back to the pool unfinished: its outcome belongs to the worker that
+        # takes it next, so stopping it here must not be stored as the job's end.
+        left = dict(self._held)
+        self._handed_over.update(left)
+        for job_id in left:
+            self.engine.cancel(job_id, by="shutdown")
         try:
-            await self.queue.release(self.name, list(self._held.values()), int(self.visibility_timeout_s * 1000))
+            await self.queue.release(self.name, list(left.values()), int(self.visibility_timeout_s * 1000))
         except RedisError as error:
             log.warning("could not hand back %d jobs (%s); they return after the visibility timeout",
-                        len(self._held), error)
+                        len(left), error)
 
     def health(self) -> dict:
         report = self.engine.health()
@@ -198,7 +204,9 @@ class Worker:
             await self._finish(job_id, entry_id, Failed(polite_failure(log_id), log_id))
             return None
         if state != "running" or fields.get("worker", b"").decode() != self.name:
-            await self.queue.mark_running(job_id, self.name)
+            if not await self.queue.mark_running(job_id, self.name):  # cancelled since we looked
+                await self.queue.ack(entry_id)
+                return None
         return entry_id, job_id, request
 
     async def _start(self, entry_id: str, job_id: str, request) -> None:

@@ -255,3 +255,84 @@ assert not loaded, loaded
 """
     run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+async def test_a_worker_stopping_hands_its_running_job_back_unfinished(server):
+    """SIGTERM's drain: a job still running when the grace is over is not ended (as
+    cancelled) by the worker that leaves; the next worker takes it at once and finishes it."""
+    leaving = Worker(server.url, pipeline=Pipeline(), name="leaving", drain_s=0.0, visibility_timeout_s=30,
+                     warm_up=False)
+    leaving.engine.close_grace_s = 0.0  # stop the model at once: nothing finishes on the way out
+    stop = asyncio.Event()
+    async with RedisEngine(server.url) as engine:
+        job = await engine.submit(mood(duration=60))
+        running = asyncio.create_task(leaving.run(stop))
+        assert await started_by(job) == "leaving"
+        stop.set()
+        await running
+        queue = RedisQueue(engine.redis, engine.prefix)
+        assert (await queue.states([job.id]))[job.id] == "running"
+        entries = await engine.redis.xrange(queue.key("events", job.id))
+        kinds = {fields[b"type"] for _, fields in entries}
+        assert b"started" in kinds and not kinds & {b"done", b"failed", b"cancelled"}, kinds
+        assert not job.done
+        taking_over = Worker(server.url, pipeline=Pipeline(), name="next", visibility_timeout_s=30, warm_up=False)
+        stop_next = asyncio.Event()
+        second = asyncio.create_task(taking_over.run(stop_next))
+        end = await asyncio.wait_for(job.wait(), timeout=120)  # well inside the 30 s timeout: released
+        stop_next.set()
+        await second
+    assert isinstance(end, Done), end
+    assert workers_of(job) == ["leaving", "next"]
+
+
+async def _pending_job(queue: RedisQueue, job_id: str, consumer: str) -> str:
+    await queue.enqueue(job_id, request_to_json(mood()), None, server="s", user=job_id, cost=1,
+                        max_queued=1000, max_per_server=None, max_per_user=None)
+    entry, claimed = await queue.claim(consumer)
+    assert claimed == job_id
+    return entry
+
+
+async def test_take_overs_reach_a_dead_workers_jobs_behind_many_live_ones(server):
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "scan")
+    try:
+        for n in range(40):  # older entries, held by a worker that lives
+            await _pending_job(queue, f"live{n}", "alive")
+        dead = await _pending_job(queue, "orphan", "dead")
+        await redis.xclaim(queue.work_stream, "workers", "dead", 0, [dead], idle=60_000, justid=True)
+        taken = []
+        for _ in range(6):  # XAUTOCLAIM looks at 10 entries a call at count 1
+            taken += await queue.reclaim("rescuer", min_idle_ms=30_000, count=1)
+        assert [(entry, job_id) for entry, job_id, _ in taken] == [(dead, "orphan")]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_heartbeat_never_takes_back_a_job_another_worker_took_over(server):
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "hold")
+    try:
+        mine = await _pending_job(queue, "kept", "slow")
+        lost = await _pending_job(queue, "lost", "slow")
+        await redis.xclaim(queue.work_stream, "workers", "slow", 0, [lost], idle=60_000, justid=True)
+        assert [e for e, _, _ in await queue.reclaim("quick", min_idle_ms=30_000, count=4)] == [lost]
+        assert await queue.heartbeat("slow", [mine, lost]) == {mine}
+        owners = {p["message_id"].decode(): p["consumer"].decode()
+                  for p in await redis.xpending_range(queue.work_stream, "workers", "-", "+", 10)}
+        assert owners == {mine: "slow", lost: "quick"}
+    finally:
+        await redis.aclose()
+
+
+async def test_a_job_cancelled_before_its_worker_starts_it_is_not_started(server):
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "race")
+    try:
+        await _pending_job(queue, "j", "w")
+        assert await queue.cancel("j", "someone", 60) == "running"
+        assert not await queue.mark_running("j", "w2")
+        assert (await queue.states(["j"]))["j"] == "cancelled"
+    finally:
+        await redis.aclose()

@@ -194,6 +194,32 @@ return wrote
 """
 
 
+# A worker says it still holds these entries: each one still pending on it gets its idle time
+# reset. One script, so an entry another worker has just taken over is never taken back.
+_HOLD = """
+local stream, consumer = ARGV[1], ARGV[2]
+local owned = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local pending = redis.call('XPENDING', stream, 'workers', id, id, 1, consumer)
+  if #pending == 1 then
+    redis.call('XCLAIM', stream, 'workers', consumer, 0, id, 'JUSTID')
+    owned[#owned + 1] = id
+  end
+end
+return owned
+"""
+
+# A worker starts a job it claimed or took over, unless it ended meanwhile (a cancel).
+_MARK_RUNNING = """
+local jkey, worker = ARGV[1], ARGV[2]
+local state = redis.call('HGET', jkey, 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+redis.call('HSET', jkey, 'state', 'running', 'worker', worker)
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Enqueued:
     position: int
@@ -220,6 +246,9 @@ class RedisQueue:
         self._cancel = redis.register_script(_CANCEL)
         self._post = redis.register_script(_POST)
         self._finish = redis.register_script(_FINISH)
+        self._hold = redis.register_script(_HOLD)
+        self._mark_running = redis.register_script(_MARK_RUNNING)
+        self._reclaim_cursor = "0-0"  # where the next take-over scan of the pending list starts
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -319,8 +348,9 @@ class RedisQueue:
             pipe.xdel(self.work_stream, entry_id)
             await pipe.execute()
 
-    async def mark_running(self, job_id: str, worker: str) -> None:
-        await self.redis.hset(self.key("job", job_id), mapping={"state": "running", "worker": worker})
+    async def mark_running(self, job_id: str, worker: str) -> bool:
+        """False if the job ended meanwhile (cancelled, or finished by another worker)."""
+        return bool(await self._mark_running(args=[self.key("job", job_id), worker]))
 
     async def heartbeat(self, worker: str, entry_ids: list[str]) -> set[str]:
         """Say this worker lives, and reset the idle time of the entries it still owns; returns
@@ -329,13 +359,7 @@ class RedisQueue:
         await self.redis.hset(self.key("workers"), worker, repr(time.time()))
         if not entry_ids:
             return set()
-        pending = await self.redis.xpending_range(
-            self.work_stream, GROUP, "-", "+", len(entry_ids) + 64, consumername=worker
-        )
-        owned = {_text(p["message_id"]) for p in pending} & set(entry_ids)
-        if owned:
-            await self.redis.xclaim(self.work_stream, GROUP, worker, 0, sorted(owned), justid=True)
-        return owned
+        return {_text(e) for e in await self._hold(args=[self.work_stream, worker, *entry_ids])}
 
     async def release(self, worker: str, entry_ids: list[str], idle_ms: int) -> None:
         """Leaving: make these entries look idle long enough for another worker to take now."""
@@ -351,10 +375,16 @@ class RedisQueue:
         return {job_id: (_text(s) if s is not None else None) for job_id, s in zip(job_ids, found)}
 
     async def reclaim(self, worker: str, min_idle_ms: int, count: int) -> list[tuple[str, str, int]]:
-        """Take over entries idle past the visibility timeout: (entry id, job id, deliveries)."""
+        """Take over entries idle past the visibility timeout: (entry id, job id, deliveries).
+
+        XAUTOCLAIM looks at no more than 10 x count pending entries a call, so each call goes on
+        from where the last one stopped: with many jobs in flight, a dead worker's entries
+        further down the pending list are still reached."""
         if count <= 0 or not await self.redis.exists(self.work_stream):
             return []
-        reply = await self.redis.xautoclaim(self.work_stream, GROUP, worker, min_idle_ms, "0-0", count=count)
+        reply = await self.redis.xautoclaim(self.work_stream, GROUP, worker, min_idle_ms,
+                                            self._reclaim_cursor, count=count)
+        self._reclaim_cursor = _text(reply[0])  # "0-0" once the scan has come round
         taken = []
         for entry_id, fields in reply[1]:
             if not fields:
