@@ -28,15 +28,17 @@ def reference_generate(
     penalty_coeff: float = 0.5,
     min_n_instruments: int = 1,
     max_attempts: int = 5,
+    repeat_trace: list[int] | None = None,
 ) -> tuple[list[int], int]:
     """torch.manual_seed(seed), then generate (retrying while too few instruments, as the
     original's driver loop does, capped). Returns (the last attempt's tokens after <START>,
-    attempts). `gen_len` counts <START>, as the original's does."""
+    attempts). `gen_len` counts <START>, as the original's does. `repeat_trace`, if given,
+    collects the repetition counter before each step (for tests that need the penalty to bite)."""
     torch.manual_seed(seed)
     for attempt in range(1, max_attempts + 1):
         song = _generate_once(
             model, maps, conditioning, gen_len, condition, varying_condition, discrete_condition,
-            max_input_len, list(temperatures), top_k, top_p, penalty_coeff,
+            max_input_len, list(temperatures), top_k, top_p, penalty_coeff, repeat_trace,
         )
         if _n_instruments(song, maps) >= min_n_instruments:
             break
@@ -44,7 +46,7 @@ def reference_generate(
 
 
 def _generate_once(model, maps, conditioning, gen_len, condition, varying_condition, discrete_condition,
-                   max_input_len, temperatures, top_k, top_p, penalty_coeff) -> list[int]:
+                   max_input_len, temperatures, top_k, top_p, penalty_coeff, repeat_trace=None) -> list[int]:
     batch_size = 1
     repeat_counts = [0 for _ in range(batch_size)]
     exclude_symbols = [symbol for symbol in maps["tuple2idx"].keys() if symbol[0] == "<"]
@@ -95,6 +97,8 @@ def _generate_once(model, maps, conditioning, gen_len, condition, varying_condit
             temp_tensor = torch.Tensor([effective_temps])
 
             output = F.log_softmax(output, dim=-1)
+            if repeat_trace is not None:
+                repeat_trace.append(repeat_counts[0])
             if penalty_coeff > 0:
                 repeat_counts_array = torch.Tensor(repeat_counts)
                 temp_multiplier = torch.maximum(

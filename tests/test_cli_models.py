@@ -64,3 +64,42 @@ def test_pull_of_a_missing_repo_is_a_clear_one_line_error(tmp_path, hub):
     run = aria("models", "pull", "--repo", "nobody/nothing", "--no-encoder", env=env)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and run.stderr.startswith("aria: ")
+
+
+def test_compose_with_clip_and_every_decoding_flag_is_the_reference_piece(tmp_path):
+    """`aria compose IMG --encoder clip --encoder-weights W --composer transformer --model-dir D
+    --mode M --length --window --note-temp --rest-temp --top-p --top-k --decode exact --seed`:
+    the emotion is the CLIP checkpoint's, and the tokens are the reference run's with the same
+    settings (the window sliding, top-k and top-p both on, the two temperatures different).
+    The models directory is empty, so the checkpoint can only have come from --model-dir."""
+    from aria_engine.encoders.clip import ClipEmotionEncoder
+    from aria_engine.images import load_image
+    from aria_engine.music.transformer import load_checkpoint
+    from tests.factories.clip import make_clip_checkpoint
+    from tests.reference_sampler import reference_generate
+
+    weights = tmp_path / "image_encoder.pt"
+    make_clip_checkpoint(weights, seed=3)
+    checkpoint = make_music_checkpoint(tmp_path / "ct", "continuous_token", seed=0)
+    picture = Path(__file__).resolve().parents[1] / "examples" / "storm.png"
+    run = aria(
+        "compose", str(picture), "--encoder", "clip", "--encoder-weights", str(weights),
+        "--composer", "transformer", "--model-dir", str(checkpoint), "--mode", "continuous_token",
+        "--length", "64", "--window", "16", "--note-temp", "0.9", "--rest-temp", "1.4", "--top-p", "0.9",
+        "--top-k", "60", "--decode", "exact", "--seed", "4", "--out", str(tmp_path / "out"), "--json",
+        env={**os.environ, "ARIA_MODELS_DIR": str(tmp_path / "no-models")},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert (report["encoder"], report["composer"], report["mode"]) == ("clip", "transformer", "continuous_token")
+
+    emotion = ClipEmotionEncoder(weights).encode([load_image(picture.read_bytes())])[0]
+    assert (report["valence"], report["arousal"]) == pytest.approx((emotion.valence, emotion.arousal), abs=1e-4)
+    model, vocab, _ = load_checkpoint(checkpoint)
+    expected, _ = reference_generate(
+        model, vocab.mappings(), conditioning="continuous_token", seed=4, gen_len=65,
+        condition=(emotion.valence, emotion.arousal), max_input_len=16, temperatures=(0.9, 1.4),
+        top_k=60, top_p=0.9,
+    )
+    assert report["tokens"] == expected
+    assert report["tokens_per_s"] > 0

@@ -138,6 +138,22 @@ def test_seed_exact_against_the_reference_with_the_window_sliding(models, mode, 
     assert any(vocab.is_timeshift[t] for t in result.tokens)  # the note/rest temperature switch ran
 
 
+@pytest.mark.parametrize("mode", ("discrete_token", "continuous_concat"))
+def test_seed_exact_while_the_repetition_penalty_bites(models, mode):
+    """A narrow nucleus keeps at most 2 tokens step after step, so the repetition counter climbs
+    past 3 and the penalty raises the temperature, which widens the nucleus and halves the
+    counter again: both branches and the penalty itself, against the reference."""
+    model, vocab, _ = models[mode]
+    request = DecodeRequest(emotion=BRIGHT, length=60, window=24, seed=31, top_p=0.02)
+    trace = []
+    expected, _ = reference_for(model, vocab, request, 31, repeat_trace=trace)
+    assert max(trace) >= 6  # penalised steps: ln((r + 1) / 4) > 0 from r = 4
+    assert any(later < earlier for earlier, later in zip(trace, trace[1:]))  # and halved
+    unpenalised, _ = reference_for(model, vocab, request, 31, penalty_coeff=0.0)
+    assert unpenalised != expected  # the penalty changes the piece
+    assert generate(model, vocab, [request], decode="exact")[0].tokens == expected
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_fast_mode_is_seed_exact_while_the_piece_fits_the_window(models, mode):
     model, vocab, _ = models[mode]

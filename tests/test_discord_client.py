@@ -46,6 +46,33 @@ async def test_sync_only_when_the_command_set_changed(discord_double, tmp_path):
     assert len(double.command_syncs) == 2
 
 
+async def test_a_changed_command_set_syncs_again(discord_double, tmp_path):
+    double = discord_double
+    double.add_guild("cafe")
+    async with running_bot(double, tmp_path) as running:
+        assert running.bot.synced is True
+        key = f"discord.commands.{running.bot.application_id}.global"
+        assert running.store.get_meta(key)  # what this version synced
+        running.store.set_meta(key, "the hash of an older version's commands")
+    async with running_bot(double, tmp_path) as running:
+        assert running.bot.synced is True
+    assert len(double.command_syncs) == 2
+
+
+async def test_a_refused_sync_does_not_stop_the_bot_and_is_tried_again(discord_double, tmp_path):
+    double = discord_double
+    double.add_guild("cafe")
+    dev = double.add_guild("dev")
+    del double.guilds[dev.id]  # the bot was removed from the test guild: Discord answers 403 Missing Access
+    async with running_bot(double, tmp_path, test_guild=dev.id) as running:
+        assert running.bot.synced is False and running.bot.is_ready()
+    assert double.command_syncs == []
+    double.guilds[dev.id] = dev  # invited back: the next start syncs, since nothing was recorded
+    async with running_bot(double, tmp_path, test_guild=dev.id) as running:
+        assert running.bot.synced is True
+    assert [scope for scope, _ in double.command_syncs] == [dev.id]
+
+
 async def test_test_guild_sync_is_guild_scoped(discord_double, tmp_path):
     double = discord_double
     guild = double.add_guild("dev")

@@ -114,6 +114,9 @@ async def test_shortcut_on_a_message_without_a_picture(double, tmp_path, transpo
 
 async def test_last_without_a_recent_picture(double, tmp_path, transport):
     world = make_world(double)
+    stale = double.add_file(world.alice, "stale.png", picture(), "image/png")
+    stale_message, _ = await double.post(world.general, world.alice, "mine, but too old", files=(stale,))
+    stale_message["ts"] = f"{float(stale_message['ts']) - 11 * 60:.6f}"  # 11 minutes ago: outside the window
     theirs = double.add_file(world.bob, "theirs.png", picture(), "image/png")
     await double.post(world.general, world.bob, "not alice's", files=(theirs,))
     async with running_app(double, tmp_path, transport=transport) as running:

@@ -174,3 +174,71 @@ def test_embedding_scale_and_sinusoid_follow_the_spec():
     x = model.embed_tokens(tokens, condition)
     torch.testing.assert_close(x[0, 0, :12], model.embedding.weight[9] * math.sqrt(12))
     torch.testing.assert_close(x[0, 0, 12:], model.fc_condition(condition)[0])
+
+
+def spec_forward(state: dict, config: dict, tokens: list[int], valence=None, arousal=None) -> torch.Tensor:
+    """The specification's forward pass, literally, from the raw state dict in float64: no module
+    of ours, loops over heads and over every (query, key) pair. Returns logits [L', V]."""
+    sd = {name: t.double() for name, t in state.items()}
+    d, n_head, mode = config["d_model"], config["n_head"], config["conditioning"]
+    dc = config["d_condition"] if config["d_condition"] > 0 else 0
+    dh = d // n_head
+    x = sd["embedding.weight"][tokens] * math.sqrt(d - dc)
+    is_pad = [t == 0 for t in tokens]
+    if mode == "continuous_concat":
+        c = sd["fc_condition.weight"] @ torch.tensor([valence, arousal], dtype=torch.float64) + sd["fc_condition.bias"]
+        x = torch.cat([x, c.expand(len(tokens), dc)], dim=1)
+    if mode == "continuous_token":
+        c0 = sd["fc_condition.0.weight"][:, 0] * valence + sd["fc_condition.0.bias"]
+        c1 = sd["fc_condition.1.weight"][:, 0] * arousal + sd["fc_condition.1.bias"]
+        x = torch.cat([c0[None], c1[None], x])
+        is_pad = [False, False] + is_pad
+    n = x.size(0)
+    sinusoid = torch.empty(n, d, dtype=torch.float64)
+    for pos in range(n):
+        for i in range(d):
+            sinusoid[pos, i] = math.sin(pos / 10000 ** (i / d)) if i % 2 == 0 else math.cos(pos / 10000 ** ((i - 1) / d))
+    x = x + sinusoid
+
+    def linear(name, v):
+        return v @ sd[name + ".weight"].T + sd[name + ".bias"]
+
+    def layer_norm(name, v):
+        return F.layer_norm(v, (d,), sd[name + ".weight"], sd[name + ".bias"], eps=1e-6)
+
+    for layer in range(config["n_layer"]):
+        p = f"enc_layers.{layer}."
+        q, k, v = (linear(p + f"rga.{w}", x) for w in ("Wq", "Wk", "Wv"))
+        E = sd[p + "rga.E"]
+        heads = []
+        for h in range(n_head):
+            qh, kh, vh = (t[:, h * dh:(h + 1) * dh] for t in (q, k, v))
+            logits = torch.full((n, n), -math.inf, dtype=torch.float64)
+            for i in range(n):
+                for j in range(i + 1):
+                    if not is_pad[j]:
+                        logits[i, j] = (qh[i] @ kh[j] + qh[i] @ E[2047 - (i - j)]) / math.sqrt(dh)
+            heads.append(torch.softmax(logits, dim=-1) @ vh)
+        x1 = layer_norm(p + "layernorm1", linear(p + "rga.fc", torch.cat(heads, dim=1)) + x)
+        x = layer_norm(p + "layernorm2", x1 + linear(p + "FFN_suf", torch.relu(linear(p + "FFN_pre", x1))))
+    return linear("fc", x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_oracle_forward_equals_the_spec_written_out_by_hand(tmp_path, mode):
+    """The decode tests compare against `model.forward`; this pins that forward itself to the
+    specification (embedding scale, condition placement, sinusoid, relative attention with
+    causal and PAD masks, post-norm layers, FFN, output) on a checkpoint read from disk."""
+    folder = make_music_checkpoint(tmp_path / mode, mode, n_layer=2, n_head=2, d_model=16, d_inner=24,
+                                   d_condition=4, seed=5)
+    model, vocab, config = load_checkpoint(folder)
+    state = torch.load(folder / "model.pt", weights_only=True)
+    tokens = [1, 40, 905, 0, 300, 1000, 7]  # a PAD inside: masked as a key
+    if mode == "discrete_token":
+        tokens = list(vocab.emotion_ids(2, -1)) + tokens
+    emotion = {"valence": 0.6, "arousal": -0.3} if mode in ("continuous_token", "continuous_concat") else {}
+    with torch.inference_mode():
+        ours = model(torch.tensor([tokens]), **emotion)[0]
+    expected = spec_forward(state, config, tokens, **emotion)
+    assert ours.shape == expected.shape == (len(tokens) + (2 if mode == "continuous_token" else 0), len(vocab))
+    assert (ours.double() - expected).abs().max().item() <= 1e-4

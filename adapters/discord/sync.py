@@ -33,7 +33,10 @@ def _meta_key(application_id: int | None, guild: discord.abc.Snowflake | None) -
 
 async def sync_if_changed(tree: app_commands.CommandTree, store, *, application_id: int | None,
                           test_guild: int | None = None) -> bool:
-    """Sync the tree (to `test_guild` only, if given) unless the stored hash matches; True if synced."""
+    """Sync the tree (to `test_guild` only, if given) unless the stored hash matches; True if synced.
+
+    A sync Discord refuses is logged, not raised: the bot still starts (a refused sync must not
+    take the whole bot down), and since no hash is stored the next start tries again."""
     guild = discord.Object(id=test_guild) if test_guild else None
     if guild is not None:
         tree.copy_global_to(guild=guild)
@@ -42,7 +45,12 @@ async def sync_if_changed(tree: app_commands.CommandTree, store, *, application_
     if store.get_meta(key) == digest:
         log.info("application commands unchanged (%s); not syncing", digest[:12])
         return False
-    synced = await tree.sync(guild=guild)
+    try:
+        synced = await tree.sync(guild=guild)
+    except discord.HTTPException as error:  # e.g. a test guild the bot is not in, or rate limits
+        log.error("could not sync application commands (%s %s: %s); running with the commands Discord "
+                  "already has, and trying again at the next start", error.status, error.code, error.text)
+        return False
     store.set_meta(key, digest)
     log.info("synced %d application commands %s", len(synced), f"to guild {test_guild}" if guild else "globally")
     return True
