@@ -32,6 +32,7 @@ STAGES = ("decoding image", "reading emotion", "composing", "drawing", "renderin
 UPLOAD_MARGIN_BYTES = 64 * 1024  # message text and multipart overhead
 
 StageProgress = Callable[[str, float], None]
+SYNTHESIS_SHARE = 0.6  # of the rendering stage's time; encoding takes the rest
 """Called with a stage name from STAGES and the fraction (0..1) of that stage done."""
 
 
@@ -286,8 +287,16 @@ class Pipeline:
 
         report("drawing", 0.0)
         report("rendering", 0.0)
+
+        # Progress all through the stage, so that a caller can also stop a long render (by raising).
+        def synthesizing(fraction: float) -> None:
+            report("rendering", SYNTHESIS_SHARE * fraction)
+
+        def encoding(fraction: float) -> None:
+            report("rendering", SYNTHESIS_SHARE + (1 - SYNTHESIS_SHARE) * fraction)
+
         started = time.perf_counter()
-        mastered = renderer.master(composition.midi)
+        mastered = renderer.master(composition.midi, progress=synthesizing)
         with ThreadPoolExecutor(1, thread_name_prefix="aria-files") as pool:
             files = pool.submit(_midi_and_pictures, emotion, trajectory, composition)
             audio_budget = None
@@ -295,7 +304,7 @@ class Pipeline:
                 # What the upload limit leaves after the MIDI and the pictures.
                 audio_budget = lambda: max(0, max_upload_bytes - files.result().size - UPLOAD_MARGIN_BYTES)  # noqa: E731
             try:
-                audio = renderer.encode(mastered, options.audio_format, max_bytes=audio_budget)
+                audio = renderer.encode(mastered, options.audio_format, max_bytes=audio_budget, progress=encoding)
             except AudioTooLarge as too_large:
                 # Nothing audible fits: keep the whole clip; the reply leaves it out and says so
                 # (see bot.reply.build_reply), so the MIDI and pictures still reach the person.

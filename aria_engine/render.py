@@ -63,11 +63,22 @@ TRIM_KEEP_S = 0.25  # ...plus a short faded tail
 CLIP_TAIL_DB = TRIM_DB - 10.0
 CLIP_TAIL_QUIET_S = 0.5
 
+PROGRESS_EVERY_S = 0.5  # of audio: how often synthesis reports progress and looks for a stop
+
 DEFAULT_QUALITY = 0.5  # encoder quality 0..1; Vorbis at 0.5 is about 160 kbit/s stereo
 LOWER_QUALITIES = (0.3, 0.1, 0.0)  # tried in turn when a clip must fit a byte limit
 SIZE_MARGIN = 0.95  # aim under the limit: encoded size is not exactly proportional to length
 MIN_CLIP_S = 1.0
 FADE_OUT_S = 3.0
+
+
+# Called with the fraction done (0..1) as a long render goes; it may raise to abandon the render
+# (the engine does when nobody waits for the piece any more), and the exception comes out.
+RenderProgress = Callable[[float], None]
+
+
+class _Stopped(Exception):
+    """A synth told to stop because the render was abandoned elsewhere."""
 
 
 class RenderError(RuntimeError):
@@ -427,14 +438,25 @@ class _Synth:
             if self._fs.program_select(channel, self._sfid, bank, program) != fluidsynth.FLUID_OK:
                 self._fs.program_select(channel, self._sfid, bank, 0)  # the font lacks it: standard kit/piano
 
-    def play(self, events: list[tuple], audio: np.ndarray, end: int, tail: Tail) -> int:
+    def play(self, events: list[tuple], audio: np.ndarray, end: int, tail: Tail,
+             stop: threading.Event, progress: RenderProgress | None = None) -> int:
         """Play `events` into `audio` (zeros, C-contiguous float32 stereo, `end` plus room for the
-        tail); return where the sound ends."""
+        tail); return where the sound ends. Every PROGRESS_EVERY_S of audio it reports how far it
+        is and raises _Stopped once `stop` is set; both happen between events, so the samples
+        are written in the same runs (and come out the same) whether anyone listens or not."""
         position, base = 0, audio.ctypes.data
+        every = max(1, round(PROGRESS_EVERY_S * self.sample_rate))
+        check = every
         for sample, kind, channel, a, b in events:
             if sample > position:
                 _write_float(self._fs.synth, sample - position, base, 2 * position, 2, base, 2 * position + 1, 2)
                 position = sample
+                if position >= check:
+                    check = position + every
+                    if stop.is_set():
+                        raise _Stopped()
+                    if progress is not None:
+                        progress(min(1.0, position / max(end, 1)))
             self._send(kind, channel, a, b)
         self._write(audio, position, end)
         return self._ring_out(audio, end, tail)
@@ -478,9 +500,11 @@ def _play(
     tail: Tail = FULL_TAIL,
     parts: int = SYNTH_PARTS,
     max_duration_s: float = float("inf"),
+    progress: RenderProgress | None = None,
 ) -> np.ndarray:
     """The raw float32 (n, 2) audio of `midi`: each group of instruments on its own synth and
-    thread, the outputs added in group order."""
+    thread, the outputs added in group order. The synth in this thread reports `progress`; if
+    that raises, the others are stopped too, and the exception comes out."""
     _check_playable(midi)
     end_s = midi.get_end_time()
     if end_s > max_duration_s:
@@ -502,10 +526,16 @@ def _play(
             synths.append(_Synth(font, sample_rate))
             synths[-1].select_programs([instruments[i] for i in group], [channels[i] for i in group])
         jobs = list(zip(synths, events, buffers))
+        stop = threading.Event()
         with ThreadPoolExecutor(max(1, len(jobs) - 1), thread_name_prefix="aria-synth") as pool:
-            others = [pool.submit(synth.play, ev, buf, end, tail) for synth, ev, buf in jobs[1:]]
+            others = [pool.submit(synth.play, ev, buf, end, tail, stop) for synth, ev, buf in jobs[1:]]
             synth, ev, buf = jobs[0]
-            lengths = [synth.play(ev, buf, end, tail)] + [future.result() for future in others]
+            try:
+                first = synth.play(ev, buf, end, tail, stop, progress)
+            except BaseException:
+                stop.set()  # abandoned: the other synths stop at their next look, not at the end
+                raise
+            lengths = [first] + [future.result() for future in others]
     finally:
         for synth in synths:
             synth.close()
@@ -657,9 +687,11 @@ _ENCODE_BLOCK_FRAMES = 16384  # frames per write; see encode()
 
 
 def encode(
-    audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: float = DEFAULT_QUALITY
+    audio: np.ndarray, sample_rate: int, fmt: str = "ogg", *, quality: float = DEFAULT_QUALITY,
+    progress: RenderProgress | None = None,
 ) -> bytes:
-    """Compress float audio; `quality` runs from 0 (smallest) to 1 (best)."""
+    """Compress float audio; `quality` runs from 0 (smallest) to 1 (best). `progress`, if
+    given, hears the fraction encoded after each block (and may raise to abandon it)."""
     spec = audio_format(fmt)
     if not 0.0 <= quality <= 1.0:
         raise ValueError(f"quality must be between 0 and 1, got {quality}")
@@ -679,6 +711,8 @@ def encode(
         ) as out:
             for start in range(0, len(audio), _ENCODE_BLOCK_FRAMES):
                 out.write(audio[start : start + _ENCODE_BLOCK_FRAMES])
+                if progress is not None:
+                    progress(min(1.0, (start + _ENCODE_BLOCK_FRAMES) / len(audio)))
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise RenderError(
             f"Could not encode {spec.name.upper()} audio at {sample_rate} Hz: {error}"
@@ -815,7 +849,8 @@ class Renderer:
         self._font: SoundFont | None = SoundFont(self.soundfont)
         self._lock = threading.Lock()
 
-    def synthesize(self, midi: pretty_midi.PrettyMIDI, *, tail: Tail = FULL_TAIL) -> np.ndarray:
+    def synthesize(self, midi: pretty_midi.PrettyMIDI, *, tail: Tail = FULL_TAIL,
+                   progress: RenderProgress | None = None) -> np.ndarray:
         """Raw float32 (n, 2) audio, as the module-level `synthesize` gives, without reloading."""
         _check_playable(midi)
         with self._lock:
@@ -823,27 +858,29 @@ class Renderer:
                 raise RenderError("This renderer has been closed.")
             return _play(
                 self._font, midi, self.sample_rate,
-                tail=tail, parts=self.synth_parts, max_duration_s=self.max_duration_s,
+                tail=tail, parts=self.synth_parts, max_duration_s=self.max_duration_s, progress=progress,
             )  # fmt: skip
 
-    def master(self, midi: pretty_midi.PrettyMIDI) -> MasteredAudio:
+    def master(self, midi: pretty_midi.PrettyMIDI, *, progress: RenderProgress | None = None) -> MasteredAudio:
         """Synthesize, trim the silent tail and normalise to -1 dBFS: the clip, before encoding."""
         started = time.perf_counter()
-        raw = self.synthesize(midi, tail=CLIP_TAIL)
+        raw = self.synthesize(midi, tail=CLIP_TAIL, progress=progress)
         synthesized = time.perf_counter()
         audio = trim_and_normalise(raw, self.sample_rate)
         timings = {"synthesis": synthesized - started, "mastering": time.perf_counter() - synthesized}
         return MasteredAudio(audio, self.sample_rate, timings)
 
-    def encode(self, mastered: MasteredAudio, fmt: str = "ogg", *, max_bytes: ByteLimit = None) -> RenderedAudio:
-        """Encode a mastered clip within `max_bytes` (see `encode_within`).
+    def encode(self, mastered: MasteredAudio, fmt: str = "ogg", *, max_bytes: ByteLimit = None,
+               progress: RenderProgress | None = None) -> RenderedAudio:
+        """Encode a mastered clip within `max_bytes` (see `encode_within`); `progress` follows
+        the first, full-quality encoding, which is nearly all of the work.
 
         Raises AudioTooLarge when nothing audible fits, with the whole clip as `unfitted`.
         """
         spec = audio_format(fmt)
         audio, timings = mastered.audio, dict(mastered.timings)
         started = time.perf_counter()
-        full = encode(audio, mastered.sample_rate, spec.name, quality=self.quality)
+        full = encode(audio, mastered.sample_rate, spec.name, quality=self.quality, progress=progress)
         limit = max_bytes() if callable(max_bytes) else max_bytes
         try:
             data, clip, notes = encode_within(audio, mastered.sample_rate, spec.name, limit, self.quality, encoded=full)

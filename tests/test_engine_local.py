@@ -210,3 +210,44 @@ async def test_status_and_every_follower_sees_the_same_story(pipeline):
 
 async def _collect(job) -> list:
     return [event async for event in job.events()]
+
+
+class WatchedRenderer(Pipeline):
+    """The real pipeline, recording how each synthesis ended: made whole, or abandoned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.syntheses: list[str] = []
+
+    def renderer(self):
+        real = super().renderer()
+        watched = self
+
+        class Watching:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def master(self, midi, **kw):
+                try:
+                    mastered = real.master(midi, **kw)
+                except BaseException:
+                    watched.syntheses.append("abandoned")
+                    raise
+                watched.syntheses.append("whole")
+                return mastered
+
+        return Watching()
+
+
+async def test_a_job_cancelled_while_rendering_stops_its_render_and_frees_the_thread():
+    pipeline = WatchedRenderer()
+    async with LocalEngine(pipeline, concurrency=1, progress_interval_s=0.01) as engine:
+        long_piece = await engine.submit(mood(duration=240, user="a"))  # several seconds of synthesis
+        async for event in long_piece.events():
+            if isinstance(event, Progress) and event.stage == "rendering" and event.fraction > 0:
+                break
+        assert engine.cancel(long_piece.id, by="a")
+        after = await engine.submit(mood(duration=2, user="b", seed=9))
+        assert isinstance(await asyncio.wait_for(after.wait(), timeout=120), Done)
+    assert long_piece.outcome == Cancelled("a")
+    assert pipeline.syntheses == ["abandoned", "whole"]  # the thread went to the next job mid-render

@@ -48,7 +48,7 @@ def engine(pipeline, **more) -> LocalEngine:
 
 
 async def test_a_job_submitted_while_another_decodes_joins_it_and_both_equal_their_solo_runs(pipeline):
-    first, second = piece("ann", 2, 300), piece("bob", 7, 150, valence=-0.6)
+    first, second = piece("ann", 2, 600), piece("bob", 7, 150, valence=-0.6)  # b joins with most of a to go
     async with engine(pipeline, max_batch=4) as local:
         a = await local.submit(first)
         await decoding(a)
@@ -75,7 +75,7 @@ async def test_with_joining_off_a_new_job_waits_for_the_running_batch(pipeline):
 
 
 async def test_a_cancelled_job_leaves_the_session_and_its_row_goes_to_a_waiting_job(pipeline):
-    first, doomed, third = piece("ann", 2, 300), piece("bob", 3, 300), piece("cy", 7, 150)
+    first, doomed, third = piece("ann", 2, 1200), piece("bob", 3, 300), piece("cy", 7, 150)  # a outlasts the rest
     async with engine(pipeline, max_batch=2) as local:
         a = await local.submit(first)
         await decoding(a)
@@ -107,7 +107,7 @@ async def test_a_job_of_another_kind_next_in_line_stops_the_joining(pipeline):
 
 
 async def test_a_job_timing_out_mid_decode_leaves_the_session_which_carries_on(pipeline):
-    local = engine(pipeline, max_batch=4, limits=Limits(job_timeout_s=1.5))
+    local = engine(pipeline, max_batch=4, limits=Limits(job_timeout_s=3.0))
     await local.start()
     slow = await local.submit(piece("ann", 2, 8000))  # many seconds of decoding
     await decoding(slow)

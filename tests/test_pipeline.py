@@ -55,7 +55,10 @@ def test_progress_moves_forward_through_drawing_then_rendering(pipeline, piece):
     emotion, options, composition = piece
     seen = []
     pipeline.finish(emotion, None, "explicit", composition, options, lambda s, f: seen.append((s, f)))
-    assert seen == [("drawing", 0.0), ("rendering", 0.0), ("rendering", 1.0)]
+    assert seen[:2] == [("drawing", 0.0), ("rendering", 0.0)] and seen[-1] == ("rendering", 1.0)
+    fractions = [f for stage, f in seen[1:]]
+    assert all(stage == "rendering" for stage, _ in seen[1:]) and fractions == sorted(fractions)
+    assert any(0.0 < f < 0.6 for f in fractions) and any(0.6 < f < 1.0 for f in fractions)  # synthesis, encoding
 
 
 def test_a_progress_callback_that_aborts_leaves_no_thread_behind(pipeline, piece):
@@ -64,14 +67,15 @@ def test_a_progress_callback_that_aborts_leaves_no_thread_behind(pipeline, piece
     class Stop(Exception):
         pass
 
-    def abort_at_rendering(stage, fraction):
-        if stage == "rendering":
-            raise Stop()
-
     before = threading.active_count()
-    with pytest.raises(Stop):
-        pipeline.finish(emotion, None, "explicit", composition, options, abort_at_rendering)
-    assert threading.active_count() == before
+    for at in (0.0, 0.3, 0.8):  # before the render, mid-synthesis, mid-encoding
+        def abort_at(stage, fraction):
+            if stage == "rendering" and fraction >= at:
+                raise Stop()
+
+        with pytest.raises(Stop):
+            pipeline.finish(emotion, None, "explicit", composition, options, abort_at)
+        assert threading.active_count() == before
 
 
 def test_the_audio_gets_what_the_limit_leaves_after_the_other_files(pipeline, piece):

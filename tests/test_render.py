@@ -417,3 +417,54 @@ def test_encode_qualities_and_formats():
         encode(audio, SR, quality=1.5)
     with pytest.raises(RenderError, match="Unknown audio format"):
         encode(audio, SR, "wma")
+
+
+def test_progress_runs_through_synthesis_and_encoding_and_changes_nothing(renderer):
+    midi = band(bars=8)  # 16 s: progress every half second of audio
+    heard = {"synthesis": [], "encoding": []}
+    mastered = renderer.master(midi, progress=heard["synthesis"].append)
+    rendered = renderer.encode(mastered, progress=heard["encoding"].append)
+    for stage, fractions in heard.items():
+        assert len(fractions) >= 10, stage
+        assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] <= 1.0, stage
+    assert heard["synthesis"][-1] > 0.9 and heard["encoding"][-1] == 1.0
+    assert np.array_equal(mastered.audio, renderer.master(midi).audio)  # listening changes no sample
+    assert np.array_equal(decode(rendered.data)[0], decode(renderer.render(midi).data)[0])
+
+
+def test_a_render_abandoned_through_progress_stops_every_synth(renderer):
+    class Abandon(Exception):
+        pass
+
+    heard = []
+
+    def give_up(fraction):
+        heard.append(fraction)
+        if fraction >= 0.2:
+            raise Abandon()
+
+    with pytest.raises(Abandon):
+        renderer.master(band(bars=8), progress=give_up)
+    assert heard[-1] >= 0.2 and all(f < 0.2 for f in heard[:-1])  # not called again after it raised
+    assert renderer.master(band(bars=2)).audio.size  # the renderer (and its font) still work
+
+
+def test_a_synth_told_to_stop_stops_at_its_next_look(renderer):
+    """The other synths of an abandoned render: `stop` set, and they write nothing more."""
+    midi = band(bars=8)
+    instruments = midi.instruments
+    channels = assign_channels(instruments)
+    events = render.midi_events(instruments, channels, SR)
+    end = round(midi.get_end_time() * SR)
+    audio = np.zeros((end + SR, 2), np.float32)
+    synth = render._Synth(renderer._font, SR)
+    try:
+        synth.select_programs(instruments, channels)
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(render._Stopped):
+            synth.play(events, audio, end, render.FULL_TAIL, stop)
+    finally:
+        synth.close()
+    written = np.flatnonzero(np.abs(audio).max(axis=1))
+    assert written.size and written[-1] < render.PROGRESS_EVERY_S * SR + SR // 10  # only up to its first look
