@@ -71,6 +71,7 @@ NO_MODES = ("This piece was made by the built-in procedural composer, which has 
             "ARIA can install them with `aria models pull`. For a new take on the same mood, try Variation.")
 
 SHUTDOWN = "shutdown"  # who "cancelled" the jobs of an engine that is closing
+CANNOT_START = "Sorry, I couldn't start on that just now. Please try again in a moment."
 LOST_IN_PROCESS = "lost in a restart"  # the record's error when in-process work stopped with the bot
 LOST_RESUMABLE = "gone from the queue after a restart"  # the engine could not find it again
 LOST_UNDELIVERED = "finished while ARIA stopped, never sent"  # see `undelivered`
@@ -268,9 +269,14 @@ class AriaService:
                      extra: dict | None = None) -> Ticket | Refusal:
         """Hand an admitted request to the engine and record it (status queued)."""
         actor = admission.actor
-        request = Request(image=image, emotion=emotion, options=admission.options,
-                          origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
-                          max_upload_bytes=upload_limit)
+        try:
+            request = Request(image=image, emotion=emotion, options=admission.options,
+                              origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
+                              max_upload_bytes=upload_limit)
+        except Exception:  # admitted options that still make no request: a bug, but the use goes back
+            log.exception("could not build a request from admitted options")
+            self.release(admission)
+            return Refusal("error", CANNOT_START)
         return await self.submit_request(admission, request, image_ref=image_ref, extra=extra)
 
     async def submit_request(self, admission: Admission, request: Request, *, image_ref: dict | None = None,
@@ -283,7 +289,7 @@ class AriaService:
         except Exception:
             log.exception("the engine refused a request unexpectedly")
             self.release(admission)
-            return Refusal("error", "Sorry, I couldn't start on that just now. Please try again in a moment.")
+            return Refusal("error", CANNOT_START)
         actor = admission.actor
         extra = dict(extra or {})
         if request.max_upload_bytes is not None:

@@ -104,3 +104,28 @@ async def test_context_menu_on_a_message_without_a_picture(double, tmp_path):
             answer = await ephemeral_answer(double, interaction)
             assert "doesn't have" in answer.content and "JPEG, PNG" in answer.content
         assert double.downloads == []
+
+
+async def test_every_aria_option_is_offered_explained_and_honoured(double, tmp_path):
+    world = make_world(double)
+    image = double.add_attachment(picture(), "dusk.png")
+    async with running_bot(double, tmp_path) as running:
+        aria = next(c for c in double.commands[None] if c["name"] == "aria")
+        offered = {o["name"]: o for o in aria["options"]}
+        assert set(offered) == {"image", "mode", "length", "note_temperature", "rest_temperature", "top_p",
+                                "min_instruments", "seed", "private", "duration"}
+        assert all(o["description"] and "\n" not in o["description"] for o in offered.values())
+        modes = {c["value"]: c["name"] for c in offered["mode"]["choices"]}
+        assert set(modes) == {"continuous_concat", "continuous_token", "discrete_token"}
+        assert "recommended" in modes["continuous_concat"]
+
+        settings = {"mode": "continuous_token", "length": 256, "note_temperature": 0.9, "rest_temperature": 1.4,
+                    "top_p": 0.8, "min_instruments": 2, "seed": 5}
+        interaction = await double.send_slash_command(world.guild, world.general, world.alice, "aria",
+                                                      {"image": image, **settings})
+        message = await result_of(double, interaction)
+        assert_full_result(message)
+        record = running.store.get_result(message.custom_ids()[0].split(":")[2])
+    assert {name: record.options[name] for name in settings if name != "seed"} == {
+        name: value for name, value in settings.items() if name != "seed"}
+    assert record.seed == 5

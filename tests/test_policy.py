@@ -304,3 +304,22 @@ def test_format_wait(seconds, words):
 def test_next_utc_midnight():
     assert next_utc_midnight(EVENING) == MIDNIGHT
     assert next_utc_midnight(MIDNIGHT) == MIDNIGHT + 86_400
+
+
+async def test_a_request_that_cannot_be_built_gives_its_use_back(tmp_path):
+    """Admitted, then nothing to compose from (no picture, no emotion): a refusal, not an
+    exception, and the day's use is refunded."""
+    from aria_engine.engine import LocalEngine
+    from bot.service import AriaService, Refusal
+
+    store = Store(tmp_path / "aria.db")
+    try:
+        service = AriaService(LocalEngine(), store)
+        actor = member()
+        admission = service.admit(actor, GenerationOptions(composer="procedural"))
+        assert service.policy.usage(actor).used_today == 1
+        refusal = await service.submit(admission)
+        assert isinstance(refusal, Refusal) and refusal.code == "error" and "try again" in refusal.message
+        assert service.policy.usage(actor).used_today == 0
+    finally:
+        store.close()

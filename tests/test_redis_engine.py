@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from aria_engine.emotion import Emotion
-from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Started, TERMINAL
+from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Progress, Started, TERMINAL
 from aria_engine.engine.redis_backend import RedisEngine, connect
 from aria_engine.engine.redis_queue import RedisQueue
 from aria_engine.engine.wire import dump_result, event_to_fields, request_to_json
@@ -96,6 +96,8 @@ async def test_jobs_run_on_worker_processes_and_results_come_back(server, worker
     health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
     assert health["ok"] and health["role"] == "worker"
     assert workers_of(jobs[0]) == [pool.names[0]]
+    stages = {e.stage for e in jobs[1].history if isinstance(e, Progress)}
+    assert {"decoding image", "composing", "rendering"} <= stages, stages  # progress crossed Redis too
     assert ends[0].result.midi == Pipeline().run(requests[0]).midi  # the same piece as made locally
     assert ends[1].result.encoder == "palette" and ends[1].result.audio.data
     assert status.workers == 1 and status.queued == 0 and status.running == 0

@@ -33,7 +33,7 @@ from adapters.slack.parsing import mention_options, mention_privacy, parse_admin
 from aria_engine.emotion import Emotion
 from aria_engine.options import GenerationOptions
 from bot.policy import Actor
-from bot.service import Refusal, Resumption, Ticket
+from bot.service import CANNOT_START, Refusal, Resumption, Ticket
 from bot.settings import server_key
 
 log = logging.getLogger(__name__)
@@ -266,26 +266,32 @@ class SlackAdapter:
         """The slow part once the policy said yes: download, status message, engine, result.
         The use is given back whenever the job cannot run. `private` (None: this place's
         `private_by_default`) sends the status and the result to the requester's DMs instead."""
-        if private is None:
-            private = self.service.private_by_default(actor)
-        image = None
-        if file is not None:
-            try:
-                image = await download(self.downloads, file, token=self.config.bot_token,
-                                       max_bytes=self.config.max_download_bytes)
-            except FileRefused as refused:
-                self.service.release(admission)
-                await tell(str(refused))
+        try:
+            if private is None:
+                private = self.service.private_by_default(actor)
+            image = None
+            if file is not None:
+                try:
+                    image = await download(self.downloads, file, token=self.config.bot_token,
+                                           max_bytes=self.config.max_download_bytes)
+                except FileRefused as refused:
+                    self.service.release(admission)
+                    await tell(str(refused))
+                    return
+                image_ref = image_ref or {"file_id": file.get("id")}
+            status = await self.open_status(actor, tell, admission, thread_ts, first_line or _first_line(emotion),
+                                            private=private)
+            if status is None:
                 return
-            image_ref = image_ref or {"file_id": file.get("id")}
-        status = await self.open_status(actor, tell, admission, thread_ts, first_line or _first_line(emotion),
-                                        private=private)
-        if status is None:
+            ticket = await self.service.submit(admission, image=image, emotion=emotion,
+                                               upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
+                                               extra={"explicit": sorted(explicit), "thread_ts": status.thread_ts,
+                                                      "private": private})
+        except Exception:  # a bug before the job exists: the use goes back, and the person hears why
+            log.exception("could not start a piece for %s", actor.user_id)
+            self.service.release(admission)
+            await tell(CANNOT_START)
             return
-        ticket = await self.service.submit(admission, image=image, emotion=emotion,
-                                           upload_limit=self.config.upload_limit_bytes, image_ref=image_ref,
-                                           extra={"explicit": sorted(explicit), "thread_ts": status.thread_ts,
-                                                  "private": private})
         await self.follow(status, ticket, tell)
 
     async def open_status(self, actor: Actor, tell: Tell, admission: Any, thread_ts: str | None, first_line: str, *,
