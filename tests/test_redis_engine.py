@@ -7,6 +7,7 @@ restarted from its AOF, as in production; pieces are 2 s long to keep the suite 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -288,6 +289,16 @@ async def test_a_worker_stopping_hands_its_running_job_back_unfinished(server):
     assert workers_of(job) == ["leaving", "next"]
 
 
+@contextlib.asynccontextmanager
+async def raw_queue(server, prefix: str):
+    """The queue's operations on their own client, for tests that play the workers' parts."""
+    redis = connect(server.url)
+    try:
+        yield redis, RedisQueue(redis, prefix)
+    finally:
+        await redis.aclose()
+
+
 async def _pending_job(queue: RedisQueue, job_id: str, consumer: str) -> str:
     await queue.enqueue(job_id, request_to_json(mood()), None, server="s", user=job_id, cost=1,
                         max_queued=1000, max_per_server=None, max_per_user=None)
@@ -297,9 +308,7 @@ async def _pending_job(queue: RedisQueue, job_id: str, consumer: str) -> str:
 
 
 async def test_take_overs_reach_a_dead_workers_jobs_behind_many_live_ones(server):
-    redis = connect(server.url)
-    queue = RedisQueue(redis, "scan")
-    try:
+    async with raw_queue(server, "scan") as (redis, queue):
         for n in range(40):  # older entries, held by a worker that lives
             await _pending_job(queue, f"live{n}", "alive")
         dead = await _pending_job(queue, "orphan", "dead")
@@ -308,14 +317,10 @@ async def test_take_overs_reach_a_dead_workers_jobs_behind_many_live_ones(server
         for _ in range(6):  # XAUTOCLAIM looks at 10 entries a call at count 1
             taken += await queue.reclaim("rescuer", min_idle_ms=30_000, count=1)
         assert [(entry, job_id) for entry, job_id, _ in taken] == [(dead, "orphan")]
-    finally:
-        await redis.aclose()
 
 
 async def test_a_heartbeat_never_takes_back_a_job_another_worker_took_over(server):
-    redis = connect(server.url)
-    queue = RedisQueue(redis, "hold")
-    try:
+    async with raw_queue(server, "hold") as (redis, queue):
         mine = await _pending_job(queue, "kept", "slow")
         lost = await _pending_job(queue, "lost", "slow")
         await redis.xclaim(queue.work_stream, "workers", "slow", 0, [lost], idle=60_000, justid=True)
@@ -324,17 +329,11 @@ async def test_a_heartbeat_never_takes_back_a_job_another_worker_took_over(serve
         owners = {p["message_id"].decode(): p["consumer"].decode()
                   for p in await redis.xpending_range(queue.work_stream, "workers", "-", "+", 10)}
         assert owners == {mine: "slow", lost: "quick"}
-    finally:
-        await redis.aclose()
 
 
 async def test_a_job_cancelled_before_its_worker_starts_it_is_not_started(server):
-    redis = connect(server.url)
-    queue = RedisQueue(redis, "race")
-    try:
+    async with raw_queue(server, "race") as (redis, queue):
         await _pending_job(queue, "j", "w")
         assert await queue.cancel("j", "someone", 60) == "running"
         assert not await queue.mark_running("j", "w2")
         assert (await queue.states(["j"]))["j"] == "cancelled"
-    finally:
-        await redis.aclose()
