@@ -32,8 +32,8 @@ STAGES = ("decoding image", "reading emotion", "composing", "drawing", "renderin
 UPLOAD_MARGIN_BYTES = 64 * 1024  # message text and multipart overhead
 
 StageProgress = Callable[[str, float], None]
-SYNTHESIS_SHARE = 0.6  # of the rendering stage's time; encoding takes the rest
 """Called with a stage name from STAGES and the fraction (0..1) of that stage done."""
+SYNTHESIS_SHARE = 0.6  # of the rendering stage's time; encoding takes the rest
 
 
 @dataclass(frozen=True)

@@ -607,11 +607,13 @@ class Throttle:
         while True:
             async with self._showing:  # an edit in flight ends before the interval is measured
                 pass
-            if self._last_shown is None or (wait := self._last_shown + self.interval_s - self._clock()) <= 0:
+            if self._closed:  # closed while that edit was on its way: nothing more to show
+                return
+            if self._due():
                 break
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self._last_shown + self.interval_s - self._clock())
         text, self._pending = self._pending, None
-        if text is not None and not self._closed:
+        if text is not None:
             await self._emit(text)
 
     async def _emit(self, text: str) -> None:

@@ -89,3 +89,18 @@ async def test_close_waits_for_an_edit_on_its_way_and_then_ignores_updates():
     await throttle.update("rendering")
     await asyncio.sleep(0.1)
     assert finished == ["queued", "started"] and throttle.shown == 2
+
+
+async def test_close_during_an_edit_from_update_does_not_wait_out_the_interval():
+    async def slow(text):
+        await asyncio.sleep(0.2)
+
+    throttle = Throttle(slow, interval_s=5.0)
+    first = asyncio.create_task(throttle.update("queued"))  # shown at once, from update() itself
+    await asyncio.sleep(0.05)
+    await throttle.update("started")  # kept for a flush, which waits for "queued" to land
+    began = asyncio.get_running_loop().time()
+    await throttle.close()
+    await first
+    assert asyncio.get_running_loop().time() - began < 1.0  # not the 5 s interval
+    assert throttle.shown == 1
