@@ -4,9 +4,17 @@ Everything a chat user uploads passes through `load_image`. The order of the che
 1. byte count (cheap, before anything reads the data);
 2. format by content (magic bytes), never by file name: only JPEG, PNG, WebP, GIF and BMP are
    decoded, and Pillow is told to try only the plugin the magic bytes named;
-3. pixel count from the header, before a single pixel is decoded (`Image.open` is lazy);
+3. pixel count and decoded bytes from the header, before a single pixel is decoded
+   (`Image.open` is lazy);
 4. decode the first frame only (animated GIF / WebP / APNG frames after it are never touched);
-5. EXIF orientation, then conversion of every mode (palette, alpha, CMYK, 16-bit, grey) to RGB.
+5. conversion of every mode (palette, alpha, CMYK, 16-bit, grey) to RGB, then EXIF orientation.
+
+Memory: a small file can claim a big picture, so the cost of decoding is bounded in bytes, not
+only pixels. The decoded buffer (Pillow's storage: 1, 2 or 4 bytes a pixel) must fit
+`max_decode_bytes`; conversion then works in bands of about a megapixel, so no full-size
+intermediate copy is ever made, and a picture over `WORK_PIXELS` is reduced (box filter) band
+by band on the way, since the encoders look at a few hundred pixels a side at most. A 39 MP
+picture of any mode costs its decoded buffer plus a few MB.
 
 Every failure is an `ImageRejected` with a short machine `code` and a sentence fit to show in
 chat; nothing else escapes, whatever the bytes.
@@ -15,13 +23,17 @@ chat; nothing else escapes, whatever the bytes.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_DECODE_BYTES = 192 * 1024 * 1024  # 40 MP at 4 bytes a pixel fits; more does not
+WORK_PIXELS = 16_000_000  # bigger pictures are reduced while converted (the encoders need far less)
+_BAND_PIXELS = 1_000_000  # conversion works on bands of about this many pixels
 
 # Formats we decode: sniffed name -> Pillow plugin name.
 _PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP"}
@@ -80,6 +92,7 @@ class ImageLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_side: int | None = None
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
 
 
 # -- format by content ----------------------------------------------------------------------
@@ -152,22 +165,28 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int | None = None,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
 ) -> Image.Image:
     """Decode an upload to an RGB image, or raise `ImageRejected` (and nothing else).
 
     `max_side`, when given, shrinks the picture so its longer side is at most that many pixels
-    (JPEGs are then decoded at a reduced scale, several times faster for phone photos).
+    (JPEGs are then decoded at a reduced scale, several times faster for phone photos). Pictures
+    over `WORK_PIXELS` come back reduced by a whole factor, so every result fits in 64 MB.
     """
     data = bytes(data)
     _check_size(data, max_bytes)
     fmt = _check_format(data)
     image = _open_lazily(data, fmt, max_pixels)
     _check_pixels(image, fmt, max_pixels)
-    if max_side is not None and fmt == "jpeg":
-        image.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
+    _check_decode_bytes(image, max_decode_bytes)
+    if fmt == "jpeg":
+        _draft(image, max_side)
     _decode_first_frame(image, fmt, max_pixels)
-    image = _apply_exif_orientation(image)
-    rgb = to_rgb(image)
+    orientation = _exif_orientation(image)
+    rgb = to_rgb(image, reduce=_reduction(image.size))
+    if rgb is not image:
+        image.close()  # the decoded buffer goes now, before any copy of the result
+    rgb = _orient(rgb, orientation)
     if max_side is not None and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return rgb
@@ -222,6 +241,46 @@ def _check_pixels(image: Image.Image, fmt: str, max_pixels: int) -> None:
     )
 
 
+# Bytes a pixel takes in Pillow's own storage, by mode (whatever the file's bit depth: a
+# 16-bit RGB PNG is stored as 8-bit RGB in 4 bytes, 16-bit grey as 2).
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
+
+def decode_bytes(size: tuple[int, int], mode: str) -> int:
+    """What decoding a picture of this size and mode allocates, in bytes."""
+    return size[0] * size[1] * _STORAGE_BYTES.get(mode, 4)
+
+
+def _check_decode_bytes(image: Image.Image, max_decode_bytes: int) -> None:
+    cost = decode_bytes(image.size, image.mode)
+    if cost <= max_decode_bytes:
+        return
+    width, height = image.size
+    raise ImageRejected(
+        "too_much_memory",
+        f"That picture ({width} × {height} pixels) would take {_megabytes(cost)} of memory to open; "
+        f"I can open pictures up to {_megabytes(max_decode_bytes)}. Try a smaller copy.",
+    )
+
+
+def _reduction(size: tuple[int, int]) -> int:
+    """The smallest whole factor that brings a picture to WORK_PIXELS or fewer."""
+    factor = 1
+    while math.ceil(size[0] / factor) * math.ceil(size[1] / factor) > WORK_PIXELS:
+        factor += 1
+    return factor
+
+
+def _draft(image: Image.Image, max_side: int | None) -> None:
+    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 when the result would be reduced anyway."""
+    width, height = image.size
+    if max_side is not None and max(width, height) > max_side:
+        image.draft("RGB", (max_side, max_side))
+    elif _reduction(image.size) > 1:
+        scale = math.sqrt(WORK_PIXELS / (width * height))
+        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+
+
 def _decode_first_frame(image: Image.Image, fmt: str, max_pixels: int) -> None:
     """Decode the current (first) frame; Pillow never reads later frames unless asked to seek."""
     try:
@@ -236,13 +295,29 @@ def _decode_first_frame(image: Image.Image, fmt: str, max_pixels: int) -> None:
         raise _corrupt(fmt) from None
 
 
-def _apply_exif_orientation(image: Image.Image) -> Image.Image:
-    """Turn the picture the way the camera meant; a broken EXIF block is ignored, not fatal."""
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 when absent); a broken EXIF block is ignored, not fatal."""
     try:
-        ImageOps.exif_transpose(image, in_place=True)
+        return int(image.getexif().get(0x0112, 1))
     except Exception:
-        pass
-    return image
+        return 1
+
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    """Turn the picture the way the camera meant (done on the converted, maybe reduced, copy)."""
+    method = _ORIENTATIONS.get(orientation)
+    return image if method is None else image.transpose(method)
 
 
 def _bomb(fmt: str, size: tuple[int, int] | None = None, *, max_pixels: int) -> ImageRejected:
@@ -272,15 +347,35 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: transparency onto white, 16-bit and float scaled, not clipped."""
-    if image.mode == "RGB":
+def to_rgb(image: Image.Image, *, reduce: int = 1) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: transparency onto white, 16-bit and float scaled, not clipped.
+
+    Works band by band (about a megapixel each) so no full-size intermediate is made; `reduce`
+    > 1 box-averages each band by that factor after converting it, so the result is that much
+    smaller. An RGB picture that needs no reducing is returned as it is.
+    """
+    if image.mode == "RGB" and reduce == 1:
         return image
-    if image.mode in _HIGH_DEPTH_MODES:
-        return _high_depth_to_rgb(image)
-    if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        return _composite_on_white(image.convert("RGBA"))
-    return image.convert("RGB")
+    scale = _high_depth_scale(image)
+    width, height = image.size
+    out = Image.new("RGB", (math.ceil(width / reduce), math.ceil(height / reduce)))
+    rows = max(1, _BAND_PIXELS // max(1, width * reduce)) * reduce  # a whole number of reduced rows
+    for top in range(0, height, rows):
+        band = _band_to_rgb(image.crop((0, top, width, min(height, top + rows))), scale)
+        if reduce > 1:
+            band = band.reduce(reduce)
+        out.paste(band, (0, top // reduce))
+    return out
+
+
+def _band_to_rgb(band: Image.Image, scale: float | None) -> Image.Image:
+    if band.mode == "RGB":
+        return band
+    if scale is not None:
+        return _high_depth_to_rgb(band, scale)
+    if band.mode in _ALPHA_MODES or "transparency" in band.info:
+        return _composite_on_white(band if band.mode == "RGBA" else band.convert("RGBA"))
+    return band.convert("RGB")
 
 
 def _composite_on_white(rgba: Image.Image) -> Image.Image:
@@ -289,17 +384,32 @@ def _composite_on_white(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grey to 8 bits by scaling the full range (Pillow's convert would clip).
+def _high_depth_scale(image: Image.Image) -> float | None:
+    """What 16-bit and 32-bit grey samples are multiplied by to reach 0..255 (Pillow's convert
+    would clip instead); None for the other modes. Decided on the whole picture, not a band.
 
     "I;16*" is 0..65535. "I" (32-bit) holds 16-bit samples in practice; if all of them fit in
     0..255 it is already 8-bit data and is kept as is. "F" in 0..1 is scaled by 255.
     """
-    values = np.asarray(image).astype(np.float64)
-    peak = float(values.max()) if values.size else 0.0
-    if image.mode.startswith("I;16") or (image.mode == "I" and peak > 255):
-        values = values / 257.0
-    elif image.mode == "F" and peak <= 1.0:
-        values = values * 255.0
-    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey).convert("RGB")
+    if image.mode not in _HIGH_DEPTH_MODES:
+        return None
+    if image.mode.startswith("I;16"):
+        return 1 / 257
+    low, peak = image.getextrema() if image.width and image.height else (0, 0)
+    if image.mode == "I" and peak > 255:
+        return 1 / 257
+    if image.mode == "F" and peak <= 1.0:
+        return 255.0
+    return 1.0
+
+
+def _high_depth_to_rgb(band: Image.Image, scale: float) -> Image.Image:
+    """One band of high-depth grey to RGB, in float32 (exact for 16-bit samples) and in place."""
+    values = np.array(band, dtype=np.float32)  # a copy: it is changed in place
+    if scale == 1 / 257:
+        values /= 257.0  # a division, like the reference formula, so the rounding stays exact
+    elif scale != 1.0:
+        values *= np.float32(scale)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    return Image.fromarray(values.astype(np.uint8)).convert("RGB")
