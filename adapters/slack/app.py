@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks as ui
 from adapters.slack.config import SlackConfig
 from adapters.slack.delivery import StatusMessage, Tell
-from adapters.slack.files import FileRefused, check_file, download, first_image, no_image_message
+from adapters.slack.files import FileRefused, check_file, download, file_origins, first_image, no_image_message
 from adapters.slack.groups import GroupError, UserGroups, mention, mentions
 from adapters.slack.parsing import mention_options, mention_privacy, parse_admin, parse_command
 from aria_engine.emotion import Emotion
@@ -96,6 +96,7 @@ class SlackAdapter:
         self.groups = UserGroups(self.client, config.group_cache_s)
         self._resumed: set[asyncio.Task] = set()  # pieces from before a restart (the engine's close ends them)
         self._downloads: aiohttp.ClientSession | None = None
+        self.file_origins = file_origins(config.api_base)  # where the bot token may go for a file
         self.app = self._build_app()
 
     def _build_app(self) -> AsyncApp:
@@ -248,7 +249,7 @@ class SlackAdapter:
         """Checks, policy, then `run_admitted`. Every refusal goes to `tell`."""
         if file is not None:
             try:
-                check_file(file, self.config.max_download_bytes)
+                check_file(file, self.config.max_download_bytes, self.file_origins)
             except FileRefused as refused:
                 await tell(str(refused))
                 return
@@ -273,7 +274,7 @@ class SlackAdapter:
             if file is not None:
                 try:
                     image = await download(self.downloads, file, token=self.config.bot_token,
-                                           max_bytes=self.config.max_download_bytes)
+                                           max_bytes=self.config.max_download_bytes, allowed=self.file_origins)
                 except FileRefused as refused:
                     self.service.release(admission)
                     await tell(str(refused))
@@ -466,7 +467,7 @@ class SlackAdapter:
         file, chosen, errors = ui.read_modal(view)
         if file is not None and ui.PICTURE not in errors:
             try:
-                check_file(file, self.config.max_download_bytes)
+                check_file(file, self.config.max_download_bytes, self.file_origins)
             except FileRefused as refused:
                 errors[ui.PICTURE] = str(refused)
         meta = json.loads(view.get("private_metadata") or "{}")

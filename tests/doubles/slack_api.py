@@ -174,6 +174,7 @@ class SlackDouble:
         self.deleted: list[dict] = []  # messages the bot deleted
         self.deliveries: list[Delivery] = []
         self.downloads: list[dict] = []  # url_private fetches: {"file_id", "authorized"}
+        self.file_redirects: dict[str, str] = {}  # file id -> where its url_private answers 302 to
         self.errors: list[str] = []  # things the app got refused (for failure messages)
 
         self._ids = itertools.count(1)
@@ -925,6 +926,8 @@ class SlackDouble:
         file_id = request.match_info["key"].split("-", 1)[-1]
         authorized = _bearer(request) == self.bot_token
         self.downloads.append({"file_id": file_id, "authorized": authorized})
+        if file_id in self.file_redirects:
+            raise web.HTTPFound(self.file_redirects[file_id])
         if not authorized or file_id in self._hidden:
             return web.Response(body=LOGIN_PAGE, content_type="text/html", charset="utf-8")
         if file_id not in self.files:
