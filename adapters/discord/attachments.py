@@ -1,17 +1,18 @@
 """Pictures people attach: checked from what Discord says about them, then downloaded.
 
-Everything a check can see without downloading (content type, size, host) is checked first, so a
-40 MB video or a file on a stranger's server is refused without a byte fetched. What the bytes
-really are is the engine's business (`aria_engine.images` sniffs and decodes safely).
+Everything a check can see without downloading (content type, size, origin) is checked first, so
+a 40 MB video or a file on a stranger's server is refused without a byte fetched. The origin is
+scheme, host and port, and `bot.downloads.fetch` checks it again at every redirect hop, so a URL
+on Discord's CDN that redirects elsewhere is not followed. What the bytes really are is the
+engine's business (`aria_engine.images` sniffs and decodes safely).
 """
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import urlsplit
-
 import aiohttp
 import discord
+
+from bot.downloads import AllowedOrigins, DownloadRefused, fetch
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP", "image/gif": "GIF", "image/bmp": "BMP"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
@@ -27,7 +28,7 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def check_attachment(attachment: discord.Attachment, *, max_bytes: int, hosts: frozenset[str]) -> None:
+def check_attachment(attachment: discord.Attachment, *, max_bytes: int, origins: AllowedOrigins) -> None:
     """Refuse, before downloading, a file that cannot be a picture we read."""
     name = attachment.filename
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
@@ -45,8 +46,7 @@ def check_attachment(attachment: discord.Attachment, *, max_bytes: int, hosts: f
     if attachment.size > max_bytes:
         raise AttachmentRefused(
             f"`{name}` is {_megabytes(attachment.size)}; pictures up to {_megabytes(max_bytes)} are accepted.")
-    host = urlsplit(attachment.url).hostname or ""
-    if host not in hosts:
+    if not origins.allows(attachment.url):
         raise AttachmentRefused("That attachment isn't stored on Discord, so I won't fetch it.")
 
 
@@ -59,21 +59,22 @@ def first_image(attachments: list[discord.Attachment]) -> discord.Attachment | N
     return None
 
 
-async def download(session: aiohttp.ClientSession, attachment: discord.Attachment, *, max_bytes: int) -> bytes:
+async def download(session: aiohttp.ClientSession, attachment: discord.Attachment, *, max_bytes: int,
+                   origins: AllowedOrigins) -> bytes:
     """The attachment's bytes, never more than `max_bytes` (a size that lied is caught here)."""
+    name = attachment.filename
     try:
-        async with session.get(attachment.url, timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S)) as response:
-            if response.status != 200:
-                raise AttachmentRefused(
-                    f"I couldn't fetch `{attachment.filename}` from Discord (HTTP {response.status}). "
-                    "Please upload it again.")
-            data = bytearray()
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise AttachmentRefused(
-                        f"`{attachment.filename}` is bigger than the {_megabytes(max_bytes)} accepted.")
-            return bytes(data)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        raise AttachmentRefused(
-            f"I couldn't fetch `{attachment.filename}` from Discord just now. Please try again.") from None
+        return (await fetch(session, attachment.url, allowed=origins, max_bytes=max_bytes,
+                            timeout_s=DOWNLOAD_TIMEOUT_S)).data
+    except DownloadRefused as refused:
+        if refused.reason == "origin":
+            raise AttachmentRefused("That attachment isn't stored on Discord, so I won't fetch it.") from None
+        if refused.reason in ("redirect", "redirects"):
+            raise AttachmentRefused(f"Discord's link to `{name}` sent me somewhere other than Discord, so I "
+                                    "didn't follow it. Please upload the picture again.") from None
+        if refused.reason == "status":
+            raise AttachmentRefused(f"I couldn't fetch `{name}` from Discord (HTTP {refused.status}). "
+                                    "Please upload it again.") from None
+        if refused.reason == "too_big":
+            raise AttachmentRefused(f"`{name}` is bigger than the {_megabytes(max_bytes)} accepted.") from None
+        raise AttachmentRefused(f"I couldn't fetch `{name}` from Discord just now. Please try again.") from None

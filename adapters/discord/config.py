@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
 
-DISCORD_ATTACHMENT_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+from bot.downloads import AllowedOrigins, origin_of_base
+
+DISCORD_ATTACHMENT_ORIGINS = ("https://cdn.discordapp.com", "https://media.discordapp.net")
 TOKEN_LIFETIME_S = 15 * 60  # an interaction token's life, after which only the channel is left
 
 
@@ -58,9 +59,7 @@ class DiscordConfig:
         base = self.api_base.rstrip("/")
         return base if re.search(r"/api/v\d+$", base) else base + "/api/v10"
 
-    def attachment_hosts(self) -> frozenset[str]:
-        """Hosts attachments may be downloaded from: Discord's CDN and the configured API host."""
-        hosts = set(DISCORD_ATTACHMENT_HOSTS)
-        if self.api_base:
-            hosts.add(urlsplit(self.api_base).hostname or "")
-        return frozenset(h for h in hosts if h)
+    def attachment_origins(self) -> AllowedOrigins:
+        """Where attachments may be downloaded from, by scheme, host and port: Discord's CDN and
+        the configured API base's origin."""
+        return AllowedOrigins([*DISCORD_ATTACHMENT_ORIGINS, *origin_of_base(self.api_base)])

@@ -299,6 +299,7 @@ class DiscordDouble:
         self.clock_offset = 0.0
         self.on_request: list[Callable[[RecordedRequest], None]] = []  # test hooks, called after each request
         self._cdn: dict[str, StoredFile] = {}
+        self.cdn_redirects: dict[str, str] = {}  # CDN path -> where it answers 302 to (see redirect_attachment)
         self._changed = asyncio.Event()
         self._guild_counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -413,6 +414,10 @@ class DiscordDouble:
         stored = StoredFile(file_id, filename, content_type, data, f"{self.base_url}/cdn/{path}")
         self._cdn[path] = stored
         return stored
+
+    def redirect_attachment(self, attachment: dict, to: str) -> None:
+        """The attachment's CDN URL answers 302 to `to` (what a compromised or tricked URL might do)."""
+        self.cdn_redirects[self._cdn_path(attachment["url"])] = to
 
     def _cdn_path(self, url: str) -> str:
         return url.split("/cdn/", 1)[1]
@@ -763,6 +768,8 @@ class DiscordDouble:
         path = request.match_info["path"]
         stored = self._cdn.get(path)
         self.downloads.append(path)
+        if path in self.cdn_redirects:
+            raise web.HTTPFound(self.cdn_redirects[path])
         if stored is None:
             return web.Response(status=404, text="Not found")
         return web.Response(body=stored.data, headers={"Content-Type": stored.content_type or "application/octet-stream"})

@@ -121,7 +121,7 @@ class Compose(commands.Cog):
         if attachment is not None:
             try:
                 check_attachment(attachment, max_bytes=self.bot.config.max_download_bytes,
-                                 hosts=self.bot.config.attachment_hosts())
+                                 origins=self.bot.config.attachment_origins())
             except AttachmentRefused as refused:
                 await refuse_now(interaction, str(refused))
                 return
@@ -145,7 +145,8 @@ class Compose(commands.Cog):
         image = None
         if attachment is not None:
             try:
-                image = await download(self.bot.downloads, attachment, max_bytes=self.bot.config.max_download_bytes)
+                image = await download(self.bot.downloads, attachment, max_bytes=self.bot.config.max_download_bytes,
+                                       origins=self.bot.config.attachment_origins())
             except AttachmentRefused as refused:
                 service.release(admission)
                 await conversation.refuse(str(refused))
