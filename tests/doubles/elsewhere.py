@@ -16,6 +16,7 @@ class Elsewhere:
     body: bytes = b""
     content_type: str = "image/png"
     requests: list[dict] = field(default_factory=list)  # {"path", "headers"} of every request
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> where it answers 302 to
     port: int | None = None
     _runner: web.AppRunner | None = None
 
@@ -38,4 +39,6 @@ class Elsewhere:
 
     async def _serve(self, request: web.Request) -> web.Response:
         self.requests.append({"path": request.path, "headers": dict(request.headers)})
+        if request.path in self.redirects:
+            raise web.HTTPFound(self.redirects[request.path])
         return web.Response(body=self.body, content_type=self.content_type)
