@@ -30,10 +30,10 @@ from aria_engine.engine.base import log_failure, polite_failure, stop_task
 from aria_engine.engine.jobs import TERMINAL, Done, Failed, Job, Progress, Queued, Started
 from aria_engine.engine.local import LocalEngine
 from aria_engine.engine.metrics import EngineMetrics, MetricsServer
-from aria_engine.engine.redis_backend import connect
+from aria_engine.engine.redis_backend import connect, unreadable
 from aria_engine.engine.redis_queue import TERMINAL_STATES, RedisQueue
 from aria_engine.engine.scheduler import Limits
-from aria_engine.engine.wire import dump_result, event_to_fields, request_from_json
+from aria_engine.engine.wire import WireError, dump_result, event_to_fields, request_from_json
 from aria_engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -193,17 +193,20 @@ class Worker:
             self._held[job_id] = entry_id
             return None
         fields = await self.queue.job_fields(job_id)
-        state = fields.get("state", b"").decode()
+        state = fields.get("state", b"").decode(errors="replace")
         if not fields or state in TERMINAL_STATES:
             await self.queue.ack(entry_id)  # expired, or cancelled/finished by someone else
             return None
         try:
-            request = request_from_json(fields["request"], fields.get("image"))
-        except Exception as error:  # a malformed job must fail, not loop through the workers
+            request = request_from_json(fields.get("request"), fields.get("image"))
+        except WireError as error:  # a malformed job must fail, not loop through the workers
+            await self._finish(job_id, entry_id, unreadable(job_id, error, "this request as it reached the worker"))
+            return None
+        except Exception as error:
             log_id = log_failure(job_id, error)
             await self._finish(job_id, entry_id, Failed(polite_failure(log_id), log_id))
             return None
-        if state != "running" or fields.get("worker", b"").decode() != self.name:
+        if state != "running" or fields.get("worker", b"").decode(errors="replace") != self.name:
             if not await self.queue.mark_running(job_id, self.name):  # cancelled since we looked
                 await self.queue.ack(entry_id)
                 return None
@@ -237,7 +240,14 @@ class Worker:
     async def _finish(self, job_id: str, entry_id: str, event) -> None:
         """Store the outcome and ack; retried until Redis takes it (or this worker dies, and
         the job is redelivered)."""
-        result = await asyncio.to_thread(dump_result, event.result) if isinstance(event, Done) else None
+        result = None
+        if isinstance(event, Done):
+            try:
+                result = await asyncio.to_thread(dump_result, event.result)
+            except WireError as error:  # over a limit of the envelope: the bot would refuse it
+                log.warning("job %s: its result cannot be sent (%s)", job_id, error)
+                event = Failed(f"Sorry, this piece came out too large to send back ({error}). "
+                               "A shorter piece may work.", kind="too_large")
         kind = type(event).__name__.lower()
         delay = 0.1
         while True:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from aria_engine.engine.base import Engine, EngineStatus, log_failure, polite_failure, stop_task
 from aria_engine.engine.cache import ResultCache
@@ -24,7 +25,9 @@ from aria_engine.engine.jobs import Cancelled, Failed, Job, Queued, new_job_id
 from aria_engine.engine.metrics import EngineMetrics, eta_seconds
 from aria_engine.engine.redis_queue import Refused, RedisQueue
 from aria_engine.engine.scheduler import Busy, Limits, job_cost
-from aria_engine.engine.wire import event_from_fields, load_result, request_from_json, request_to_json
+from aria_engine.engine.wire import (
+    WireError, event_from_fields, event_kind, load_result, request_from_json, request_to_json,
+)
 from aria_engine.pipeline import Request
 
 log = logging.getLogger(__name__)
@@ -136,7 +139,7 @@ class RedisEngine(Engine):
         fields = await self.queue.job_fields(job_id)
         if not fields:
             return None
-        job = Job(request_from_json(fields["request"], fields.get("image")), id=job_id)
+        job = Job(request_from_json(fields.get("request"), fields.get("image")), id=job_id)  # or WireError
         self._remember(job)
         self._last_ids[job_id] = "0-0"
         return job
@@ -195,13 +198,19 @@ class RedisEngine(Engine):
                     self._redis_ok = bool(await self.redis.ping())
                     await asyncio.sleep(self.block_ms / 1000)
                     continue
-                batches = await self.queue.read_events(dict(self._last_ids), self.block_ms)
+                try:
+                    batches = await self.queue.read_events(dict(self._last_ids), self.block_ms)
+                except ResponseError as error:  # one key that is no stream fails the whole read
+                    if "WRONGTYPE" not in str(error) or not await self._fail_wrong_streams():
+                        raise
+                    continue
                 for job_id, entries in batches:
                     for entry_id, fields in entries:
                         if job_id not in self._last_ids:
                             break
-                        self._last_ids[job_id] = entry_id
                         await self._deliver(job_id, fields)
+                        if job_id in self._last_ids:  # still followed: not ended by this entry
+                            self._last_ids[job_id] = entry_id
                 if time.monotonic() >= next_lost_check:
                     await self._fail_lost_jobs()
                     next_lost_check = time.monotonic() + self.lost_check_s
@@ -219,25 +228,39 @@ class RedisEngine(Engine):
                 await asyncio.sleep(0.5)
 
     async def _deliver(self, job_id: str, fields: dict) -> None:
+        """One stream entry as the job's event. What Redis holds is only data: an entry or a
+        result that does not read as this version writes it fails this job, with why."""
         job = self._active.get(job_id)
         if job is None or job.done:
             return
-        kind = (fields.get(b"type") or b"").decode()
-        if kind != "done":
-            self._emit(job, event_from_fields(fields))
-            return
-        data = await self.queue.result(job_id)
-        if data is None:
-            self._emit(job, Failed("Sorry, your piece was made but has expired before I could fetch it. "
-                                   "Please ask again.", kind="lost"))
-            return
         try:
+            if event_kind(fields) != "done":
+                self._emit(job, event_from_fields(fields))
+                return
+            data = await self.queue.result(job_id)
+            if data is None:
+                self._emit(job, Failed("Sorry, your piece was made but has expired before I could fetch it. "
+                                       "Please ask again.", kind="lost"))
+                return
             result = await asyncio.to_thread(load_result, data)
-        except Exception as error:
+            self._emit(job, event_from_fields(fields, result))
+        except WireError as error:
+            self._emit(job, unreadable(job_id, error))
+        except RedisError:
+            raise  # the follower retries this entry
+        except Exception as error:  # a bug: this job fails, the others carry on
             log_id = log_failure(job_id, error)
             self._emit(job, Failed(polite_failure(log_id), log_id))
-            return
-        self._emit(job, event_from_fields(fields, result))
+
+    async def _fail_wrong_streams(self) -> int:
+        """Fail the jobs whose events key holds no stream; returns how many."""
+        wrong = await self.queue.not_streams(list(self._last_ids))
+        for job_id in wrong:
+            job = self._active.get(job_id)
+            if job is not None:
+                self._emit(job, unreadable(job_id, WireError("its event stream is not a Redis stream")))
+            self._last_ids.pop(job_id, None)
+        return len(wrong)
 
     async def _fail_lost_jobs(self) -> None:
         followed = list(self._last_ids)
@@ -249,6 +272,15 @@ class RedisEngine(Engine):
             if job_id not in known and job is not None:
                 log.error("job %s vanished from Redis (restarted without persistence?)", job_id)
                 self._emit(job, Failed("Sorry, your request was lost on my side. Please ask again.", kind="lost"))
+
+
+def unreadable(job_id: str, error: WireError, what: str = "what came back for this piece") -> Failed:
+    """The end of a job whose message from Redis did not read as data of this version: one
+    line in the log (no traceback: the bytes came from outside), the reason for the user."""
+    log_id = secrets.token_hex(4)
+    log.warning("job %s: unreadable message from Redis [log id %s]: %s", job_id, log_id, error)
+    return Failed(f"Sorry, I could not read {what}: {error}. Please ask again; "
+                  f"if it keeps happening, mention log id {log_id}.", log_id, kind="unreadable")
 
 
 def _rate(completions: list[float], now: float) -> float | None:

@@ -20,7 +20,7 @@ Layout (prefix `aria` by default; one Redis, not a cluster, since the scripts co
     {p}:depth              hash: waiting jobs per server
     {p}:work               stream + group `workers`: jobs handed out and not yet acknowledged
     {p}:events:{id}        stream: the job's Started / Progress / terminal events
-    {p}:result:{id}        the pickled Result (with a TTL), stored before the ack
+    {p}:result:{id}        the Result as wire.py's envelope (with a TTL), stored before the ack
     {p}:doorbell           list: a ring on each submit, so idle workers wake at once
     {p}:workers            hash: worker name -> last heartbeat (epoch seconds)
     {p}:completions        zset: recently finished job ids by time, for throughput
@@ -35,6 +35,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+
+from aria_engine.engine.wire import MAX_RESULT_BYTES, WireError
 
 GROUP = "workers"
 TERMINAL_STATES = ("done", "failed", "cancelled")
@@ -210,6 +212,18 @@ end
 return owned
 """
 
+# A stored result, unless it is no string or over the size limit: the bot never pulls more
+# than one envelope's worth of bytes for a job, whatever was written under its key.
+_RESULT = """
+local key, limit = ARGV[1], tonumber(ARGV[2])
+local kind = redis.call('TYPE', key)['ok']
+if kind == 'none' then return false end
+if kind ~= 'string' then return {'type', kind} end
+local size = redis.call('STRLEN', key)
+if size > limit then return {'size', size} end
+return {'ok', redis.call('GET', key)}
+"""
+
 # A worker starts a job it claimed or took over, unless it ended meanwhile (a cancel).
 _MARK_RUNNING = """
 local jkey, worker = ARGV[1], ARGV[2]
@@ -248,6 +262,7 @@ class RedisQueue:
         self._finish = redis.register_script(_FINISH)
         self._hold = redis.register_script(_HOLD)
         self._mark_running = redis.register_script(_MARK_RUNNING)
+        self._result = redis.register_script(_RESULT)
         self._reclaim_cursor = "0-0"  # where the next take-over scan of the pending list starts
 
     def key(self, *parts: str) -> str:
@@ -285,8 +300,18 @@ class RedisQueue:
         head = len(self.key("events", ""))
         return [(_text(stream)[head:], [(_text(eid), fields) for eid, fields in entries]) for stream, entries in reply]
 
-    async def result(self, job_id: str) -> bytes | None:
-        return await self.redis.get(self.key("result", job_id))
+    async def result(self, job_id: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes | None:
+        """The stored result's bytes, None if there is none; WireError if the key holds
+        something else or more than `max_bytes` (the bytes then stay in Redis)."""
+        reply = await self._result(args=[self.key("result", job_id), int(max_bytes)])
+        if not reply:
+            return None
+        status = _text(reply[0])
+        if status == "type":
+            raise WireError(f"the stored result is a Redis {_text(reply[1])}, not a string")
+        if status == "size":
+            raise WireError(f"the result is {int(reply[1])} bytes, over the {max_bytes}-byte limit")
+        return reply[1]
 
     async def existing(self, job_ids: list[str]) -> set[str]:
         """Which of these jobs Redis still knows."""
@@ -295,6 +320,14 @@ class RedisQueue:
                 pipe.exists(self.key("job", job_id))
             found = await pipe.execute()
         return {job_id for job_id, n in zip(job_ids, found) if n}
+
+    async def not_streams(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs have an events key that holds something other than a stream."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.type(self.key("events", job_id))
+            kinds = await pipe.execute()
+        return {job_id for job_id, kind in zip(job_ids, kinds) if _text(kind) not in ("stream", "none")}
 
     async def job_fields(self, job_id: str) -> dict[str, bytes]:
         return {_text(k): v for k, v in (await self.redis.hgetall(self.key("job", job_id))).items()}

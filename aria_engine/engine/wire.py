@@ -1,42 +1,245 @@
 """Requests, results and events as bytes, for the trip through Redis.
 
+Nothing read from Redis is unpickled or executed: whoever can write one key must not be able to
+run code in a bot (which holds the platform tokens) or a worker. Everything travels as data with
+a schema, and is validated on read, so a malformed or hostile message raises WireError, which
+fails that one job with the reason.
+
 Requests travel as JSON plus the raw picture: readable in `redis-cli`, and validated again
-(Emotion, GenerationOptions) when a worker reads them. Results travel as a pickle, because a
-Result holds a pretty_midi object that no other format keeps exactly; they are read back with
-an allow-list unpickler that builds only our own, pretty_midi's and numpy's data classes, so
-whoever can write to Redis still cannot make a bot process run code.
+(types, then Emotion and GenerationOptions) when a worker reads them.
+
+Events travel as stream entries: a `type` field and one JSON value per field of the event.
+
+Results travel as a versioned envelope:
+
+    b"ARIAWIRE" | header length (4 bytes, big-endian) | header (UTF-8 JSON) | sections
+
+The header holds `format` ("aria-result"), `version` (RESULT_VERSION), the byte length of each
+section and every other field of the Result. The sections follow it in SECTIONS order: the
+standard MIDI file, the audio clip and the two PNGs. Each section has its own size limit
+(SECTION_LIMITS), the header too, and the whole frame is at most MAX_RESULT_BYTES. The
+composition's pretty_midi object is rebuilt from the MIDI section (after bounding its ticks, so a
+tiny file cannot make pretty_midi allocate gigabytes); everything a .mid does not keep (composer,
+seed, mode, tokens, notes, stats) is in the header.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import pickle
-from dataclasses import asdict
+import math
+import re
+import struct
+from dataclasses import asdict, fields
 from typing import Any
 
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.engine.jobs import Cancelled, Done, Event, Failed, Progress, Queued, Started
-from aria_engine.options import GenerationOptions
-from aria_engine.pipeline import Origin, Request, Result
+from aria_engine.options import MODES, GenerationOptions
+from aria_engine.pipeline import STAGES, Origin, Request, Result
 
-# -- requests -----------------------------------------------------------------------------------
+MiB = 1024 * 1024
+MAGIC = b"ARIAWIRE"
+RESULT_FORMAT = "aria-result"
+RESULT_VERSION = 1
+SECTIONS = ("midi", "audio", "emotion_chart", "piano_roll")
+# A 600 s procedural piece is under 200 KB of MIDI; a 600 s clip under 25 MB even as 320 kbps MP3.
+SECTION_LIMITS = {"midi": 1 * MiB, "audio": 64 * MiB, "emotion_chart": 8 * MiB, "piano_roll": 8 * MiB}
+MAX_HEADER_BYTES = 1 * MiB
+MAX_RESULT_BYTES = 80 * MiB
+MAX_MIDI_TICKS = 2**23  # pretty_midi allocates 8 bytes per tick of the longest track
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_EVENT_FIELD_BYTES = 8 * 1024
+_PNG = b"\x89PNG\r\n\x1a\n"
+_PREFIX = struct.Struct(">8sI")
+_AUDIO_MIME = {"ogg": "audio/ogg", "mp3": "audio/mpeg"}
+_WORD = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+_MAX_TEXT = 4000
+_MAX_ITEMS = 10_000
+
+
+class WireError(ValueError):
+    """A message from Redis that this version did not write; the job it belongs to fails."""
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _object(value: Any, where: str, keys, required=None) -> dict:
+    """A JSON object with no key but these, and all of `required` (by default, all of them)."""
+    if not isinstance(value, dict):
+        raise WireError(f"{where} must be an object, not {_kind(value)}")
+    unknown = sorted(str(k)[:40] for k in value if k not in keys)
+    if unknown:
+        raise WireError(f"{where} has unknown fields: {', '.join(unknown[:5])}")
+    missing = [k for k in (keys if required is None else required) if k not in value]
+    if missing:
+        raise WireError(f"{where} lacks {', '.join(missing)}")
+    return value
+
+
+def _text(value: Any, where: str, limit: int = _MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise WireError(f"{where} must be text, not {_kind(value)}")
+    if len(value) > limit:
+        raise WireError(f"{where} is longer than {limit} characters")
+    return value
+
+
+def _word(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _WORD.fullmatch(value):
+        raise WireError(f"{where} must be a short lower-case word")
+    return value
+
+
+def _integer(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireError(f"{where} must be an integer, not {_kind(value)}")
+    if not low <= value <= high:
+        raise WireError(f"{where} must be between {low} and {high}")
+    return value
+
+
+def _number(value: Any, where: str, low: float = -math.inf, high: float = math.inf, *,
+            finite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WireError(f"{where} must be a number, not {_kind(value)}")
+    value = float(value)
+    if math.isnan(value) or (finite and not math.isfinite(value)) or not low <= value <= high:
+        raise WireError(f"{where} must be a number between {low:g} and {high:g}")
+    return value
+
+
+def _optional(check, value: Any, *args, **kwargs):
+    return None if value is None else check(value, *args, **kwargs)
+
+
+def _list(value: Any, where: str, limit: int = _MAX_ITEMS) -> list:
+    if not isinstance(value, list):
+        raise WireError(f"{where} must be a list, not {_kind(value)}")
+    if len(value) > limit:
+        raise WireError(f"{where} has more than {limit} items")
+    return value
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    return [_text(v, f"{where}[{i}]") for i, v in enumerate(_list(value, where, 100))]
+
+
+def _seconds(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict) or len(value) > 100:
+        raise WireError(f"{where} must be an object of at most 100 timings")
+    return {_text(k, f"a key of {where}", 100): _number(v, f"{where}[{k!r}]") for k, v in value.items()}
+
+
+def _plain(value: Any, where: str, depth: int = 0) -> Any:
+    """Free-form JSON (a composer's stats), nested at most four deep."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _text(value, where)
+    if depth >= 4:
+        raise WireError(f"{where} is nested too deep")
+    if isinstance(value, list):
+        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(_list(value, where))]
+    if isinstance(value, dict):
+        if len(value) > 1000:
+            raise WireError(f"{where} has more than 1000 fields")
+        return {_text(k, f"a key of {where}", 200): _plain(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
+    raise WireError(f"{where} must be plain JSON, not {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _built(make, where: str, *args, **kwargs):
+    """Construct a value object; its own checks (ranges, names) become a WireError."""
+    try:
+        return make(*args, **kwargs)
+    except WireError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise WireError(f"{where}: {error}") from None
+
+
+def _json(data: str | bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise WireError(f"{where} is not valid JSON ({type(error).__name__})") from None
+
+
+# -- emotions and options -------------------------------------------------------------------------
+
+
+def _emotion_to_json(emotion: Emotion) -> dict:
+    return {"valence": emotion.valence, "arousal": emotion.arousal}
+
+
+def _emotion_from_json(value: Any, where: str) -> Emotion:
+    value = _object(value, where, ("valence", "arousal"))
+    return _built(Emotion, where, _number(value["valence"], f"{where}.valence", -1, 1),
+                  _number(value["arousal"], f"{where}.arousal", -1, 1))
+
+
+def _trajectory_to_json(trajectory: Trajectory) -> list:
+    return [[t, _emotion_to_json(e)] for t, e in trajectory.keyframes]
+
+
+def _trajectory_from_json(value: Any, where: str) -> Trajectory:
+    frames = []
+    for i, frame in enumerate(_list(value, where, 1000)):
+        if not isinstance(frame, list) or len(frame) != 2:
+            raise WireError(f"{where}[{i}] must be a [fraction, emotion] pair")
+        frames.append((_number(frame[0], f"{where}[{i}] fraction", 0, 1),
+                       _emotion_from_json(frame[1], f"{where}[{i}] emotion")))
+    return _built(Trajectory, where, tuple(frames))
 
 
 def _conditioning_to_json(value: Emotion | Trajectory | None) -> Any:
     if value is None:
         return None
     if isinstance(value, Emotion):
-        return {"valence": value.valence, "arousal": value.arousal}
-    return {"keyframes": [[t, {"valence": e.valence, "arousal": e.arousal}] for t, e in value.keyframes]}
+        return _emotion_to_json(value)
+    return {"keyframes": _trajectory_to_json(value)}
 
 
 def _conditioning_from_json(value: Any) -> Emotion | Trajectory | None:
     if value is None:
         return None
-    if "keyframes" in value:
-        return Trajectory(tuple((float(t), Emotion(**e)) for t, e in value["keyframes"]))
-    return Emotion(float(value["valence"]), float(value["arousal"]))
+    if isinstance(value, dict) and "keyframes" in value:
+        return _trajectory_from_json(_object(value, "the emotion", ("keyframes",))["keyframes"], "the keyframes")
+    return _emotion_from_json(value, "the emotion")
+
+
+_OPTION_TYPES = {f.name: str(f.type) for f in fields(GenerationOptions)}
+
+
+def _options_from_json(value: Any, where: str) -> GenerationOptions:
+    """GenerationOptions from its as_dict(), each field of its declared type first."""
+    _object(value, where, _OPTION_TYPES, required=())  # absent ones take their defaults
+    checked = {}
+    for name, raw in value.items():
+        declared, here = _OPTION_TYPES[name], f"{where}.{name}"
+        base = declared.removesuffix(" | None")
+        if raw is None and base != declared:
+            checked[name] = None
+        elif base == "str":
+            checked[name] = _text(raw, here, 100)
+        elif base == "int":
+            checked[name] = _integer(raw, here, 0, 2**63 - 1)
+        elif base == "float":
+            checked[name] = _number(raw, here)
+        else:
+            raise WireError(f"{here} is of a type ({declared}) the wire does not know")
+    return _built(GenerationOptions, where, **checked)
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+_REQUEST_KEYS = ("emotion", "options", "origin", "max_upload_bytes", "has_image")
 
 
 def request_to_json(request: Request) -> str:
@@ -51,51 +254,190 @@ def request_to_json(request: Request) -> str:
 
 
 def request_from_json(text: str | bytes, image: bytes | None) -> Request:
-    """The inverse of `request_to_json`; raises ValueError (or KeyError, TypeError) if malformed."""
-    data = json.loads(text)
-    return Request(
+    """The inverse of `request_to_json`; raises WireError if anything is off."""
+    if text is None or len(text) > MAX_REQUEST_BYTES:
+        raise WireError(f"the request is missing or over {MAX_REQUEST_BYTES} bytes")
+    data = _object(_json(text, "the request"), "the request", _REQUEST_KEYS)
+    if not isinstance(data["has_image"], bool):
+        raise WireError("the request's has_image must be true or false")
+    if data["has_image"] and not isinstance(image, bytes):
+        raise WireError("the request's picture is missing")
+    origin = _object(data["origin"], "the origin", tuple(f.name for f in fields(Origin)))
+    return _built(
+        Request, "the request",
         image=image if data["has_image"] else None,
         emotion=_conditioning_from_json(data["emotion"]),
-        options=GenerationOptions(**data["options"]),
-        origin=Origin(**data["origin"]),
-        max_upload_bytes=data["max_upload_bytes"],
+        options=_options_from_json(data["options"], "the options"),
+        origin=Origin(**{k: _text(v, f"the origin's {k}", 200) for k, v in origin.items()}),
+        max_upload_bytes=_optional(_integer, data["max_upload_bytes"], "max_upload_bytes", 0, 2**40),
     )
 
 
 # -- results ------------------------------------------------------------------------------------
 
-_NUMPY_NAMES = {"dtype", "ndarray", "_frombuffer", "_reconstruct", "scalar"}
-_NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-                  "numpy._core.numeric"}
-_BUILTINS = {"set", "frozenset", "complex", "slice", "range", "bytearray"}
-_CLASS_PREFIXES = ("aria_engine.", "pretty_midi.")
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = (
-            (module in _NUMPY_MODULES and name in _NUMPY_NAMES)
-            or (module == "builtins" and name in _BUILTINS)
-            or (module == "collections" and name == "OrderedDict")
-        )
-        if allowed:
-            return super().find_class(module, name)
-        if module.startswith(_CLASS_PREFIXES):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and not issubclass(found, BaseException):
-                return found
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a stored result")
+_RESULT_KEYS = ("format", "version", "sections", "emotion", "trajectory", "encoder", "composition",
+                "options", "audio", "timings", "notes")
+_COMPOSITION_KEYS = ("composer", "seed", "mode", "tokens", "notes", "stats")
+_AUDIO_KEYS = ("format", "mime_type", "sample_rate", "channels", "duration_s", "peak_dbfs", "soundfont",
+               "notes", "timings")
 
 
 def dump_result(result: Result) -> bytes:
-    return pickle.dumps(result, protocol=5)
+    """The envelope for a result; WireError if a part is over its limit (the job then fails)."""
+    comp, audio = result.composition, result.audio
+    sections = {"midi": result.midi, "audio": audio.data, "emotion_chart": result.emotion_chart,
+                "piano_roll": result.piano_roll}
+    for name, data in sections.items():
+        _within_limit(name, len(data))
+    header = json.dumps({
+        "format": RESULT_FORMAT,
+        "version": RESULT_VERSION,
+        "sections": {name: len(data) for name, data in sections.items()},
+        "emotion": _emotion_to_json(result.emotion),
+        "trajectory": None if result.trajectory is None else _trajectory_to_json(result.trajectory),
+        "encoder": result.encoder,
+        "composition": {"composer": comp.composer, "seed": comp.seed, "mode": comp.mode,
+                        "tokens": comp.tokens, "notes": list(comp.notes), "stats": comp.stats},
+        "options": result.options.as_dict(),
+        "audio": {"format": audio.format, "mime_type": audio.mime_type, "sample_rate": audio.sample_rate,
+                  "channels": audio.channels, "duration_s": audio.duration_s, "peak_dbfs": audio.peak_dbfs,
+                  "soundfont": audio.soundfont, "notes": list(audio.notes), "timings": audio.timings},
+        "timings": result.timings,
+        "notes": list(result.notes),
+    }, sort_keys=True).encode()
+    if len(header) > MAX_HEADER_BYTES:
+        raise WireError(f"the result's header is {len(header)} bytes, over its {MAX_HEADER_BYTES}-byte limit")
+    frame = b"".join([_PREFIX.pack(MAGIC, len(header)), header, *(sections[name] for name in SECTIONS)])
+    if len(frame) > MAX_RESULT_BYTES:
+        raise WireError(f"the result is {len(frame)} bytes, over the {MAX_RESULT_BYTES}-byte limit")
+    return frame
 
 
 def load_result(data: bytes) -> Result:
-    result = _AllowListUnpickler(io.BytesIO(data)).load()
-    if not isinstance(result, Result):
-        raise pickle.UnpicklingError(f"a stored result holds a {type(result).__name__}")
-    return result
+    """The inverse of `dump_result`; raises WireError naming what is wrong, and runs nothing."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError(f"the result must be bytes, not {_kind(data)}")
+    data = bytes(data)
+    if len(data) > MAX_RESULT_BYTES:
+        raise WireError(f"the result is {len(data)} bytes, over the {MAX_RESULT_BYTES}-byte limit")
+    if data[:1] == b"\x80":
+        raise WireError("the result is a pickle (an old worker's format), which is never loaded")
+    if len(data) < _PREFIX.size or not data.startswith(MAGIC):
+        raise WireError("the result is not an ARIA result envelope")
+    _, header_size = _PREFIX.unpack_from(data)
+    if header_size > MAX_HEADER_BYTES:
+        raise WireError(f"the result's header is {header_size} bytes, over its {MAX_HEADER_BYTES}-byte limit")
+    start = _PREFIX.size + header_size
+    if len(data) < start:
+        raise WireError("the result is truncated inside its header")
+    head = _object(_json(data[_PREFIX.size:start], "the result's header"), "the result's header", _RESULT_KEYS)
+    if head["format"] != RESULT_FORMAT:
+        raise WireError(f"the result's format is {str(head['format'])[:40]!r}, not {RESULT_FORMAT!r}")
+    if head["version"] != RESULT_VERSION:
+        raise WireError(f"the result's version is {str(head['version'])[:20]}; this bot reads version "
+                        f"{RESULT_VERSION} (are the workers and the bot the same release?)")
+    sizes = _object(head["sections"], "the result's sections", SECTIONS)
+    sections = {}
+    for name in SECTIONS:
+        size = _within_limit(name, _integer(sizes[name], f"the {name} section's size", 0, MAX_RESULT_BYTES))
+        sections[name] = data[start:start + size]
+        start += size
+    if len(data) < start:
+        raise WireError(f"the result is truncated: {start - len(data)} bytes of its sections are missing")
+    if len(data) > start:
+        raise WireError(f"the result has {len(data) - start} bytes after its last section")
+    for name in ("emotion_chart", "piano_roll"):
+        if not sections[name].startswith(_PNG):
+            raise WireError(f"the {name.replace('_', ' ')} is not a PNG")
+    return _result_from(head, sections)
+
+
+def _within_limit(section: str, size: int) -> int:
+    if size > SECTION_LIMITS[section]:
+        raise WireError(f"the {section} section is {size} bytes, over its {SECTION_LIMITS[section]}-byte limit")
+    return size
+
+
+def _result_from(head: dict, sections: dict[str, bytes]) -> Result:
+    from aria_engine.music import Composition
+    from aria_engine.render import RenderedAudio
+
+    comp = _object(head["composition"], "the composition", _COMPOSITION_KEYS)
+    tokens = _optional(_list, comp["tokens"], "the tokens", 65536)
+    audio = _object(head["audio"], "the audio", _AUDIO_KEYS)
+    audio_format = audio["format"]
+    if audio_format not in _AUDIO_MIME:
+        raise WireError(f"the audio format must be one of {', '.join(_AUDIO_MIME)}")
+    if audio["mime_type"] != _AUDIO_MIME[audio_format]:
+        raise WireError(f"the audio's type must be {_AUDIO_MIME[audio_format]} for {audio_format}")
+    mode = comp["mode"]
+    if mode is not None and mode not in MODES:
+        raise WireError(f"the composition's mode must be one of {', '.join(MODES)}")
+    composition = Composition(
+        midi=_midi_from(sections["midi"]),
+        composer=_word(comp["composer"], "the composer"),
+        seed=_integer(comp["seed"], "the seed", 0, 2**63 - 1),
+        mode=mode,
+        tokens=None if tokens is None else [_integer(t, "a token", 0, 2**20) for t in tokens],
+        notes=_texts(comp["notes"], "the composition's notes"),
+        stats=_plain(_object(comp["stats"], "the stats", comp["stats"]), "the stats"),
+    )
+    rendered = RenderedAudio(
+        data=sections["audio"],
+        format=audio_format,
+        mime_type=audio["mime_type"],
+        sample_rate=_integer(audio["sample_rate"], "the sample rate", 1000, 384_000),
+        channels=_integer(audio["channels"], "the channel count", 1, 8),
+        duration_s=_number(audio["duration_s"], "the audio's duration", 0, 3600),
+        peak_dbfs=_number(audio["peak_dbfs"], "the audio's peak", -math.inf, 24, finite=False),
+        soundfont=_text(audio["soundfont"], "the soundfont"),
+        notes=_texts(audio["notes"], "the audio's notes"),
+        timings=_seconds(audio["timings"], "the audio's timings"),
+    )
+    return Result(
+        emotion=_emotion_from_json(head["emotion"], "the emotion"),
+        trajectory=_optional(_trajectory_from_json, head["trajectory"], "the trajectory"),
+        encoder=_word(head["encoder"], "the encoder"),
+        composition=composition,
+        options=_options_from_json(head["options"], "the options"),
+        midi=sections["midi"],
+        audio=rendered,
+        emotion_chart=sections["emotion_chart"],
+        piano_roll=sections["piano_roll"],
+        timings=_seconds(head["timings"], "the timings"),
+        notes=_texts(head["notes"], "the result's notes"),
+    )
+
+
+def _midi_from(data: bytes):
+    """pretty_midi's object for a standard MIDI file, once mido has shown it is small in time."""
+    import mido
+    import pretty_midi
+
+    try:
+        parsed = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as error:  # mido raises many kinds on a broken file
+        raise WireError(f"the MIDI section is not a MIDI file ({type(error).__name__})") from None
+    longest = max((sum(message.time for message in track) for track in parsed.tracks), default=0)
+    if longest > MAX_MIDI_TICKS:
+        raise WireError(f"the MIDI file is {longest} ticks long, over the {MAX_MIDI_TICKS}-tick limit")
+    try:
+        if _PRETTY_MIDI_TAKES_MIDO:
+            return pretty_midi.PrettyMIDI(mido_object=parsed)
+        return pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as error:
+        raise WireError(f"the MIDI section cannot be read ({type(error).__name__}: {str(error)[:100]})") from None
+
+
+def _takes_mido() -> bool:
+    import inspect
+
+    import pretty_midi
+
+    return "mido_object" in inspect.signature(pretty_midi.PrettyMIDI).parameters
+
+
+_PRETTY_MIDI_TAKES_MIDO = _takes_mido()
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -113,17 +455,91 @@ def event_to_fields(event: Event) -> dict[str, str]:
     return fields
 
 
+def event_kind(fields: dict) -> str:
+    """The entry's event type ("progress", "done", ...); WireError if it names none."""
+    kind = fields.get(b"type", fields.get("type"))
+    try:
+        kind = _decoded(kind)
+    except WireError:
+        raise WireError("an event has no readable type") from None
+    if kind not in _EVENT_TYPES:
+        raise WireError(f"an event has the unknown type {kind[:40]!r}")
+    return kind
+
+
 def event_from_fields(fields: dict, result: Result | None = None) -> Event:
-    """The inverse of `event_to_fields`; a done event needs its result passed in."""
-    fields = {_text(k): _text(v) for k, v in fields.items()}
-    cls = _EVENT_TYPES[fields.pop("type")]
-    values = {name: json.loads(value) for name, value in fields.items()}
-    if cls is Done:
-        if result is None:
-            raise ValueError("a done event needs its result")
-        return Done(result=result, cached=bool(values.get("cached", False)))
-    return cls(**values)
+    """The inverse of `event_to_fields`; a done event needs its result passed in. WireError if
+    a field is unknown, missing, too long or of the wrong type."""
+    kind = event_kind(fields)
+    values = {}
+    for key, raw in fields.items():
+        name = _decoded(key)
+        if name == "type":
+            continue
+        if name in values:
+            raise WireError(f"a {kind} event repeats its field {name[:40]!r}")
+        if len(raw) > MAX_EVENT_FIELD_BYTES:
+            raise WireError(f"a {kind} event's field {name[:40]!r} is over {MAX_EVENT_FIELD_BYTES} bytes")
+        values[name] = _json(raw, f"a {kind} event's field {name[:40]!r}")
+    return _EVENT_READERS[kind](values, result)
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _decoded(value: Any) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise WireError("an event field is not UTF-8") from None
+    if not isinstance(value, str):
+        raise WireError("an event field is missing")
+    return value
+
+
+def _event_values(values: dict, kind: str, required: tuple[str, ...], optional: dict[str, Any]) -> dict:
+    """Known fields only, required ones present, absent optional ones at their defaults (None
+    is left out when written)."""
+    _object(values, f"a {kind} event", (*required, *optional), required)
+    return {**optional, **values}
+
+
+def _queued(values: dict, result) -> Queued:
+    v = _event_values(values, "queued", ("position",), {"eta_s": None})
+    return Queued(_integer(v["position"], "the queue position", 0, 10**9),
+                  _optional(_number, v["eta_s"], "the queue's ETA", 0, 10**9))
+
+
+def _started(values: dict, result) -> Started:
+    v = _event_values(values, "started", ("worker",), {"batch_size": 1})
+    return Started(_text(v["worker"], "the worker's name", 200), _integer(v["batch_size"], "the batch size", 1, 10**6))
+
+
+def _progress(values: dict, result) -> Progress:
+    v = _event_values(values, "progress", ("stage", "fraction", "detail"), {})
+    if v["stage"] not in STAGES:
+        raise WireError(f"a progress event names an unknown stage {str(v['stage'])[:40]!r}")
+    return Progress(v["stage"], _number(v["fraction"], "the progress fraction", 0, 1),
+                    _text(v["detail"], "the progress detail", 500))
+
+
+def _done(values: dict, result) -> Done:
+    v = _event_values(values, "done", (), {"cached": False})
+    if not isinstance(v["cached"], bool):
+        raise WireError("a done event's cached must be true or false")
+    if result is None:
+        raise WireError("a done event needs its result")
+    return Done(result=result, cached=v["cached"])
+
+
+def _failed(values: dict, result) -> Failed:
+    v = _event_values(values, "failed", ("reason",), {"log_id": None, "kind": "error"})
+    return Failed(_text(v["reason"], "the failure's reason", 2000),
+                  _optional(_text, v["log_id"], "the failure's log id", 64), _word(v["kind"], "the failure's kind"))
+
+
+def _cancelled(values: dict, result) -> Cancelled:
+    v = _event_values(values, "cancelled", ("by",), {})
+    return Cancelled(_text(v["by"], "who cancelled", 200))
+
+
+_EVENT_READERS = {"queued": _queued, "started": _started, "progress": _progress, "done": _done,
+                  "failed": _failed, "cancelled": _cancelled}

@@ -1,0 +1,277 @@
+"""The wire format on its own: a real Result survives it whole, and nothing malformed or hostile
+gets past `load_result`, `event_from_fields` or `request_from_json` (the trip through a real
+redis-server is in test_redis_wire.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import struct
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import mido
+import pretty_midi
+import pytest
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.engine import Cancelled, Done, Failed, Progress, Queued, Started
+from aria_engine.engine import wire
+from aria_engine.engine.wire import (
+    MAGIC, MAX_MIDI_TICKS, SECTION_LIMITS, SECTIONS, WireError, dump_result, event_from_fields, event_to_fields,
+    load_result, request_from_json, request_to_json,
+)
+from aria_engine.options import GenerationOptions
+from aria_engine.pipeline import Origin, Pipeline, Request
+from bot.reply import build_reply
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULTS = dict(composer="procedural", encoder="palette")  # the embedded defaults: no weights
+
+
+@pytest.fixture(scope="module")
+def results():
+    """A piece from a picture and one along a trajectory, as the embedded defaults make them."""
+    pipeline = Pipeline()
+    picture = Request(image=(REPO / "examples" / "dusk.png").read_bytes(),
+                      options=GenerationOptions(**DEFAULTS, duration_s=3, seed=5), max_upload_bytes=8_000_000)
+    journey = Request(emotion=Trajectory.linear([Emotion(-0.8, -0.6), Emotion(0.8, 0.7)]),
+                      options=GenerationOptions(**DEFAULTS, duration_s=4, seed=9))
+    return [pipeline.run(picture), pipeline.run(journey)]
+
+
+def transformer_like(result):
+    """The fields only the transformer fills: a mode, tokens, its stats."""
+    comp = replace(result.composition, composer="transformer", mode="continuous_token", tokens=[5, 17, 300, 2],
+                   stats={"tokens_per_s": 812.25, "attempts": 1}, notes=["took two attempts"])
+    return replace(result, composition=comp, notes=["a note"])
+
+
+def notes_of(midi: pretty_midi.PrettyMIDI):
+    return [(i.program, i.is_drum, i.name, [(n.start, n.end, n.pitch, n.velocity) for n in i.notes])
+            for i in midi.instruments]
+
+
+def assert_same_for_the_bot(back, result):
+    """Every field the bot, the store and the CLI read from a Result."""
+    for name in ("emotion", "trajectory", "encoder", "options", "midi", "audio", "emotion_chart", "piano_roll",
+                 "timings", "notes"):
+        assert getattr(back, name) == getattr(result, name), name
+    for name in ("composer", "seed", "mode", "tokens", "notes", "stats", "instruments"):
+        assert getattr(back.composition, name) == getattr(result.composition, name), name
+    assert back.backend == result.backend and back.summary() == result.summary()
+    assert build_reply(back, upload_limit=8_000_000) == build_reply(result, upload_limit=8_000_000)
+    # The rebuilt pretty_midi object is exactly what the .mid says, and the composed piece to the tick.
+    assert notes_of(back.composition.midi) == notes_of(pretty_midi.PrettyMIDI(io.BytesIO(result.midi)))
+    original, rebuilt = notes_of(result.composition.midi), notes_of(back.composition.midi)
+    assert [track[:3] for track in rebuilt] == [track[:3] for track in original]
+    for mine, theirs in zip(rebuilt, original):
+        assert [n[2:] for n in mine[3]] == [n[2:] for n in theirs[3]]
+        assert [t for n in mine[3] for t in n[:2]] == pytest.approx([t for n in theirs[3] for t in n[:2]], abs=2e-3)
+    assert back.composition.duration_s == pytest.approx(result.composition.duration_s, abs=2e-3)
+
+
+def test_a_real_result_survives_the_wire_in_every_field_the_bot_uses(results):
+    for result in [*results, transformer_like(results[0])]:
+        frame = dump_result(result)
+        assert frame.startswith(MAGIC)
+        assert_same_for_the_bot(load_result(frame), result)
+    assert results[1].trajectory is not None and results[0].trajectory is None
+
+
+# -- malformed and hostile results ------------------------------------------------------------------
+
+
+def split(frame: bytes) -> tuple[dict, dict[str, bytes]]:
+    (size,) = struct.unpack_from(">I", frame, len(MAGIC))
+    start = len(MAGIC) + 4
+    header = json.loads(frame[start:start + size])
+    sections, at = {}, start + size
+    for name in SECTIONS:
+        sections[name] = frame[at:at + header["sections"][name]]
+        at += header["sections"][name]
+    return header, sections
+
+
+def join(header: dict, sections: dict[str, bytes], *, sizes: bool = True) -> bytes:
+    if sizes:
+        header = {**header, "sections": {name: len(sections[name]) for name in SECTIONS}}
+    raw = json.dumps(header).encode()
+    return MAGIC + struct.pack(">I", len(raw)) + raw + b"".join(sections[name] for name in SECTIONS)
+
+
+def edited(frame: bytes, change) -> bytes:
+    header, sections = split(frame)
+    change(header, sections)
+    return join(header, sections)
+
+
+def long_midi() -> bytes:
+    """A 30-byte MIDI file whose one note ends 2**28 ticks in (pretty_midi would allocate 8
+    bytes for every tick of it)."""
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=0),
+                            mido.Message("note_off", note=60, time=2**28 - 1)])
+    buffer = io.BytesIO()
+    mido.MidiFile(tracks=[track], ticks_per_beat=480).save(file=buffer)
+    return buffer.getvalue()
+
+
+def exploit(marker: Path) -> bytes:
+    """The pickle of the red-team report: it names `aria_engine.loadtest.subprocess.Popen`,
+    which the old allow-list let through, and would start a process that creates `marker`."""
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return b"X" + struct.pack("<I", len(raw)) + raw
+
+    command = [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('owned')"]
+    return (b"\x80\x04" + text("aria_engine.loadtest") + text("subprocess.Popen") + b"\x93"  # STACK_GLOBAL
+            + b"](" + b"".join(text(part) for part in command) + b"e"  # [the command]
+            + b"\x85R.")  # (command,) -> Popen(command)
+
+
+def malformed(frame: bytes) -> list[tuple[str, bytes, str]]:
+    """(what, bytes, the words the reason must contain) for each kind of broken envelope."""
+    header, sections = split(frame)
+
+    def header_bytes(raw: bytes) -> bytes:
+        return MAGIC + struct.pack(">I", len(raw)) + raw + b"".join(sections[n] for n in SECTIONS)
+
+    def setting(path, value):
+        def change(head, _):
+            *parents, last = path
+            node = head
+            for key in parents:
+                node = node[key]
+            node[last] = value
+        return edited(frame, change)
+
+    return [
+        ("an old pickle", pickle.dumps({"not": "a result"}), "pickle"),
+        ("no envelope", b"GIF89a" + b"\x00" * 40, "not an ARIA result envelope"),
+        ("bad JSON", header_bytes(b"{not json"), "header is not valid JSON"),
+        ("bad UTF-8", header_bytes(b'{"a": "\xff"}'), "header is not valid JSON"),
+        ("a newer version", setting(["version"], 2), "version is 2"),
+        ("another format", setting(["format"], "aria-request"), "format is 'aria-request'"),
+        ("an unknown field", setting(["run"], "os.system"), "unknown fields: run"),
+        ("a missing field", edited(frame, lambda h, s: h.pop("notes")), "lacks notes"),
+        ("a number as text", setting(["emotion", "valence"], "high"), "valence must be a number, not str"),
+        ("out of range", setting(["emotion", "arousal"], 3.5), "arousal must be a number between -1 and 1"),
+        ("NaN", setting(["audio", "duration_s"], float("nan")), "duration must be a number"),
+        ("a list for an object", setting(["composition"], ["procedural"]), "composition must be an object"),
+        ("a bool for a seed", setting(["composition", "seed"], True), "seed must be an integer, not bool"),
+        ("a bad option", setting(["options", "top_p"], 7), "top-p"),
+        ("an unknown option", setting(["options", "shell"], "sh"), "unknown fields: shell"),
+        ("a bad audio type", setting(["audio", "mime_type"], "text/html"), "audio's type must be audio/ogg"),
+        ("a bad mode", setting(["composition", "mode"], "exec"), "mode must be one of"),
+        ("deep stats", setting(["composition", "stats"], {"a": [[[[[1]]]]]}), "nested too deep"),
+        ("a huge header", header_bytes(b" " * (wire.MAX_HEADER_BYTES + 1)), "header is 1048577 bytes"),
+        ("an oversized section", edited(frame, lambda h, s: s.update(midi=s["midi"] + b"\0" * SECTION_LIMITS["midi"])),
+         f"midi section is {len(sections['midi']) + SECTION_LIMITS['midi']} bytes, over its"),
+        ("a negative size", join({**header, "sections": {**header["sections"], "midi": -1}}, sections, sizes=False),
+         "midi section's size must be between 0"),
+        ("truncated in the header", frame[:len(MAGIC) + 10], "truncated inside its header"),
+        ("truncated in a section", frame[:-7], "truncated: 7 bytes"),
+        ("trailing bytes", frame + b"tail", "4 bytes after its last section"),
+        ("sizes that lie", join({**header, "sections": {**header["sections"],
+                                                        "audio": len(sections["audio"]) + 10,
+                                                        "emotion_chart": len(sections["emotion_chart"]) - 10}},
+                                sections, sizes=False), "emotion chart is not a PNG"),
+        ("not a MIDI file", edited(frame, lambda h, s: s.update(midi=b"MThd\x00\x00\x00\x06garbage")),
+         "MIDI section is not a MIDI file"),
+        ("a MIDI file too long", edited(frame, lambda h, s: s.update(midi=long_midi())),
+         f"over the {MAX_MIDI_TICKS}-tick limit"),
+    ]
+
+
+def test_every_malformed_result_is_refused_with_what_is_wrong(results):
+    for what, data, reason in malformed(dump_result(results[0])):
+        with pytest.raises(WireError) as refused:
+            load_result(data)
+        assert reason in str(refused.value), (what, str(refused.value))
+
+
+def test_a_result_over_a_limit_is_refused_by_the_writer_too(results, monkeypatch):
+    monkeypatch.setitem(SECTION_LIMITS, "audio", 100)
+    with pytest.raises(WireError, match="audio section is .* bytes, over its 100-byte limit"):
+        dump_result(results[0])
+
+
+def test_the_exploit_pickle_is_never_loaded(tmp_path):
+    marker = tmp_path / "owned"
+    with pytest.raises(WireError, match="pickle"):
+        load_result(exploit(marker))
+    assert not marker.exists()
+
+
+# -- events and requests --------------------------------------------------------------------------
+
+
+def test_events_survive_the_wire(results):
+    for event in (Queued(3, 12.5), Queued(1, None), Started("w1", 4), Progress("composing", 0.25, "composing 3 of 12"),
+                  Failed("Sorry.", "ab12", "error"), Failed("No.", None, "image_rejected"), Cancelled("u9")):
+        fields = {k.encode(): v.encode() for k, v in event_to_fields(event).items()}
+        assert event_from_fields(fields) == event
+    done = {k.encode(): v.encode() for k, v in event_to_fields(Done(results[0], cached=True)).items()}
+    assert event_from_fields(done, results[0]) == Done(results[0], cached=True)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"type": "shell"}, "unknown type 'shell'"),
+    ({}, "no readable type"),
+    ({b"type": b"\xff"}, "no readable type"),
+    ({"type": "progress", "stage": '"composing"', "fraction": '"x"', "detail": '""'}, "fraction must be a number"),
+    ({"type": "progress", "stage": '"mining"', "fraction": "0.5", "detail": '""'}, "unknown stage 'mining'"),
+    ({"type": "progress", "stage": '"composing"', "fraction": "1.5", "detail": '""'}, "between 0 and 1"),
+    ({"type": "progress", "stage": '"composing"', "fraction": "0.5"}, "lacks detail"),
+    ({"type": "queued", "position": "1", "cmd": '"id"'}, "unknown fields: cmd"),
+    ({"type": "queued", "position": "{"}, "not valid JSON"),
+    ({"type": "queued", "position": "-1"}, "position must be between 0"),
+    ({"type": "started", "worker": '"' + "w" * 9000 + '"'}, "over 8192 bytes"),
+    ({"type": "failed", "reason": "42"}, "reason must be text, not int"),
+    ({"type": "failed", "reason": '"x"', "kind": '"Not A Word"'}, "kind must be a short lower-case word"),
+    ({"type": "cancelled", "by": "null"}, "who cancelled must be text, not null"),
+    ({"type": "done", "cached": '"yes"'}, "cached must be true or false"),
+])
+def test_a_malformed_event_is_refused_with_what_is_wrong(fields, reason):
+    with pytest.raises(WireError) as refused:
+        event_from_fields(fields, result=None)
+    assert reason in str(refused.value)
+
+
+def test_requests_survive_the_wire_and_anything_else_is_refused():
+    request = Request(emotion=Trajectory.linear([Emotion(-0.2, 0.1), Emotion(0.9, -0.7)]),
+                      options=GenerationOptions(duration_s=7, seed=3, mode="discrete_token", top_k=5),
+                      origin=Origin("discord", "g1", "c1", "u1"), max_upload_bytes=8_000_000)
+    assert request_from_json(request_to_json(request), None) == request
+    picture = Request(image=b"\x89PNG...", options=GenerationOptions(seed=1))
+    assert request_from_json(request_to_json(picture), picture.image) == picture
+    good = json.loads(request_to_json(picture))
+
+    def tampered(path, value):
+        data = json.loads(json.dumps(good))
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return json.dumps(data)
+
+    for text, image, reason in [
+        (tampered(["options", "top_k"], "many"), b"x", "options.top_k must be an integer, not str"),
+        (tampered(["options", "length"], 5.5), b"x", "options.length must be an integer, not float"),
+        (tampered(["options", "top_p"], 7), b"x", "top-p"),
+        (tampered(["origin", "user"], {"$": 1}), b"x", "origin's user must be text, not dict"),
+        (tampered(["origin", "admin"], True), b"x", "origin has unknown fields: admin"),
+        (tampered(["has_image"], "yes"), b"x", "has_image must be true or false"),
+        (tampered(["max_upload_bytes"], -5), b"x", "max_upload_bytes must be between 0"),
+        (tampered(["emotion"], {"valence": float("nan"), "arousal": 0}), b"x", "valence must be a number"),
+        (request_to_json(picture), None, "picture is missing"),
+        ("[1, 2]", None, "request must be an object, not list"),
+        ("{", None, "request is not valid JSON"),
+        (None, None, "request is missing"),
+        ("[" * 100_000, None, f"over {wire.MAX_REQUEST_BYTES} bytes"),
+    ]:
+        with pytest.raises(WireError) as refused:
+            request_from_json(text, image)
+        assert reason in str(refused.value), (reason, str(refused.value))
