@@ -9,10 +9,18 @@ import os
 import sys
 
 from bot.commands import MODULES
+from bot.commands.checks import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line too (argparse prints the whole usage first), exit code 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aria",
         description="ARIA: a picture's emotion, music composed to match it, and its audio.",
     )
@@ -34,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"aria: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("aria: interrupted", file=sys.stderr)
         return 130

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.options import AUDIO_FORMATS, COMPOSERS, DECODE_STRATEGIES, ENCODERS, MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Pipeline, Request, Result
+from bot.commands.checks import UserError, check_name, read_capped, safe_name, writable_folder
 
 # How much of a run each stage takes, roughly, for a progress bar that moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
@@ -98,15 +98,10 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
 
 def run_compose(args: argparse.Namespace) -> int:
     def build() -> tuple[Request, str]:
-        try:
-            data = args.image.read_bytes()
-        except FileNotFoundError:
-            raise UserError(f"no such file: {args.image}")
-        except IsADirectoryError:
-            raise UserError(f"{args.image} is a folder, not a picture")
-        except OSError as error:
-            raise UserError(f"cannot read {args.image}: {error.strerror or error}")
-        return Request(image=data, options=_options(args)), args.name or args.image.stem
+        from aria_engine.images import DEFAULT_MAX_BYTES
+
+        data = read_capped(args.image, DEFAULT_MAX_BYTES, "picture")
+        return Request(image=data, options=_options(args)), args.name or safe_name(args.image.stem)
 
     return _run(args, build)
 
@@ -123,24 +118,28 @@ def run_mood(args: argparse.Namespace) -> int:
     return _run(args, build)
 
 
-class UserError(Exception):
-    """Bad input: one line on stderr, no traceback, exit code 2."""
-
-
 def _run(args: argparse.Namespace, build) -> int:
+    """Check every input before the work (exit 2, one line), then compose and write."""
     from aria_engine.images import ImageRejected
+    from aria_engine.render import SoundFontError, find_soundfont
 
     try:
+        if args.soundfont is not None:
+            find_soundfont(args.soundfont)
         request, name = build()
-        _check_name(name)
+        check_name(name)
+        writable_folder(args.out, create=False)
         with _ProgressBar(enabled=not args.json and sys.stderr.isatty()) as bar:
             result = _pipeline(args).run(request, bar.update)
         paths = write_result(result, args.out, name)
+    except SoundFontError as error:  # bad input when it is the --soundfont given; else the setup
+        print(f"aria: {_one_line(error)}", file=sys.stderr)
+        return 2 if args.soundfont is not None else 1
     except (UserError, ImageRejected, ValueError, FileNotFoundError) as error:
-        print(f"aria: {error}", file=sys.stderr)
+        print(f"aria: {_one_line(error)}", file=sys.stderr)
         return 2
-    except RuntimeError as error:  # e.g. SoundFontError: the setup, not the input, is wrong
-        print(f"aria: {error}", file=sys.stderr)
+    except RuntimeError as error:  # the setup, not the input, is wrong
+        print(f"aria: {_one_line(error)}", file=sys.stderr)
         return 1
 
     if args.json:
@@ -156,14 +155,15 @@ def _run(args: argparse.Namespace, build) -> int:
     return 0
 
 
-def _check_name(name: str) -> None:
-    if not re.fullmatch(r"[\w.+-]+", name) or name.startswith("."):
-        raise UserError(f"unsuitable file name {name!r}: use letters, digits, '.', '_', '+' or '-'")
+def _one_line(error: BaseException) -> str:
+    """An error's first line: whatever a library put after it is not for the user."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def write_result(result: Result, out: Path, name: str) -> dict[str, Path]:
     """Write the four files (MIDI, audio, emotion chart, piano roll); returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     files = {
         "midi": (out / f"{name}.mid", result.midi),
         "audio": (out / f"{name}.{result.audio.format}", result.audio.data),
@@ -171,7 +171,10 @@ def write_result(result: Result, out: Path, name: str) -> dict[str, Path]:
         "piano_roll": (out / f"{name}.pianoroll.png", result.piano_roll),
     }
     for path, data in files.values():
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError as error:  # a folder in the file's place, a full disk...
+            raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     return {key: path for key, (path, _) in files.items()}
 
 

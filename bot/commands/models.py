@@ -35,11 +35,13 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from aria_engine.models import ModelDownloadError, cmd_pull
+    from aria_engine.models import ModelDownloadError, cmd_pull, default_models_dir
+    from bot.commands.checks import writable_folder
 
+    models_dir = writable_folder(args.models_dir or default_models_dir(), "--models-dir")
     try:
         print(cmd_pull(
-            args.models_dir,
+            models_dir,
             tuple(args.modes or MODES),
             include_encoder=not args.no_encoder,
             repo_id=args.repo,
