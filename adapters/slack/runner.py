@@ -1,24 +1,40 @@
 """Running the Slack app: Socket Mode (the default: no public URL needed) or HTTP.
 
 Socket Mode opens a websocket to Slack with the app-level token and acknowledges each envelope
-on it. HTTP serves `POST /slack/events` for Events, slash commands and interactivity; bolt checks
-each request's signature (a bad, stale or missing one gets 401 before any listener runs). Both
+on it. HTTP serves `POST /slack/events` for Events, slash commands and interactivity. Both
 start with `await runner.start()` and stop with `await runner.close()`; `serve()` runs until
 SIGINT/SIGTERM.
+
+Nothing is parsed before it is trusted, and nothing malformed reaches bolt (whose parsing and
+matching assume Slack's shapes and would raise): over HTTP the signature is checked on the raw
+bytes first (a bad, stale or missing one gets 401), then the body must be UTF-8 and the shape
+Slack sends (else 400); over Socket Mode an envelope that is not one is acknowledged and dropped.
+Either way one line in the log, never a traceback, so garbage cannot flood it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
+import re
 import signal
+import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from adapters.slack.app import SlackAdapter, create_app
 from adapters.slack.config import SlackConfig
@@ -40,11 +56,97 @@ async def check_bot_token(adapter: SlackAdapter) -> dict:
         raise SlackSetupError(f"cannot reach Slack's Web API at {adapter.config.web_api_base}: {error}") from None
 
 
+SIGNATURE_MAX_AGE_S = 5 * 60  # Slack's window; older requests may be replays
+REQUEST_ENVELOPES = ("events_api", "slash_commands", "interactive")
+_DICTS = ("event", "team", "user", "channel", "view", "message", "container", "state")
+
+
+def malformed(body: Any) -> str | None:
+    """Why `body` is not a request Slack sends (None if it could be): the shapes bolt relies on."""
+    if not isinstance(body, dict):
+        return f"the body is a {type(body).__name__}, not an object"
+    for key in _DICTS:
+        if key in body and not isinstance(body[key], dict):
+            return f"{key} is not an object"
+    kind = body.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return "type is not a string"
+    if kind == "event_callback" and not isinstance(body.get("event"), dict):
+        return "an event_callback without an event"
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not (isinstance(actions, list) and actions
+                and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)):
+            return "block_actions without actions that have an action_id"
+    if kind in ("view_submission", "view_closed") and not isinstance(body.get("view", {}).get("callback_id"), str):
+        return f"a {kind} without a view callback_id"
+    if kind in ("shortcut", "message_action") and not isinstance(body.get("callback_id"), str):
+        return f"a {kind} without a callback_id"
+    authorizations = body.get("authorizations")
+    if authorizations is not None and not (isinstance(authorizations, list)
+                                           and all(isinstance(a, dict) for a in authorizations)):
+        return "authorizations is not a list of objects"
+    return None
+
+
+def parse_body(text: str, content_type: str) -> Any:
+    """The body as bolt will read it (JSON, a form, or a form's `payload` JSON); ValueError if bad."""
+    if content_type == "application/json" or text.startswith("{"):
+        return json.loads(text)
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    return json.loads(form["payload"]) if "payload" in form else form
+
+
+class ScreenedSocketModeClient(SocketModeClient):
+    """slack_sdk's Socket Mode client, with frames that are not well-formed envelopes dropped
+    (and acknowledged, so Slack does not send them again) before slack_sdk parses them."""
+
+    async def enqueue_message(self, message: str) -> None:
+        try:
+            envelope = json.loads(message)
+        except ValueError:
+            log.warning("dropped a Socket Mode frame that is not JSON (%d characters)", len(message))
+            return
+        if not isinstance(envelope, dict):
+            log.warning("dropped a Socket Mode frame that is not an object")
+            return
+        if envelope.get("type") in REQUEST_ENVELOPES:
+            problem = ("no envelope_id" if not isinstance(envelope.get("envelope_id"), str)
+                       else malformed(envelope.get("payload")))
+            if problem:
+                log.warning("dropped a malformed %s envelope: %s", envelope["type"], problem)
+                if isinstance(envelope.get("envelope_id"), str):
+                    await self.send_socket_mode_response(SocketModeResponse(envelope_id=envelope["envelope_id"]))
+                return
+        await super().enqueue_message(message)
+
+
+class ScreenedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler over `ScreenedSocketModeClient`; a request bolt still cannot
+    handle is acknowledged with one line in the log."""
+
+    def __init__(self, app, *, app_token: str, web_client) -> None:
+        self.app = app
+        self.app_token = app_token
+        self.client = ScreenedSocketModeClient(app_token=app_token, logger=app.logger, web_client=web_client)
+        self.client.socket_mode_request_listeners.append(self.handle)
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+        start = time.time()
+        try:
+            response = await run_async_bolt_app(self.app, req)
+        except Exception as error:  # bolt's own parsing or matching; listeners' errors never get here
+            log.warning("could not handle a %s envelope (%s: %s)", req.type, type(error).__name__, error)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await send_async_response(client, req, response, start)
+
+
 class SocketModeRunner:
     def __init__(self, adapter: SlackAdapter) -> None:
         self.adapter = adapter
-        self.handler = AsyncSocketModeHandler(adapter.app, app_token=adapter.config.app_token,
-                                              web_client=adapter.client)
+        self.handler = ScreenedSocketModeHandler(adapter.app, app_token=adapter.config.app_token,
+                                                 web_client=adapter.client)
 
     async def start(self) -> None:
         """Check both tokens (a clear error now beats endless reconnecting), then connect."""
@@ -77,9 +179,37 @@ class HttpRunner:
         self.port: int | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await self.adapter.app.async_dispatch(bolt_request)
+        """Verify on the raw bytes, then parse: 401 for a bad signature, 400 for a bad body."""
+        raw = await request.read()
+        if not self.signed(raw, request.headers):
+            log.debug("refused a request without a valid signature (%d bytes)", len(raw))
+            return web.Response(status=401, text="invalid signature")
+        try:
+            text = raw.decode("utf-8")
+            problem = malformed(parse_body(text, request.content_type))
+        except (UnicodeDecodeError, ValueError, KeyError) as error:
+            problem = f"{type(error).__name__}: {error}"
+        if problem:
+            log.warning("refused a signed request with a malformed body: %s", problem)
+            return web.Response(status=400, text="malformed request")
+        try:
+            bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)
+            bolt_response = await self.adapter.app.async_dispatch(bolt_request)
+        except Exception as error:  # bolt's own parsing or matching; listeners' errors never get here
+            log.warning("could not handle a signed request (%s: %s)", type(error).__name__, error)
+            return web.Response(status=400, text="malformed request")
         return await to_aiohttp_response(bolt_response)
+
+    def signed(self, raw: bytes, headers) -> bool:
+        """Slack's v0 signature over the exact bytes received, from the last five minutes.
+        (bolt checks it again; this check comes first so that nothing unsigned is parsed.)"""
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if not re.fullmatch(r"[0-9]{1,12}", timestamp) or abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE_S:
+            return False
+        secret = self.adapter.config.signing_secret.encode()
+        expected = "v0=" + hmac.new(secret, b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -523,18 +523,21 @@ class SlackDouble:
         self._on_ack(delivery, answer, status)
         return delivery
 
-    def signature_headers(self, body: str, *, timestamp: int | None = None, secret: str | None = None) -> dict:
-        """Slack's request signing: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
+    def signature_headers(self, body: str | bytes, *, timestamp: int | None = None,
+                          secret: str | None = None) -> dict:
+        """Slack's request signing: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}"), on the raw bytes."""
         ts = str(int(time.time()) if timestamp is None else timestamp)
-        digest = hmac.new((secret or self.signing_secret).encode(), f"v0:{ts}:{body}".encode(),
+        raw = body.encode() if isinstance(body, str) else body
+        digest = hmac.new((secret or self.signing_secret).encode(), f"v0:{ts}:".encode() + raw,
                           hashlib.sha256).hexdigest()
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
-    async def post_raw(self, body: str, headers: dict) -> tuple[int, Any]:
+    async def post_raw(self, body: str | bytes, headers: dict) -> tuple[int, Any]:
         """POST exactly this to the app's events URL; (status, body as JSON or text)."""
         if not self.events_url:
             raise SlackDoubleError("set events_url to the app's /slack/events to deliver over HTTP")
-        async with self._http.post(self.events_url, data=body.encode(), headers=headers) as response:
+        data = body.encode() if isinstance(body, str) else body
+        async with self._http.post(self.events_url, data=data, headers=headers) as response:
             text = await response.text()
             try:
                 return response.status, json.loads(text) if text else None
@@ -601,6 +604,13 @@ class SlackDouble:
         finally:
             self._touch()
         return ws
+
+    async def send_raw_frame(self, text: str) -> None:
+        """Send exactly this text frame on the Socket Mode connection (a malformed envelope, say)."""
+        ws = next((w for w in reversed(self._sockets) if not w.closed), None)
+        if ws is None:
+            raise SlackDoubleError("no Socket Mode connection is open")
+        await ws.send_str(text)
 
     async def disconnect_sockets(self) -> None:
         """Ask the app to reconnect, as Slack does every few hours ("refresh_requested")."""
