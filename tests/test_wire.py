@@ -159,6 +159,8 @@ def malformed(frame: bytes) -> list[tuple[str, bytes, str]]:
         ("a number as text", setting(["emotion", "valence"], "high"), "valence must be a number, not str"),
         ("out of range", setting(["emotion", "arousal"], 3.5), "arousal must be a number between -1 and 1"),
         ("NaN", setting(["audio", "duration_s"], float("nan")), "duration must be a number"),
+        ("a number past float", setting(["audio", "duration_s"], 10**400), "duration is out of range"),
+        ("a hostile name", setting(["<@everyone>\n"], 1), "unknown fields: ??everyone??"),
         ("a list for an object", setting(["composition"], ["procedural"]), "composition must be an object"),
         ("a bool for a seed", setting(["composition", "seed"], True), "seed must be an integer, not bool"),
         ("a bad option", setting(["options", "top_p"], 7), "top-p"),

@@ -69,7 +69,7 @@ def _object(value: Any, where: str, keys, required=None) -> dict:
     """A JSON object with no key but these, and all of `required` (by default, all of them)."""
     if not isinstance(value, dict):
         raise WireError(f"{where} must be an object, not {_kind(value)}")
-    unknown = sorted(str(k)[:40] for k in value if k not in keys)
+    unknown = sorted(_shown(k) for k in value if k not in keys)
     if unknown:
         raise WireError(f"{where} has unknown fields: {', '.join(unknown[:5])}")
     missing = [k for k in (keys if required is None else required) if k not in value]
@@ -104,7 +104,10 @@ def _number(value: Any, where: str, low: float = -math.inf, high: float = math.i
             finite: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise WireError(f"{where} must be a number, not {_kind(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise WireError(f"{where} is out of range") from None
     if math.isnan(value) or (finite and not math.isfinite(value)) or not low <= value <= high:
         raise WireError(f"{where} must be a number between {low:g} and {high:g}")
     return value
@@ -151,6 +154,11 @@ def _plain(value: Any, where: str, depth: int = 0) -> Any:
 
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """A name from the message, fit to quote back in a reason: short, word characters only."""
+    return re.sub(r"[^\w.-]", "?", str(value)[:40])
 
 
 def _built(make, where: str, *args, **kwargs):
@@ -332,9 +340,9 @@ def load_result(data: bytes) -> Result:
         raise WireError("the result is truncated inside its header")
     head = _object(_json(data[_PREFIX.size:start], "the result's header"), "the result's header", _RESULT_KEYS)
     if head["format"] != RESULT_FORMAT:
-        raise WireError(f"the result's format is {str(head['format'])[:40]!r}, not {RESULT_FORMAT!r}")
+        raise WireError(f"the result's format is {_shown(head['format'])!r}, not {RESULT_FORMAT!r}")
     if head["version"] != RESULT_VERSION:
-        raise WireError(f"the result's version is {str(head['version'])[:20]}; this bot reads version "
+        raise WireError(f"the result's version is {_shown(head['version'])}; this bot reads version "
                         f"{RESULT_VERSION} (are the workers and the bot the same release?)")
     sizes = _object(head["sections"], "the result's sections", SECTIONS)
     sections = {}
@@ -463,7 +471,7 @@ def event_kind(fields: dict) -> str:
     except WireError:
         raise WireError("an event has no readable type") from None
     if kind not in _EVENT_TYPES:
-        raise WireError(f"an event has the unknown type {kind[:40]!r}")
+        raise WireError(f"an event has the unknown type {_shown(kind)!r}")
     return kind
 
 
@@ -477,10 +485,10 @@ def event_from_fields(fields: dict, result: Result | None = None) -> Event:
         if name == "type":
             continue
         if name in values:
-            raise WireError(f"a {kind} event repeats its field {name[:40]!r}")
+            raise WireError(f"a {kind} event repeats its field {_shown(name)!r}")
         if len(raw) > MAX_EVENT_FIELD_BYTES:
-            raise WireError(f"a {kind} event's field {name[:40]!r} is over {MAX_EVENT_FIELD_BYTES} bytes")
-        values[name] = _json(raw, f"a {kind} event's field {name[:40]!r}")
+            raise WireError(f"a {kind} event's field {_shown(name)!r} is over {MAX_EVENT_FIELD_BYTES} bytes")
+        values[name] = _json(raw, f"a {kind} event's field {_shown(name)!r}")
     return _EVENT_READERS[kind](values, result)
 
 
@@ -516,7 +524,7 @@ def _started(values: dict, result) -> Started:
 def _progress(values: dict, result) -> Progress:
     v = _event_values(values, "progress", ("stage", "fraction", "detail"), {})
     if v["stage"] not in STAGES:
-        raise WireError(f"a progress event names an unknown stage {str(v['stage'])[:40]!r}")
+        raise WireError(f"a progress event names an unknown stage {_shown(v['stage'])!r}")
     return Progress(v["stage"], _number(v["fraction"], "the progress fraction", 0, 1),
                     _text(v["detail"], "the progress detail", 500))
 
