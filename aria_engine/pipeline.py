@@ -94,12 +94,18 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def device(self) -> str:
+        """Where the models ran (stamped by the pipeline that used a neural backend); the
+        embedded defaults always run on the CPU."""
+        return str(self.composition.stats.get("device") or "cpu")
+
+    @property
     def backend(self) -> str:
-        """Which backends made this result, in words for a reply."""
+        """Which backends made this result, and where, in words for a reply."""
         made_by = self.composition.composer
         if self.composition.mode:
             made_by += f" ({self.composition.mode})"
-        return f"{self.encoder} encoder + {made_by} composer"
+        return f"{self.encoder} encoder + {made_by} composer on {self.device}"
 
     def summary(self) -> dict:
         """JSON-friendly description (no file contents)."""
@@ -111,6 +117,7 @@ class Result:
             "encoder": self.encoder,
             "composer": comp.composer,
             "mode": comp.mode,
+            "device": self.device,
             "seed": self.options.seed,
             "duration_s": round(self.audio.duration_s, 3),
             "instruments": comp.instruments,
@@ -165,8 +172,15 @@ class Pipeline:
         encoder_weights: Path | None = None,
         soundfont: Path | None = None,
         image_limits: ImageLimits | None = None,
+        device: str | None = None,
     ) -> None:
+        """`device`: auto, cpu, cuda or cuda:N for the neural backends (default $ARIA_DEVICE,
+        else auto); resolved when one first loads, so the embedded defaults never need torch."""
         from aria_engine import models
+        from aria_engine.device import requested_device
+
+        self.device_request = requested_device(device)  # a malformed name fails here, at start
+        self._device = None
 
         self.models_dir = Path(models_dir) if models_dir else models.default_models_dir()
         self.model_dir = Path(model_dir) if model_dir else None
@@ -212,7 +226,7 @@ class Pipeline:
                 else:
                     from aria_engine.encoders.clip import ClipEmotionEncoder
 
-                    self._encoders[name] = ClipEmotionEncoder(self._encoder_weights_path())
+                    self._encoders[name] = ClipEmotionEncoder(self._encoder_weights_path(), self.device())
             return self._encoders[name]
 
     def composer(self, requested: str = "auto", mode: str = "continuous_concat") -> Composer:
@@ -227,8 +241,16 @@ class Pipeline:
                 else:
                     from aria_engine.music.neural import TransformerComposer
 
-                    self._composers[key] = TransformerComposer(self.model_dir or self.models_dir, mode)
+                    self._composers[key] = TransformerComposer(self.model_dir or self.models_dir, mode, self.device())
             return self._composers[key]
+
+    def device(self):
+        """The torch.device of the neural backends (DeviceError if it cannot be used here)."""
+        if self._device is None:
+            from aria_engine.device import resolve_device
+
+            self._device = resolve_device(self.device_request)
+        return self._device
 
     def renderer(self):
         with self._lock:
@@ -313,6 +335,10 @@ class Pipeline:
             made = files.result()
         report("rendering", 1.0)
 
+        if encoder == "clip" and "device" not in composition.stats:  # a neural encoder, any composer
+            from aria_engine.device import describe
+
+            composition.stats["device"] = describe(self.device())
         return Result(
             emotion=emotion,
             trajectory=trajectory,

@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(checkpoint):
-    return ClipEmotionEncoder(checkpoint)
+    return ClipEmotionEncoder(checkpoint, precision="float32")
 
 
 def reference_valence_arousal(path, config: CLIPConfig, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -140,8 +140,8 @@ def test_batch_equals_singles(encoder):
 
 def test_batches_larger_than_batch_size(checkpoint):
     images = random_images(IMAGE_SIZES * 2, seed=4)
-    small_batches = ClipEmotionEncoder(checkpoint, batch_size=2).encode(images)
-    one_batch = ClipEmotionEncoder(checkpoint, batch_size=16).encode(images)
+    small_batches = ClipEmotionEncoder(checkpoint, batch_size=2, precision="float32").encode(images)
+    one_batch = ClipEmotionEncoder(checkpoint, batch_size=16, precision="float32").encode(images)
     flat = lambda emotions: [x for e in emotions for x in (e.valence, e.arousal)]  # noqa: E731
     assert flat(small_batches) == pytest.approx(flat(one_batch), abs=1e-5)
 
@@ -155,13 +155,13 @@ def test_file_without_text_tower_gives_the_same_result(tmp_path, encoder):
     path = tmp_path / "vision_only.pt"
     make_clip_checkpoint(path, with_text_tower=False)
     images = random_images(IMAGE_SIZES, seed=5)
-    assert ClipEmotionEncoder(path).encode(images) == encoder.encode(images)
+    assert ClipEmotionEncoder(path, precision="float32").encode(images) == encoder.encode(images)
 
 
 def test_other_sizes_load(tmp_path):
     path = tmp_path / "other.pt"
     make_clip_checkpoint(path, image_size=28, patch=7, width=192, layers=3, heads=3, projection_dim=24)
-    encoder = ClipEmotionEncoder(path)
+    encoder = ClipEmotionEncoder(path, precision="float32")
     assert encoder.shape == ClipVisionShape(
         width=192, layers=3, heads=3, patch_size=7, image_size=28, intermediate_size=768, projection_dim=24
     )
@@ -181,8 +181,8 @@ def test_head_count_outside_the_convention_is_given_explicitly(tmp_path):
     images = random_images(IMAGE_SIZES, seed=7)
     pixels = torch.stack([manual_preprocess(image, 32) for image in images])
     expected = reference_valence_arousal(path, tiny_clip_config(width=64, heads=2), pixels)
-    assert ClipEmotionEncoder(path).shape.heads == 1
-    got = torch.tensor([[e.valence, e.arousal] for e in ClipEmotionEncoder(path, heads=2).encode(images)])
+    assert ClipEmotionEncoder(path, precision="float32").shape.heads == 1
+    got = torch.tensor([[e.valence, e.arousal] for e in ClipEmotionEncoder(path, heads=2, precision="float32").encode(images)])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
@@ -193,7 +193,7 @@ def test_legacy_position_ids_are_accepted(tmp_path, checkpoint, encoder):
     path = tmp_path / "legacy.pt"
     torch.save({"model_state_dict": state}, path)
     images = random_images(IMAGE_SIZES[:1], seed=8)
-    assert ClipEmotionEncoder(path).encode(images) == encoder.encode(images)
+    assert ClipEmotionEncoder(path, precision="float32").encode(images) == encoder.encode(images)
 
 
 # ---- files that are not ARIA image encoders -------------------------------------------------
@@ -211,7 +211,7 @@ def test_missing_heads_is_a_clear_error(tmp_path):
     path = tmp_path / "no_heads.pt"
     make_clip_checkpoint(path, drop=("arousal_head.",))
     with pytest.raises(ClipWeightsError, match="no arousal_head"):
-        ClipEmotionEncoder(path)
+        ClipEmotionEncoder(path, precision="float32")
 
 
 def test_head_of_the_wrong_width_is_a_clear_error(tmp_path, checkpoint):
@@ -270,5 +270,5 @@ def test_arbitrary_objects_are_never_unpickled(tmp_path, capsys):
     with open(path, "wb") as f:
         pickle.dump({"model_state_dict": _Payload()}, f)
     with pytest.raises(ClipWeightsError, match="Could not read"):
-        ClipEmotionEncoder(path)
+        ClipEmotionEncoder(path, precision="float32")
     assert "unpickled!" not in capsys.readouterr().out

@@ -351,26 +351,23 @@ from aria_engine.music.decoding import decode_setup  # noqa: E402
 
 def test_decode_products_are_the_model_products(models):
     model, _, _ = models["continuous_concat"]
-    setup = decode_setup(model)
-    low, high = setup.widths
-    assert 1 <= low <= 2 and high >= 8  # batches of 8 decode together
-    x = torch.randn(5, model.config.d_model)
-    layer = model.enc_layers[1]
-    expected = torch.cat([layer.rga.Wq(x), layer.rga.Wk(x), layer.rga.Wv(x)], dim=-1)
-    torch.testing.assert_close(setup.layers[1].qkv(x), expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(setup.head(x), model.fc(x), atol=1e-5, rtol=1e-5)
+    for tile in (1, 3, 8):
+        setup = decode_setup(model, tile)
+        assert setup.tile == tile
+        for rows in (1, 5, 8, 17):  # within one tile, and over several
+            x = torch.randn(rows, model.config.d_model)
+            layer = model.enc_layers[1]
+            expected = torch.cat([layer.rga.Wq(x), layer.rga.Wk(x), layer.rga.Wv(x)], dim=-1)
+            torch.testing.assert_close(setup.layers[1].qkv(x), expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(setup.head(x), model.fc(x), atol=1e-5, rtol=1e-5)
 
 
 def test_more_requests_than_a_decode_step_holds(models):
     model, vocab, _ = models["none"]
-    high = decode_widths_of(model)[1]
-    requests = [DecodeRequest(length=5, window=32, seed=s) for s in range(high + 1)]
+    tile = decode_setup(model).tile
+    requests = [DecodeRequest(length=5, window=32, seed=s) for s in range(tile + 1)]
     together = generate(model, vocab, requests)
     assert [r.tokens for r in together] == [generate(model, vocab, [r])[0].tokens for r in requests]
-
-
-def decode_widths_of(model):
-    return decode_setup(model).widths
 
 
 @pytest.mark.filterwarnings("ignore")  # torch.ao quantization's deprecation notices

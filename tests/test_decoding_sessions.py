@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aria_engine.emotion import Emotion, Trajectory
-from aria_engine.music.decoding import DecodeRequest, Decoder, decode_widths, generate
+from aria_engine.music.decoding import DEFAULT_MAX_ROWS, DecodeRequest, Decoder, generate
 from aria_engine.music.transformer import load_checkpoint
 from tests.factories.music import make_music_checkpoint
 from tests.test_decoding import reference_for
@@ -122,7 +122,7 @@ def test_a_request_cancelled_before_it_joins_never_decodes(models):
 
 def test_more_requests_than_the_widest_decode_step_wait_and_join_as_rows_free(models):
     model, vocab, _ = models["none"]
-    high = decode_widths(model)[1]
+    high = DEFAULT_MAX_ROWS
     reqs = [request("none", 100 + i, length=4 + i % 5, window=32) for i in range(high + 3)]
     arrivals = {0: reqs[: high - 2], 3: reqs[high - 2 : high + 1], 8: reqs[high + 1 :]}
     decoder = Decoder(model, vocab)

@@ -220,16 +220,31 @@ def image_processor(image_size: int):
 
 
 class ClipEmotionEncoder:
-    """Image -> Emotion with ARIA's `image_encoder.pt`."""
+    """Image -> Emotion with ARIA's `image_encoder.pt`.
+
+    The vision tower runs in `precision` (see `aria_engine.device.inference_dtype`: by default
+    bf16 on GPUs, fp32 on CPUs); the two small heads always run in fp32 on fp32 features.
+    """
 
     name = "clip"
 
-    def __init__(self, weights: Path, device: str = "cpu", *, heads: int | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        weights: Path,
+        device: str | torch.device = "cpu",
+        *,
+        heads: int | None = None,
+        batch_size: int | None = None,
+        precision: str | None = None,
+    ):
+        from aria_engine.device import inference_dtype
+
         state_dict = vision_part(load_checkpoint(weights))
         self.shape = infer_vision_shape(state_dict, heads)
         self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.tower = build_vision_tower(state_dict, self.shape).to(self.device).eval()
+        self.dtype = inference_dtype(self.device, precision)
+        self.batch_size = batch_size or (64 if self.device.type == "cuda" else 16)
+        self.tower = build_vision_tower(state_dict, self.shape).to(self.device, self.dtype).eval()
         self.heads = nn.ModuleDict()
         for head in HEADS:
             width = self.shape.projection_dim
@@ -241,12 +256,12 @@ class ClipEmotionEncoder:
 
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         rgb = [image.convert("RGB") for image in images]
-        return self.processor(images=rgb, return_tensors="pt")["pixel_values"].to(self.device)
+        return self.processor(images=rgb, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
 
     @torch.inference_mode()
     def predict(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, 2] valence, arousal for preprocessed pixels."""
-        features = self.tower(pixel_values=pixel_values).image_embeds  # projected pooled features
+        features = self.tower(pixel_values=pixel_values.to(self.dtype)).image_embeds.float()  # projected pooled
         return torch.cat([self.heads[head](features) for head in HEADS], dim=-1)
 
     def encode(self, images: Sequence[Image.Image]) -> list[Emotion]:

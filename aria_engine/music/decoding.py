@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.music import ProgressFn
+from aria_engine.music.products import MAX_TILE, Product, default_kernel, default_tile
 from aria_engine.music.transformer import MusicTransformer, relative_attention
 from aria_engine.music.vocab import Vocab
 
@@ -54,8 +55,7 @@ PENALTY_COEFF = 0.5  # the reference's repetition penalty coefficient
 DECODE_STRATEGIES = ("fast", "exact")
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_TRAJECTORY_REFRESH = 64
-
-PROBE_ROWS = 16  # the largest decode width considered
+DEFAULT_MAX_ROWS = 16  # requests decoding at once in one Decoder
 
 
 # -- requests and results ------------------------------------------------------------------------
@@ -156,59 +156,11 @@ def discard_draw(state: SamplerState, vocab_size: int) -> None:
     torch.multinomial(torch.ones(1, k), 1, replacement=True, generator=state.generator)
 
 
-# -- decode setup: batch invariance and packed weights ------------------------------------------
+# -- decode setup: the layers' products on fixed tiles ------------------------------------------
 #
-# A request's logits must not depend on what it is batched with, to the last bit, or a sample
-# on a knife edge could differ. Row-wise ops (embedding, LayerNorm, softmax, the per-row
-# attention below) are safe; matrix products x @ W.T are not always: a BLAS picks kernels by
-# row count (x86 MKL fp32: a GEMV path for 1 row, one blocking for 2..15 rows, another from
-# 16). So decode steps run a number of rows from a range in which this machine gives every row
-# the same bits (measured once per model by `_probe_widths`): idle rows pad up to its low end,
-# more requests decode in groups of its high end. Prefills and full re-encodes run one request
-# at a time; the concat condition is embedded row by row.
-#
-# Speed: plain MKL sgemm repacks the weights at every call, which makes a step of 8 rows cost
-# twice a step of 1. Where MKL is available the decode-step weights are packed once
-# (`torch.ops.mkl._mkl_reorder_linear_weight`, as torch.compile's CPU freezing does), with Wq,
-# Wk and Wv stacked into one product; a packed product costs little more for 8 rows than for 2.
-# The probe checks that packed products agree with plain ones (allclose) and are bit-identical
-# across row counts, else packing is skipped.
-
-PACK_ROWS = 8  # row count the packs are made for; the packed format serves other counts too
-_mkl_linear = torch.ops.mkl._mkl_linear.default if hasattr(torch.ops.mkl, "_mkl_linear") else None
-
-
-def _can_pack() -> bool:
-    return torch.backends.mkl.is_available() and _mkl_linear is not None and hasattr(torch.ops.mkl, "_mkl_reorder_linear_weight")
-
-
-class Product:
-    """x @ W.T + b for x [rows, in], from weights stacked on the output axis (Wq, Wk, Wv).
-    Modules other than float nn.Linear (say, int8 dynamic quantized) are simply called."""
-
-    def __init__(self, linears: Sequence[torch.nn.Module], pack: bool):
-        self.linears = list(linears)
-        self.in_features = linears[0].in_features
-        self.pack = self.weight = self.bias = None
-        if not all(isinstance(m, torch.nn.Linear) for m in linears):
-            return
-        weight = torch.cat([m.weight for m in linears]) if len(linears) > 1 else linears[0].weight
-        self.bias = torch.cat([m.bias for m in linears]) if len(linears) > 1 else linears[0].bias
-        self.pack = torch.ops.mkl._mkl_reorder_linear_weight(weight, PACK_ROWS) if pack else None
-        # With a pack, _mkl_linear reads only the shape of its plain-weight argument.
-        self.weight = torch.empty(1, 1).expand(weight.shape) if pack else weight
-
-    def __call__(self, x):
-        if self.pack is not None:
-            return _mkl_linear(x, self.pack, self.weight, self.bias, x.size(0))
-        if self.weight is not None:
-            return F.linear(x, self.weight, self.bias)
-        return self.reference(x)
-
-    def reference(self, x):
-        """The same product from the modules themselves."""
-        outs = [m(x) for m in self.linears]
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+# Batch mates must never change a request's logits (see `products`): every decode-step product
+# runs on tiles of one fixed row count, whatever the batch. Prefills and full re-encodes run one
+# request at a time; the concat condition is embedded row by row.
 
 
 @dataclass
@@ -228,91 +180,57 @@ class DecodeLayer:
 
 @dataclass
 class DecodeSetup:
-    widths: tuple[int, int]  # (fewest, most) rows of a decode step
+    tile: int  # rows of every decode-step product
+    kernel: str  # "onednn" or "blas"
+    device: torch.device
     layers: list[DecodeLayer]
     head: Product  # the output projection to logits
-    packed: bool
 
 
-_setups: "weakref.WeakKeyDictionary[MusicTransformer, DecodeSetup]" = weakref.WeakKeyDictionary()
+_setups: "weakref.WeakKeyDictionary[MusicTransformer, dict]" = weakref.WeakKeyDictionary()
 _setups_lock = threading.Lock()
 
 
-def decode_setup(model: MusicTransformer) -> DecodeSetup:
-    """Packed weights and decode widths for a model, prepared on first use (a second or two and
-    one more copy of the layer weights at the published size). The packs are copies: a model's
-    weights must not change after it first decodes."""
+def model_device(model: MusicTransformer) -> torch.device:
+    return model.positions.device
+
+
+def decode_setup(model: MusicTransformer, tile: int | None = None) -> DecodeSetup:
+    """The decode-step products of a model for a tile size (default: `default_tile`), made on
+    first use and kept with the model. They share the model's weights except the stacked
+    Wq/Wk/Wv, which are a copy: a model's weights must not change after it first decodes."""
+    device = model_device(model)
+    tile = default_tile(device) if tile is None else tile
+    if not 1 <= tile <= MAX_TILE:
+        raise ValueError(f"tile must be from 1 to {MAX_TILE} rows")
     with _setups_lock:
-        if model in _setups:
-            return _setups[model]
-        with torch.inference_mode():
-            setup = _build_setup(model, pack=_can_pack() and _linears_are_float(model))
-            if setup.packed and setup.widths[1] - setup.widths[0] < 1:  # packing broke invariance
-                setup = _build_setup(model, pack=False)
-        _setups[model] = setup
-        return setup
+        setups = _setups.setdefault(model, {})
+        if tile not in setups:
+            with torch.inference_mode():
+                setups[tile] = _build_setup(model, tile, default_kernel(device))
+        return setups[tile]
 
 
-def decode_widths(model: MusicTransformer) -> tuple[int, int]:
-    """(fewest, most) rows a decode step may run so that each row's result is bit-identical
-    for every count in between, and wherever the row sits in the batch."""
-    return decode_setup(model).widths
+def _build_setup(model: MusicTransformer, tile: int, kernel: str) -> DecodeSetup:
+    def product(*linears):
+        return Product(linears, tile, kernel)
 
-
-def _linears_are_float(model: MusicTransformer) -> bool:
-    layer = model.enc_layers[0]
-    modules = (layer.rga.Wq, layer.FFN_pre, model.fc)
-    return all(isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32 for m in modules)
-
-
-def _build_setup(model: MusicTransformer, pack: bool) -> DecodeSetup:
-    try:
-        layers = [
-            DecodeLayer(
-                qkv=Product([l.rga.Wq, l.rga.Wk, l.rga.Wv], pack),
-                out=Product([l.rga.fc], pack),
-                ffn_pre=Product([l.FFN_pre], pack),
-                ffn_suf=Product([l.FFN_suf], pack),
-                E=l.rga.E,
-                norm1=l.layernorm1,
-                norm2=l.layernorm2,
-                n_head=l.rga.n_head,
-                dh=l.rga.dh,
-            )
-            for l in model.enc_layers
-        ]
-        head = Product([model.fc], pack)
-    except RuntimeError:
-        if not pack:
-            raise
-        return _build_setup(model, pack=False)
-    setup = DecodeSetup((1, 1), layers, head, pack)
-    setup.widths = _probe_widths([layers[0].qkv, layers[0].out, layers[0].ffn_pre, layers[0].ffn_suf, head])
-    return setup
-
-
-def _probe_widths(products: Sequence[Product]) -> tuple[int, int]:
-    """The widest range of row counts in which every product gives each row the same bits
-    whatever the count and wherever the row sits."""
-    g = torch.Generator().manual_seed(0)
-    consistent = [[True] * (PROBE_ROWS + 1) for _ in range(PROBE_ROWS + 1)]  # [m][n]
-    for product in products:
-        x = torch.randn(PROBE_ROWS, product.in_features, generator=g)
-        outs = {m: product(x[:m]) for m in range(1, PROBE_ROWS + 1)}
-        if not torch.allclose(outs[PROBE_ROWS], product.reference(x), rtol=1e-4, atol=1e-4):
-            return (1, 1)  # a packed product that is not the product
-        for n in range(1, PROBE_ROWS + 1):
-            moved = torch.equal(outs[n], product(x[:n].roll(1, 0)).roll(-1, 0))  # rows elsewhere
-            for m in range(1, n + 1):
-                consistent[m][n] = consistent[m][n] and moved and torch.equal(outs[m], outs[n][:m])
-    best = (1, 1)
-    for low in range(1, PROBE_ROWS + 1):
-        high = low
-        while high < PROBE_ROWS and all(consistent[m][high + 1] for m in range(low, high + 2)):
-            high += 1
-        if high - low > best[1] - best[0]:
-            best = (low, high)
-    return best
+    layers = [
+        DecodeLayer(
+            qkv=product(l.rga.Wq, l.rga.Wk, l.rga.Wv),
+            out=product(l.rga.fc),
+            ffn_pre=product(l.FFN_pre),
+            ffn_suf=product(l.FFN_suf),
+            E=l.rga.E,
+            norm1=l.layernorm1,
+            norm2=l.layernorm2,
+            n_head=l.rga.n_head,
+            dh=l.rga.dh,
+        )
+        for l in model.enc_layers
+    ]
+    head = product(model.fc)
+    return DecodeSetup(tile, head.kernel, model_device(model), layers, head)
 
 
 # -- conditions ----------------------------------------------------------------------------------
@@ -345,14 +263,14 @@ class KVCache:
     writes one position per row (`decode_step`).
     """
 
-    def __init__(self, model: MusicTransformer, rows: int, capacity: int):
+    def __init__(self, model: MusicTransformer, rows: int, capacity: int, tile: int | None = None):
         cfg = model.config
         dh = cfg.d_model // cfg.n_head
         shape = (cfg.n_layer, rows, cfg.n_head, capacity, dh)
-        self.k = torch.zeros(shape)
-        self.v = torch.zeros(shape)
+        self.setup = decode_setup(model, tile)
+        self.k = torch.zeros(shape, device=self.setup.device)
+        self.v = torch.zeros(shape, device=self.setup.device)
         self.capacity = capacity
-        self.setup = decode_setup(model)
         self.rows: torch.Tensor | slice = slice(None)
         self.layers = [_PrefillWriter(self, i) for i in range(cfg.n_layer)]
 
@@ -373,7 +291,7 @@ class KVCache:
     def keep(self, rows: Sequence[int]) -> None:
         """Move the given rows to the front (in order); the rest become free."""
         if list(rows) != list(range(len(rows))):
-            index = torch.tensor(list(rows), dtype=torch.long)
+            index = torch.tensor(list(rows), dtype=torch.long, device=self.k.device)
             self.k[:, : len(rows)] = self.k[:, index]
             self.v[:, : len(rows)] = self.v[:, index]
 
@@ -423,7 +341,7 @@ def prefill(model, tokens, condition=None, emotion_ids=None, cache: KVCache | No
     """Run whole windows [b, n] from position 0; return the last position's logits [b, V].
     With a cache, keys and values go to cache rows `rows` (a LongTensor; default 0..b-1)."""
     x = model_input(model, tokens, condition, emotion_ids)
-    q_pos = torch.arange(x.size(1)).expand(x.size(0), -1)
+    q_pos = torch.arange(x.size(1), device=x.device).expand(x.size(0), -1)
     if cache is not None:
         cache.rows = slice(0, x.size(0)) if rows is None else rows
     h = model.run_layers(x, q_pos, None, None if cache is None else cache.layers)
@@ -436,8 +354,9 @@ def decode_step(model, cache: KVCache, tokens, positions: Sequence[int | None], 
     position); returns logits [b, V].
 
     The same arithmetic as the model's layers for the newest position, written lean: per layer
-    three products, the cache writes, one attention per run of rows at the same position, the
-    output product, two LayerNorms and the feed-forward products.
+    three products (on the cache's tiles, see `products`), the cache writes, one attention per
+    run of rows at the same position, the output product, two LayerNorms and the feed-forward
+    products.
     """
     live = [p for p in positions if p is not None]
     if not live or max(live) >= cache.capacity:
@@ -478,7 +397,7 @@ def _decode_layer(layer: DecodeLayer, x, kb, vb, runs):
         vb[:b, :, p] = v
         y = newest_query_attention(q, kb[:b, :, : p + 1], vb[:b, :, : p + 1], layer.E)
     else:
-        y = torch.empty(b, H, 1, dh)
+        y = x.new_empty(b, H, 1, dh)
         for first, end, p in runs:
             kb[first:end, :, p] = k[first:end]
             vb[first:end, :, p] = v[first:end]
@@ -647,8 +566,8 @@ class Decoder:
             decoder.step()          # another thread may decoder.add(...) or handle.cancel()
         first.result.tokens
 
-    Up to `max_rows` requests decode at once (at most the high decode width; see "decode
-    setup"); more wait in arrival order and join as rows free. A request whose attempt has too
+    Up to `max_rows` requests decode at once; more wait in arrival order and join as rows free.
+    `tile` is the row count of every decode-step product (see `products`). A request whose attempt has too
     few instruments starts its next attempt in its row at the next step.
     """
 
@@ -661,14 +580,16 @@ class Decoder:
         observe: Callable[[StepInfo], None] | None = None,
         trajectory_refresh: int = DEFAULT_TRAJECTORY_REFRESH,
         max_rows: int | None = None,
+        tile: int | None = None,
     ):
         _check_strategy(decode)
         if trajectory_refresh < 1:
             raise ValueError("trajectory_refresh must be at least 1")
         self.model, self.vocab = model, vocab
         self.decode, self.observe, self.trajectory_refresh = decode, observe, trajectory_refresh
-        self.fewest, most = decode_widths(model)
-        self.max_rows = most if max_rows is None else max(1, min(max_rows, most))
+        self.setup = decode_setup(model, tile)
+        self.device = self.setup.device
+        self.max_rows = DEFAULT_MAX_ROWS if max_rows is None else max(1, max_rows)
         self.special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
         self.rows: list[_Row] = []  # decoding, in joining order
         self.holders: list[_Row] = []  # rows holding a cache row, in cache-row order
@@ -738,13 +659,13 @@ class Decoder:
         for slot, row in enumerate(self.holders):
             row.slot = slot
         if needing:
-            rows = max(self.fewest, len(self.holders))
+            rows = len(self.holders)
             capacity = max(row.cache_needed() for row in self.holders)
             if self.cache is None:
-                self.cache = KVCache(self.model, rows, capacity)
+                self.cache = KVCache(self.model, rows, capacity, self.setup.tile)
             elif rows > self.cache.rows_held or capacity > self.cache.capacity:
                 # Room for joiners to come: double the rows (up to a full batch) when growing.
-                doubled = min(2 * self.cache.rows_held, max(self.fewest, self.max_rows))
+                doubled = min(2 * self.cache.rows_held, self.max_rows)
                 self.cache.grow(max(rows, doubled), capacity)
 
     # -- the step -----------------------------------------------------------------------------
@@ -843,13 +764,13 @@ def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:
     """Logits for every active row: one batched cached step over the cache rows; prefills and
     full re-encodes one row at a time (see "batch invariance" above)."""
     out = {}
+    device = model_device(model)
     decoding = [row for row in holders if plans[row] == "decode"]
     if decoding:
-        # Every cache row takes part (at least the fewest decode_widths allows); rows not
-        # decoding now are idle.
-        idle = [None] * (max(decode_widths(model)[0], len(holders)) - len(holders))
-        members = [row if row is not None and plans[row] == "decode" else None for row in holders + idle]
-        tokens = torch.tensor([row.sequence[-1] if row else 0 for row in members])
+        # Every cache row takes part; rows not decoding now are idle (the products pad the
+        # batch to whole tiles on their own).
+        members = [row if plans[row] == "decode" else None for row in holders]
+        tokens = torch.tensor([row.sequence[-1] if row else 0 for row in members], device=cache.k.device)
         positions = [row.position() if row else None for row in members]
         condition = _conditions(model, [row or decoding[0] for row in members])
         logits = decode_step(model, cache, tokens, positions, condition)
@@ -861,20 +782,24 @@ def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:
         if plan == "decode":
             continue
         window = row.window()
-        tokens = torch.tensor([window])
+        tokens = torch.tensor([window], device=device)
+        emotion_ids = None if row.emotion_ids is None else row.emotion_ids.to(device)
         if plan == "prefill":
-            logits = prefill(model, tokens, _conditions(model, [row]), row.emotion_ids, cache, torch.tensor([row.slot]))
+            slot = torch.tensor([row.slot], device=device)
+            logits = prefill(model, tokens, _conditions(model, [row]), emotion_ids, cache, slot)
             row.cached, row.cache_condition = len(window), row.condition()
         else:
-            logits = prefill(model, tokens, _conditions(model, [row]), row.emotion_ids)
+            logits = prefill(model, tokens, _conditions(model, [row]), emotion_ids)
         out[row] = logits[0]
+    if device.type != "cpu":  # the reference sampler runs on the CPU, with CPU generators
+        out = dict(zip(out, torch.stack(list(out.values())).float().cpu())) if out else out
     return out
 
 
 def _conditions(model, rows) -> torch.Tensor | None:
     if model.conditioning not in ("continuous_token", "continuous_concat"):
         return None
-    return torch.tensor([row.condition() for row in rows], dtype=torch.float32)
+    return torch.tensor([row.condition() for row in rows], dtype=torch.float32, device=model_device(model))
 
 
 def _step_info(row: _Row, action: str, logits) -> StepInfo:

@@ -41,8 +41,10 @@ class TransformerComposer:
 
     name = "transformer"
 
-    def __init__(self, model_dir: str | Path, mode: str = "continuous_concat"):
+    def __init__(self, model_dir: str | Path, mode: str = "continuous_concat", device=None):
+        """`device`: a torch.device or name (default: `aria_engine.device.resolve_device()`)."""
         self.model_dir, self.mode = Path(model_dir), mode
+        self._device = device
         self._lock = threading.Lock()
         self._loaded = None  # (model, vocab, mode it was trained for, notes)
 
@@ -50,12 +52,16 @@ class TransformerComposer:
         """(model, vocab, the checkpoint's conditioning, notes); loaded once, thread-safe."""
         with self._lock:
             if self._loaded is None:
+                from aria_engine.device import describe, resolve_device
                 from aria_engine.music.decoding import decode_setup
                 from aria_engine.music.transformer import load_checkpoint
 
+                device = self._device if hasattr(self._device, "type") else resolve_device(self._device)
                 folder = resolve_checkpoint(self.model_dir, self.mode)
                 model, vocab, config = load_checkpoint(folder)
-                decode_setup(model)  # pack the decode weights now, not during the first piece
+                model.to(device)
+                decode_setup(model)  # stack the decode weights now, not during the first piece
+                self.device_name = describe(device)
                 notes = []
                 if model.conditioning != self.mode:
                     notes.append(f"the checkpoint in {folder} is a {model.conditioning} model; composed with that mode")
@@ -198,5 +204,6 @@ class CompositionSession:
             mode=self.mode,
             tokens=result.tokens,
             notes=self.load_notes + piece.notes + result.notes,
-            stats={"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts},
+            stats={"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts,
+                   "device": self.composer.device_name},
         )

@@ -182,8 +182,9 @@ class MusicTransformer(nn.Module):
             return None
         if valence is None or arousal is None:
             raise ValueError(f"a {self.conditioning} model needs valence and arousal")
-        v = torch.as_tensor(valence, dtype=torch.float32).reshape(-1)
-        a = torch.as_tensor(arousal, dtype=torch.float32).reshape(-1)
+        device = self.positions.device
+        v = torch.as_tensor(valence, dtype=torch.float32, device=device).reshape(-1)
+        a = torch.as_tensor(arousal, dtype=torch.float32, device=device).reshape(-1)
         return torch.stack([v, a], dim=-1)
 
     def embed_tokens(self, tokens, condition=None):
