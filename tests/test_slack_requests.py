@@ -8,14 +8,14 @@ done at most once, even when replayed byte for byte within the signature's five 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from urllib.parse import urlencode
 
 import pytest
 
 from tests.doubles.slack_api import SlackDouble
-from tests.slack_harness import make_world, running_app
+from tests.slack_harness import RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -80,3 +80,49 @@ async def test_malformed_socket_mode_envelopes_are_dropped(double, tmp_path, cap
         assert not delivery.late and "ARIA" in double.ephemerals_for(world.alice)[-1]["text"]
         assert double.connected and running.store.list_user_jobs("slack", world.team.id, world.alice.id) == []
     assert tracebacks(caplog) == []
+
+
+def jobs_of(running, world, user) -> list:
+    return running.store.list_user_jobs("slack", world.team.id, user.id)
+
+
+async def all_done(double, running, world, user, count: int) -> None:
+    await double.wait_for(lambda: len(jobs := jobs_of(running, world, user)) == count
+                          and all(j.status == "done" for j in jobs), RESULT_TIMEOUT_S, f"{count} finished pieces")
+
+
+@pytest.mark.parametrize("transport", ["socket", "http"])
+async def test_every_kind_of_request_is_done_once_even_when_replayed(double, tmp_path, transport):
+    world = make_world(double)
+    theirs = double.add_file(world.bob, "sea.png", picture((30, 120, 200)), "image/png")
+    mine = double.add_file(world.alice, "me.png", picture(), "image/png")
+    posted, _ = await double.post(world.general, world.bob, "holiday", files=(theirs,))
+    async with running_app(double, tmp_path, transport=transport) as running:
+        command = await double.slash(world.general, world.alice, "mood 0.5 0.5")  # a slash command
+        first = await wait_for_result(double, world.general)
+        shortcut = await double.shortcut(world.general, world.alice, posted)  # a message shortcut
+        await wait_for_result(double, world.general, posted["ts"])
+        click = await double.click(world.general, world.alice, first, "aria_variation")  # a button
+        await all_done(double, running, world, world.alice, 3)
+        form = await double.slash(world.general, world.alice, "")  # a form...
+        [view] = await double.wait_for(lambda: double.views_for(world.alice), 10, "the form")
+        submitted = await double.submit(view["id"], world.alice, {"picture": [mine]})  # ...submitted
+        await all_done(double, running, world, world.alice, 4)
+        message, mention = await double.post(world.general, world.alice, f"<@{double.bot_user_id}> again",
+                                             files=(mine,))  # an event
+        await wait_for_result(double, world.general, message["ts"])
+        await all_done(double, running, world, world.alice, 5)
+        seen = (len(double.bot_messages()), len(double.ephemerals_for(world.alice)), len(double.calls))
+
+        for delivery in (command, shortcut, click, form, submitted, mention):
+            again = await double.replay(delivery)
+            assert again.status == 200 and not again.late, (delivery.kind, again.status)
+        await asyncio.sleep(1.5)  # a repeat would have posted, asked Slack or queued something by now
+
+        pieces = len(jobs_of(running, world, world.alice))
+        assert pieces == 5, f"{pieces} pieces, not 5: a repeat was done again"
+        assert len(double.views_for(world.alice)) == 1  # no second form
+        assert (len(double.bot_messages()), len(double.ephemerals_for(world.alice)), len(double.calls)) == seen
+        # A new request of a kind seen before is done as usual.
+        await double.slash(world.general, world.alice, "mood -0.5 0.5")
+        await all_done(double, running, world, world.alice, 6)

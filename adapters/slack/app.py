@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -167,12 +168,12 @@ class SlackAdapter:
     # -- plumbing ---------------------------------------------------------------------------------------
 
     async def _deduplicate(self, body: dict, next: Callable[[], Awaitable[Any]]) -> Any:
-        """Events API retries carry the event_id of the first try: do the work once, even when
-        the retry comes after a restart (the ids seen are kept in the store for a while)."""
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not self.service.store.first_sighting(f"{PLATFORM}:{event_id}",
-                                                               keep_s=self.config.dedupe_window_s):
-            log.info("ignoring a retry of event %s", event_id)
+        """Do every request Slack could send again at most once: an Events API retry, or a slash
+        command, shortcut, click or form submission replayed (its signature still fresh) or sent
+        twice. The keys seen are kept in the store, so a restart forgets none of them."""
+        key = request_key(body)
+        if key and not self.service.store.first_sighting(key, keep_s=self.config.dedupe_window_s):
+            log.info("ignoring a repeat of %s", key)
             return BoltResponse(status=200, body="")
         return await next()
 
@@ -612,6 +613,25 @@ class SlackAdapter:
                 await self.client.chat_postMessage(channel=change.audit_channel, text=change.audit_text)
             except SlackApiError as error:
                 log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
+
+def request_key(body: dict) -> str | None:
+    """What makes this request unique, for `Store.first_sighting` (None: nothing to do twice).
+
+    Events carry an `event_id`, the same on every retry. Every interaction a person starts (slash
+    command, shortcut, button or select, form submission) carries a `trigger_id` that Slack issues
+    once per action; a form submitted again after an error has a new one. Anything without either
+    is keyed by a digest of the whole payload, which a replay repeats byte for byte.
+    """
+    kind = body.get("type") or ("slash_command" if "command" in body else None)
+    if kind in (None, "url_verification") or body.get("ssl_check"):
+        return None
+    if kind == "event_callback":
+        return f"{PLATFORM}:{body['event_id']}" if body.get("event_id") else None
+    if isinstance(body.get("trigger_id"), str) and body["trigger_id"]:
+        return f"{PLATFORM}:{kind}:{body['trigger_id']}"
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{PLATFORM}:{kind}:sha256:{digest}"
 
 
 def _cannot_post(code: str | None, private: bool) -> str:

@@ -133,6 +133,7 @@ class Delivery:
     acked_at: float | None = None
     ack_payload: Any = None  # what the ack carried (Socket Mode payload or HTTP body)
     status: int | None = None  # HTTP status (socket: 200 once acked)
+    raw: tuple[str, dict] | None = None  # HTTP: the exact body and headers sent (for `SlackDouble.replay`)
     _acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -517,11 +518,24 @@ class SlackDouble:
         headers = {"Content-Type": content_type, **self.signature_headers(body)}
         if retry_attempt:
             headers.update({"X-Slack-Retry-Num": str(retry_attempt), "X-Slack-Retry-Reason": "http_timeout"})
-        delivery = Delivery(kind, payload, "http", time.monotonic())
+        delivery = Delivery(kind, payload, "http", time.monotonic(), raw=(body, headers))
         self.deliveries.append(delivery)
         status, answer = await self.post_raw(body, headers)
         self._on_ack(delivery, answer, status)
         return delivery
+
+    async def replay(self, delivery: Delivery) -> Delivery:
+        """Send a request again as it was: over HTTP the same bytes with the same (still fresh)
+        signature, as an attacker who saw it could; over Socket Mode the same payload in a new
+        envelope, as Slack does when it thinks an envelope was lost."""
+        if delivery.transport == "socket":
+            return await self._deliver_socket(delivery.kind, delivery.payload, 0)
+        body, headers = delivery.raw
+        again = Delivery(delivery.kind, delivery.payload, "http", time.monotonic(), raw=delivery.raw)
+        self.deliveries.append(again)
+        status, answer = await self.post_raw(body, headers)
+        self._on_ack(again, answer, status)
+        return again
 
     def signature_headers(self, body: str | bytes, *, timestamp: int | None = None,
                           secret: str | None = None) -> dict:
