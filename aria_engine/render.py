@@ -3,7 +3,13 @@
 Every MIDI instrument gets a synth channel and its program (drums on channel 9, bank 128, as
 General MIDI does), and the note, pitch-bend and control-change events are fed in time order with
 audio rendered between them (events land on FluidSynth's 64-sample blocks, under 1.5 ms at
-44.1 kHz). The output is float, so nothing clips before `normalise` sets the peak.
+44.1 kHz). The output is float, so nothing clips before mastering sets the level.
+
+Mastering keeps a piece's own loudness: a calm piece played softly must stay quieter than an
+energetic one, or the velocity cue is lost (issue 14: peak-normalising every clip to -1 dBFS made
+loud pieces measure quieter than calm ones). `master_level` moves each clip only part of the way
+towards a common loudness (`LOUDNESS_KEEP` of its distance from `MASTER_REFERENCE_DB` is kept),
+then a look-ahead peak limiter holds the peaks under `PEAK_CEILING_DBFS`.
 
 A piece plays on two synths side by side, one per core: its instruments are split into two
 groups with about as many notes each, each group plays on its own synth in its own thread
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import struct
 import threading
@@ -70,6 +77,16 @@ LOWER_QUALITIES = (0.3, 0.1, 0.0)  # tried in turn when a clip must fit a byte l
 SIZE_MARGIN = 0.95  # aim under the limit: encoded size is not exactly proportional to length
 MIN_CLIP_S = 1.0
 FADE_OUT_S = 3.0
+# Mastering (see the module docstring). Levels are mean-square dB of the non-silent 400 ms blocks.
+MASTER_REFERENCE_DB = -24.0  # a raw clip this loud (a lively band at forte, on FluidR3_GM)...
+MASTER_TARGET_DB = -15.0  # ...is mastered to this level
+LOUDNESS_KEEP = 0.6  # the share of a clip's distance from the reference that mastering keeps
+LEVEL_BLOCK_S = 0.4  # the block of BS.1770's gated loudness
+LEVEL_GATE_DB = -20.0  # blocks this far below the loudest are pauses, not the piece's level
+PEAK_CEILING_DBFS = -1.0  # the limiter keeps every sample under this
+LIMITER_BLOCK = 256  # samples per gain step (under 6 ms at 44.1 kHz)
+LIMITER_ATTACK_S = 0.01  # time the limiter's gain takes to come down 6 dB ahead of a peak
+LIMITER_RELEASE_S = 0.3  # and to recover 6 dB after it
 
 
 # Called with the fraction done (0..1) as a long render goes; it may raise to abandon the render
@@ -629,6 +646,79 @@ def trim_and_normalise(raw: np.ndarray, sample_rate: int, *, peak_dbfs: float = 
     return clip
 
 
+def level_db(audio: np.ndarray, sample_rate: int) -> float:
+    """The clip's mean-square level in dB over its sounding 400 ms blocks (-inf for silence): a
+    plain, unweighted cousin of BS.1770's gated loudness, enough to tell soft from loud."""
+    audio = np.asarray(audio, dtype=np.float32)
+    block = max(1, round(LEVEL_BLOCK_S * sample_rate))
+    frames = audio.reshape(len(audio), -1)
+    usable = len(frames) // block * block
+    if usable == 0:
+        power = np.array([float(np.mean(np.square(frames, dtype=np.float64)))]) if len(frames) else np.zeros(1)
+    else:
+        power = np.mean(np.square(frames[:usable], dtype=np.float64).reshape(-1, block, frames.shape[1]), axis=(1, 2))
+    if not power.any():
+        return float("-inf")
+    sounding = power[power >= power.max() * 10 ** (LEVEL_GATE_DB / 10)]
+    return 10 * float(np.log10(np.mean(sounding)))
+
+
+def mastering_gain_db(level: float) -> float:
+    """The gain that moves a clip at `level` dB to TARGET + KEEP (level - REFERENCE): every clip
+    comes closer to a listenable level, and the order and most of the gaps between them stay."""
+    return MASTER_TARGET_DB + LOUDNESS_KEEP * (level - MASTER_REFERENCE_DB) - level
+
+
+def limit_peaks(audio: np.ndarray, sample_rate: int, *, ceiling_dbfs: float = PEAK_CEILING_DBFS) -> np.ndarray:
+    """A look-ahead peak limiter (in place): no sample ends above `ceiling_dbfs`.
+
+    The gain is worked out per LIMITER_BLOCK: each block's own need, lowered to its neighbours'
+    (so the gain is already down when a peak arrives), falling ahead of a peak at most
+    LIMITER_ATTACK_S per 6 dB and recovering after it at most LIMITER_RELEASE_S per 6 dB; between block centres it moves linearly, never above either end, so every sample gets
+    at most its own block's gain. Unlimited music passes unchanged."""
+    ceiling = 10 ** (ceiling_dbfs / 20)
+    if _peak(audio) <= ceiling:
+        return audio
+    n = len(audio)
+    blocks = -(-n // LIMITER_BLOCK)
+    padded = np.zeros((blocks * LIMITER_BLOCK,) + audio.shape[1:], np.float32)
+    padded[:n] = np.abs(audio)
+    peaks = padded.reshape(blocks, -1).max(axis=1)
+    need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    need = np.minimum(need, np.minimum(np.roll(need, 1), np.roll(need, -1)))  # look ahead and behind
+    release = 2.0 ** (LIMITER_BLOCK / (LIMITER_RELEASE_S * sample_rate))  # per block, in gain
+    attack = 2.0 ** (LIMITER_BLOCK / (LIMITER_ATTACK_S * sample_rate))
+    gain = need.copy()
+    for k in range(1, blocks):  # release: rise slowly after a peak
+        gain[k] = min(gain[k], gain[k - 1] * release)
+    for k in range(blocks - 2, -1, -1):  # attack: fall smoothly before one
+        gain[k] = min(gain[k], gain[k + 1] * attack)
+    centres = (np.arange(blocks) + 0.5) * LIMITER_BLOCK
+    curve = np.interp(np.arange(n), centres, gain).astype(np.float32)
+    audio *= curve[:, None] if audio.ndim == 2 else curve
+    np.clip(audio, -ceiling, ceiling, out=audio)  # rounding at the block edges
+    return audio
+
+
+def master_level(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A clip at its mastered level (in place): `mastering_gain_db`, then the peak limiter."""
+    level = level_db(audio, sample_rate)
+    if not math.isfinite(level):
+        return audio
+    audio *= np.float32(10 ** (mastering_gain_db(level) / 20))
+    return limit_peaks(audio, sample_rate)
+
+
+def trim_and_master(raw: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`master_level(trim_silence(raw))`, in place in `raw` (which it then owns): what
+    `Renderer.master` makes of a synthesized piece."""
+    peak = _peak(raw)
+    if peak < SILENT_PEAK:
+        raise RenderError("This piece rendered to silence: its instruments made no sound with this SoundFont.")
+    end, fade = _sound_end(raw, sample_rate, peak, TRIM_DB, TRIM_KEEP_S)
+    return master_level(fade_out(raw[:end], fade), sample_rate)
+
+
 def _last_above(audio: np.ndarray, level: float, block: int = 1 << 14) -> int:
     """Index of the last frame with a sample above `level`, searching back from the end."""
     for stop in range(len(audio), 0, -block):
@@ -808,7 +898,7 @@ class RenderedAudio:
 
 @dataclass
 class MasteredAudio:
-    """A piece synthesized, trimmed and normalised: float32 (n, 2) audio ready to encode."""
+    """A piece synthesized, trimmed and mastered: float32 (n, 2) audio ready to encode."""
 
     audio: np.ndarray
     sample_rate: int
@@ -862,11 +952,12 @@ class Renderer:
             )  # fmt: skip
 
     def master(self, midi: pretty_midi.PrettyMIDI, *, progress: RenderProgress | None = None) -> MasteredAudio:
-        """Synthesize, trim the silent tail and normalise to -1 dBFS: the clip, before encoding."""
+        """Synthesize, trim the silent tail and master (its own loudness kept, peaks limited under
+        PEAK_CEILING_DBFS): the clip, before encoding."""
         started = time.perf_counter()
         raw = self.synthesize(midi, tail=CLIP_TAIL, progress=progress)
         synthesized = time.perf_counter()
-        audio = trim_and_normalise(raw, self.sample_rate)
+        audio = trim_and_master(raw, self.sample_rate)
         timings = {"synthesis": synthesized - started, "mastering": time.perf_counter() - synthesized}
         return MasteredAudio(audio, self.sample_rate, timings)
 
@@ -892,7 +983,7 @@ class Renderer:
         return self._rendered(spec, data, clip, notes, timings)
 
     def render(self, midi: pretty_midi.PrettyMIDI, fmt: str = "ogg", *, max_bytes: ByteLimit = None) -> RenderedAudio:
-        """`encode(master(midi))`: synthesize, trim, normalise and encode (within `max_bytes`)."""
+        """`encode(master(midi))`: synthesize, trim, master and encode (within `max_bytes`)."""
         audio_format(fmt)  # refuse an unusable format before the work
         if not callable(max_bytes) and max_bytes is not None and max_bytes <= 0:
             raise AudioTooLarge("There is no room left for the audio within the upload limit.")

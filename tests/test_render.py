@@ -180,10 +180,46 @@ def test_band_renders_to_a_stereo_ogg_at_the_right_length_and_level(renderer):
     assert abs(len(audio) / SR - clip.duration_s) < 0.05
     assert rms_dbfs(audio) > -30  # clearly audible, not silence
     assert not np.allclose(audio[:, 0], audio[:, 1], atol=1e-3)  # really stereo
-    assert clip.peak_dbfs == pytest.approx(-1.0, abs=0.01)
+    # Mastering keeps the piece's own level (mf here) under the ceiling: no longer at -1 dBFS.
+    assert -12.0 < clip.peak_dbfs <= render.PEAK_CEILING_DBFS + 1e-6
     peak = np.abs(audio).max()
     assert peak < 1.0  # no sample at or above full scale, even after lossy coding
-    assert 20 * np.log10(peak) == pytest.approx(-1.0, abs=1.5)
+    assert 20 * np.log10(peak) == pytest.approx(clip.peak_dbfs, abs=1.5)
+
+
+def with_velocity(midi: pretty_midi.PrettyMIDI, velocity: int) -> pretty_midi.PrettyMIDI:
+    for instrument in midi.instruments:
+        for n in instrument.notes:
+            n.velocity = velocity
+    return midi
+
+
+def test_mastering_keeps_soft_pieces_softer_than_loud_ones(renderer):
+    """The loudness cue survives: the same band at pp, mf and ff masters to three clearly
+    different levels, in order, and the loudest never passes the ceiling."""
+    levels = [render.level_db(renderer.master(with_velocity(band(), v)).audio, SR) for v in (35, 75, 120)]
+    assert levels[0] + 3 < levels[1] and levels[1] + 3 < levels[2]
+    loud = renderer.master(with_velocity(band(), 127)).audio
+    assert render.peak_level_dbfs(loud) <= render.PEAK_CEILING_DBFS + 1e-6
+
+
+def test_mastering_gain_keeps_the_order_and_most_of_the_gaps():
+    gain = render.mastering_gain_db
+    assert render.MASTER_REFERENCE_DB + gain(render.MASTER_REFERENCE_DB) == pytest.approx(render.MASTER_TARGET_DB)
+    soft, loud = -40.0, -20.0
+    gap = (loud + gain(loud)) - (soft + gain(soft))
+    assert gap == pytest.approx(render.LOUDNESS_KEEP * (loud - soft))
+
+
+def test_limiter_holds_peaks_under_the_ceiling_and_leaves_quiet_music_alone():
+    quiet = tone(1.0, amplitude=0.5)
+    assert np.array_equal(render.limit_peaks(quiet.copy(), SR), quiet)
+    burst = tone(2.0, amplitude=0.3)
+    burst[SR // 2 : SR // 2 + 2000] *= 8.0  # a 45 ms transient far over full scale
+    limited = render.limit_peaks(burst.copy(), SR)
+    assert render.peak_level_dbfs(limited) <= render.PEAK_CEILING_DBFS + 1e-6
+    assert np.allclose(limited[: SR // 4], burst[: SR // 4], atol=1e-6)  # long before: untouched
+    assert np.abs(limited[-SR // 4 :]).max() == pytest.approx(0.3, rel=0.01)  # recovered after
 
 
 def test_every_part_sounds_and_drums_play_the_drum_kit(renderer):
