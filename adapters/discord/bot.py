@@ -51,6 +51,26 @@ class _AriaBot:
         # Pieces from before a restart, being followed (not cancelled on close: the engine's
         # closing ends them, and one that ends while nothing can be sent is kept for the next start).
         self._resumed: set[asyncio.Task] = set()
+        self._once_per_interaction()
+
+    def _once_per_interaction(self) -> None:
+        """Handle each interaction once. Discord sends INTERACTION_CREATE to every session of
+        the bot, so a bot connected twice (a rolling restart, a second replica on the same
+        data dir) gets each one twice; only one answer can win, and the other would spend a use
+        and apologise for an "already acknowledged" error. The ids seen are kept in the store,
+        checked before discord.py hands the interaction to commands, buttons or selects."""
+        parsers = self._connection.parsers
+        parse = parsers["INTERACTION_CREATE"]
+
+        def first_delivery_only(data) -> None:
+            interaction_id = data.get("id")
+            if interaction_id and not self.service.store.first_sighting(f"discord:interaction:{interaction_id}",
+                                                                         keep_s=self.config.dedupe_window_s):
+                log.info("ignoring interaction %s, delivered again", interaction_id)
+                return
+            parse(data)
+
+        parsers["INTERACTION_CREATE"] = first_delivery_only
 
     async def setup_hook(self) -> None:
         self.downloads = aiohttp.ClientSession()

@@ -34,6 +34,7 @@ class DiscordConfig:
     token_lifetime_s: float = TOKEN_LIFETIME_S
     token_margin_s: float = 30.0  # switch to a channel message this long before the token dies
     max_download_bytes: int = 25 * 1024 * 1024
+    dedupe_window_s: float = 3600.0  # interaction ids seen are remembered this long (their tokens live 15 min)
     clock: Callable[[], float] = field(default=time.monotonic)  # tests substitute a clock they move
 
     @classmethod

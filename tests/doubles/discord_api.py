@@ -504,6 +504,11 @@ class DiscordDouble:
         member_permissions = self._member_permissions(guild, user, permissions, ())
         return await self._interact(type_, guild, channel, user, data, member_permissions, (), None, message=message)
 
+    async def redeliver(self, interaction: Interaction) -> None:
+        """Send an interaction's INTERACTION_CREATE again, as Discord does to every session of a
+        bot that is connected twice (a rolling restart, a second replica) or after a resume."""
+        await self.dispatch("INTERACTION_CREATE", interaction.payload, guild_id=interaction.guild_id)
+
     def _member_permissions(self, guild: Guild, user: User, extra: int, roles: tuple[Role, ...]) -> int:
         if user.id not in guild.members or roles:
             self.add_member(guild, user, roles)
