@@ -39,6 +39,24 @@ from aria_engine.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
+def device_name(pipeline: Pipeline) -> str:
+    """The worker's device in words; `cpu` without resolving when nothing asks for a GPU."""
+    from aria_engine.device import describe
+
+    try:
+        return describe(pipeline.device())
+    except Exception as error:  # reported, and the jobs that need the device fail with a reason
+        return f"unusable ({error})"
+
+
+def default_max_batch(pipeline: Pipeline) -> int:
+    """Jobs a worker composes together by default: 4 on a CPU, 64 on a GPU."""
+    try:
+        return 64 if pipeline.device().type == "cuda" else 4
+    except Exception:
+        return 4
+
+
 def default_worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -71,6 +89,7 @@ class Worker:
                           job_timeout_s=job_timeout_s),
         )
         self.max_batch = max_batch
+        self.device = device_name(self.engine.pipeline)
         self.visibility_timeout_s = visibility_timeout_s
         self.heartbeat_s = max(0.1, visibility_timeout_s / 3)
         self.max_deliveries = max_deliveries
@@ -96,8 +115,8 @@ class Worker:
             await asyncio.to_thread(self._warm_up)
         tasks = [asyncio.create_task(self._claim_loop(), name="claim"),
                  asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
-        log.info("worker %s ready (%d threads, batches up to %d, visibility timeout %.1f s)",
-                 self.name, self.engine.concurrency, self.max_batch, self.visibility_timeout_s)
+        log.info("worker %s ready on %s (%d threads, batches up to %d, visibility timeout %.1f s)",
+                 self.name, self.device, self.engine.concurrency, self.max_batch, self.visibility_timeout_s)
         try:
             await (stop or asyncio.Event()).wait()
         finally:
@@ -135,10 +154,15 @@ class Worker:
             log.warning("could not hand back %d jobs (%s); they return after the visibility timeout",
                         len(left), error)
 
+    def info(self) -> dict:
+        """What this worker runs on and can take, for Redis and /healthz: its device (a GPU
+        worker claims larger batches) and capacity."""
+        return {"device": self.device, "concurrency": self.engine.concurrency, "max_batch": self.max_batch}
+
     def health(self) -> dict:
         report = self.engine.health()
         age = time.monotonic() - self._last_heartbeat
-        report.update(role="worker", held=len(self._held), heartbeat_age_s=round(age, 1),
+        report.update(role="worker", held=len(self._held), heartbeat_age_s=round(age, 1), **self.info(),
                       ok=report["ok"] and age < 3 * self.heartbeat_s + 5)
         return report
 
@@ -276,7 +300,7 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         held = dict(self._held)
-        owned = await self.queue.heartbeat(self.name, list(held.values()))
+        owned = await self.queue.heartbeat(self.name, list(held.values()), self.info())
         self._last_heartbeat = time.monotonic()
         for job_id, entry_id in held.items():
             job = self.engine.job(job_id)

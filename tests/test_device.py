@@ -97,3 +97,17 @@ def test_a_transformer_composer_runs_on_the_device_it_is_given(tmp_path):
     by_device = TransformerComposer(checkpoint, "continuous_concat", torch.device("cpu")).compose(Emotion(0.3, -0.2), options)
     assert by_name.tokens == by_device.tokens and len(by_name.tokens) == 24
     assert by_name.stats["device"].startswith("cpu (")
+
+
+def test_gpu_rows_are_computed_from_free_memory():
+    from aria_engine.music.decoding import rows_that_fit
+    from aria_engine.music.transformer import MusicTransformer, published_config
+
+    with torch.device("meta"):
+        model = MusicTransformer.from_config(published_config("continuous_concat"))
+    model.positions = torch.zeros(1, 768)
+    per_row = 2 * 20 * 2048 * 768 * 4  # keys and values, 20 layers, 2048 positions, fp32
+    assert rows_that_fit(model, 2048, 10 * per_row, share=1.0) == 10
+    assert rows_that_fit(model, 2048, 10 * per_row) == 8  # 80 % of it
+    assert rows_that_fit(model, 2048, 139 * 2**30) == int(139 * 2**30 * 0.8) // per_row
+    assert rows_that_fit(model, 2048, 0) == 1

@@ -23,6 +23,7 @@ Layout (prefix `aria` by default; one Redis, not a cluster, since the scripts co
     {p}:result:{id}        the Result as wire.py's envelope (with a TTL), stored before the ack
     {p}:doorbell           list: a ring on each submit, so idle workers wake at once
     {p}:workers            hash: worker name -> last heartbeat (epoch seconds)
+    {p}:worker-info        hash: worker name -> JSON {device, concurrency, max_batch} (what it can take)
     {p}:completions        zset: recently finished job ids by time, for throughput
 
 Waiting jobs stay in the fair structures, not in the stream: a worker's claim script picks
@@ -385,11 +386,14 @@ class RedisQueue:
         """False if the job ended meanwhile (cancelled, or finished by another worker)."""
         return bool(await self._mark_running(args=[self.key("job", job_id), worker]))
 
-    async def heartbeat(self, worker: str, entry_ids: list[str]) -> set[str]:
-        """Say this worker lives, and reset the idle time of the entries it still owns; returns
-        those. An entry it lost was taken over by another worker while this one was too slow
-        to say it lived; taking it back would only make two workers do the same job."""
+    async def heartbeat(self, worker: str, entry_ids: list[str], info: dict | None = None) -> set[str]:
+        """Say this worker lives (and, with `info`, what it runs on and can take), and reset
+        the idle time of the entries it still owns; returns those. An entry it lost was taken
+        over by another worker while this one was too slow to say it lived; taking it back
+        would only make two workers do the same job."""
         await self.redis.hset(self.key("workers"), worker, repr(time.time()))
+        if info is not None:
+            await self.redis.hset(self.key("worker-info"), worker, json.dumps(info, sort_keys=True))
         if not entry_ids:
             return set()
         return {_text(e) for e in await self._hold(args=[self.work_stream, worker, *entry_ids])}
@@ -399,6 +403,21 @@ class RedisQueue:
         if entry_ids:
             await self.redis.xclaim(self.work_stream, GROUP, worker, 0, entry_ids, idle=idle_ms, justid=True)
         await self.redis.hdel(self.key("workers"), worker)
+        await self.redis.hdel(self.key("worker-info"), worker)
+
+    async def worker_info(self) -> dict[str, dict]:
+        """What each worker said it runs on and can take (device, concurrency, max_batch).
+        Written by workers, so read as untrusted data: entries that are not small JSON objects
+        are left out."""
+        found = {}
+        for name, raw in (await self.redis.hgetall(self.key("worker-info"))).items():
+            try:
+                info = json.loads(raw) if len(raw) <= 4096 else None
+            except ValueError:
+                info = None
+            if isinstance(info, dict):
+                found[_text(name)] = info
+        return found
 
     async def states(self, job_ids: list[str]) -> dict[str, str | None]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -55,7 +55,9 @@ PENALTY_COEFF = 0.5  # the reference's repetition penalty coefficient
 DECODE_STRATEGIES = ("fast", "exact")
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_TRAJECTORY_REFRESH = 64
-DEFAULT_MAX_ROWS = 16  # requests decoding at once in one Decoder
+DEFAULT_MAX_ROWS = 16  # requests decoding at once in one Decoder, on a CPU
+MAX_CUDA_ROWS = 256  # on a GPU: as many as fit in its free memory (`rows_that_fit`), up to this
+GPU_MEMORY_SHARE = 0.8  # of the free GPU memory, for the key/value cache
 
 
 # -- requests and results ------------------------------------------------------------------------
@@ -294,6 +296,15 @@ class KVCache:
             index = torch.tensor(list(rows), dtype=torch.long, device=self.k.device)
             self.k[:, : len(rows)] = self.k[:, index]
             self.v[:, : len(rows)] = self.v[:, index]
+
+
+def rows_that_fit(model: MusicTransformer, capacity: int, free_bytes: int, share: float = GPU_MEMORY_SHARE) -> int:
+    """Cache rows of `capacity` positions (keys and values of every layer) that fit in `share`
+    of `free_bytes`: how many requests a GPU decodes at once, computed from its free memory."""
+    cfg = model.config
+    element = model.positions.element_size()
+    per_row = 2 * cfg.n_layer * capacity * cfg.d_model * element
+    return max(1, int(free_bytes * share) // per_row)
 
 
 class _PrefillWriter:
@@ -589,7 +600,12 @@ class Decoder:
         self.decode, self.observe, self.trajectory_refresh = decode, observe, trajectory_refresh
         self.setup = decode_setup(model, tile)
         self.device = self.setup.device
-        self.max_rows = DEFAULT_MAX_ROWS if max_rows is None else max(1, max_rows)
+        if max_rows is None:
+            max_rows = DEFAULT_MAX_ROWS
+            if self.device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(self.device)
+                max_rows = min(MAX_CUDA_ROWS, rows_that_fit(model, 2048, free))
+        self.max_rows = max(1, max_rows)
         self.special_ids = torch.tensor(vocab.special_ids, dtype=torch.long)
         self.rows: list[_Row] = []  # decoding, in joining order
         self.holders: list[_Row] = []  # rows holding a cache row, in cache-row order

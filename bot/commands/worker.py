@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from bot.commands.devices import add_device_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,8 +21,8 @@ def register(subparsers) -> None:
 
     work = parser.add_argument_group("work")
     work.add_argument("--concurrency", type=int, default=1, help="jobs run in parallel threads (default: 1)")
-    work.add_argument("--max-batch", type=int, default=4,
-                      help="jobs taken and composed together at most, when a thread is free (default: 4)")
+    work.add_argument("--max-batch", type=int, default=None,
+                      help="jobs taken and composed together at most, when a thread is free (default: 4 on a CPU, 64 on a GPU)")
     work.add_argument("--visibility-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="a job held this long without a heartbeat goes to another worker (default: 60)")
     work.add_argument("--max-deliveries", type=int, default=5,
@@ -36,6 +38,7 @@ def register(subparsers) -> None:
     backends.add_argument("--model-dir", type=Path, help="one checkpoint folder, or a models directory")
     backends.add_argument("--encoder-weights", type=Path, help="ARIA image_encoder.pt")
     backends.add_argument("--soundfont", type=Path, help="a .sf2 SoundFont (default: FluidR3_GM, else TimGM6mb)")
+    add_device_argument(backends)
 
     ops = parser.add_argument_group("operations")
     ops.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port")
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print("aria worker: give --redis URL (or set ARIA_REDIS_URL)", file=sys.stderr)
         return 2
     for name in ("concurrency", "max_batch", "max_deliveries"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"aria worker: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
     if args.visibility_timeout <= 0 or args.job_timeout <= 0:
@@ -59,15 +62,21 @@ def run(args: argparse.Namespace) -> int:
 
     import logging
 
+    from aria_engine.device import DeviceError
     from aria_engine.pipeline import Pipeline
-    from aria_engine.worker import Worker, run_worker_process
+    from aria_engine.worker import Worker, default_max_batch, run_worker_process
 
     logging.getLogger("aria_engine").setLevel(logging.INFO)
-    pipeline = Pipeline(models_dir=args.models_dir, model_dir=args.model_dir,
-                        encoder_weights=args.encoder_weights, soundfont=args.soundfont)
+    try:
+        pipeline = Pipeline(models_dir=args.models_dir, model_dir=args.model_dir,
+                            encoder_weights=args.encoder_weights, soundfont=args.soundfont, device=args.device)
+        pipeline.device()  # a GPU asked for and not there is refused now, not at the first job
+    except DeviceError as error:
+        print(f"aria worker: {error}", file=sys.stderr)
+        return 2
     worker = Worker(
         args.redis, pipeline=pipeline, prefix=args.prefix, name=args.name, concurrency=args.concurrency,
-        max_batch=args.max_batch, visibility_timeout_s=args.visibility_timeout,
+        max_batch=args.max_batch or default_max_batch(pipeline), visibility_timeout_s=args.visibility_timeout,
         max_deliveries=args.max_deliveries, job_timeout_s=args.job_timeout, result_ttl_s=args.result_ttl,
         warm_up=not args.no_warm_up,
     )

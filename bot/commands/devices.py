@@ -1,0 +1,18 @@
+"""`--device`, shared by every command that runs models (compose, mood, worker, bot)."""
+
+from __future__ import annotations
+
+import argparse
+
+from aria_engine.device import DEVICE_CHOICES, DEVICE_ENV
+
+
+def add_device_argument(parser) -> None:
+    parser.add_argument(
+        "--device", default=None, metavar="DEVICE",
+        help=f"where the neural models run: {DEVICE_CHOICES} (default: ${DEVICE_ENV}, else auto: a GPU when torch sees one)",
+    )
+
+
+def device_of(args: argparse.Namespace) -> str | None:
+    return getattr(args, "device", None)
