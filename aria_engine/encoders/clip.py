@@ -230,16 +230,17 @@ class ClipEmotionEncoder:
 
     def __init__(
         self,
-        weights: Path,
+        weights: Path | dict[str, torch.Tensor],
         device: str | torch.device = "cpu",
         *,
         heads: int | None = None,
         batch_size: int | None = None,
         precision: str | None = None,
     ):
+        """`weights`: the path of `image_encoder.pt`, or its `model_state_dict` already read."""
         from aria_engine.device import inference_dtype
 
-        state_dict = vision_part(load_checkpoint(weights))
+        state_dict = vision_part(weights if isinstance(weights, dict) else load_checkpoint(weights))
         self.shape = infer_vision_shape(state_dict, heads)
         self.device = torch.device(device)
         self.dtype = inference_dtype(self.device, precision)
