@@ -76,7 +76,7 @@ PROGRESSIONS = {
     "ionian": {"A": ("I vi IV V", "I V vi IV", "I IV ii V"), "B": ("vi IV I V", "IV I ii V")},
     "mixolydian": {"A": ("I bVII IV I", "I v bVII IV"), "B": ("IV bVII I v", "vi IV bVII I")},
     "dorian": {"A": ("i IV bVII IV", "i ii bIII IV"), "B": ("bIII IV v i", "bVII IV i v")},
-    "aeolian": {"A": ("i bVI bIII bVII", "i iv bVI V"), "B": ("bVI bVII i v", "iv i bVI bVII")},
+    "aeolian": {"A": ("i iv V i", "i bVI iv V"), "B": ("iv i bVI V", "bVI iv i v")},
     "phrygian": {"A": ("i bII bvii i", "i bII bIII bII"), "B": ("iv bVI bII i", "bVI bvii i bII")},
 }
 # Per mode: (pre-dominant, dominant) before the final tonic.
@@ -105,9 +105,47 @@ _NUMERALS = ("I", "II", "III", "IV", "V", "VI", "VII")
 _TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6)}
 _NUMERAL_RE = re.compile(r"([b#]?)(VII|VI|V|IV|III|II|I)(°?)", re.IGNORECASE)
 
+# Valence shades the harmony gradually (issue 14): the share of minor-mode colour falls linearly
+# with valence, and every chord other than a phrase's first and the final tonic is borrowed from
+# the parallel mode with that share (modal mixture), so there is no single threshold.
+MINOR_AT_NEUTRAL = 0.5
+MINOR_SLOPE = 0.6  # minor share = 0.5 - 0.6 v: 0.98 at v = -0.8, 0.02 at v = +0.8
+HOME_SLOPE = 1.25  # P(minor home key) = 0.5 - 1.25 v: certain from |v| = 0.4, a coin at v = 0
+# A chord and its counterpart in the parallel mode (major <-> natural minor, same degree).
+PARALLEL = {"I": "i", "ii": "ii°", "iii": "bIII", "IV": "iv", "V": "v", "vi": "bVI", "vii°": "bVII",
+            "i": "I", "ii°": "ii", "bIII": "iii", "iv": "IV", "v": "V", "bVI": "vi", "bVII": "bVII"}
+HOME_MODES = ("ionian", "aeolian")  # the key; other modes' colours come from mixture
+
+# Arousal sets every part's notes per second on a geometric scale between two ends (at a = -1,
+# 60 BPM, and a = +1, 160 BPM), so each step of 0.4 multiplies a density by the same factor,
+# (hi / lo) ** 0.2, about 1.5-1.7x: never double. The parts turn these into notes per beat.
+MELODY_RATE = (0.8, 6.9)
+BASS_RATE = (0.35, 3.5)
+GUITAR_RATE = (0.6, 4.0)  # strokes per second
+GUITAR_STRINGS = (1.0, 2.5)  # strings per stroke: single arpeggio notes .. two- and three-string strokes
+STRINGS_RATE = (0.25, 2.4)  # chord changes per second of the string section
+DRUM_RATE = (0.7, 8.0)  # hits per second, all voices
+DRUM_SHARES = {"time": 0.5, "kick": 0.3, "back": 0.2}  # timekeeper, kick drum, backbeat
+
+# The metrical weight of each sixteenth of a 4/4 bar: where a rhythm's notes go first.
+METRIC_WEIGHT = (4.0, 0.4, 1.0, 0.4, 2.0, 0.4, 1.0, 0.4, 3.0, 0.4, 1.0, 0.4, 2.0, 0.4, 1.0, 0.4)
+RHYTHM_JITTER = 2.6  # how far the seed can reorder those weights: variety across seeds
+SYNCOPATION_PULL = 1.6  # extra weight on off-beats per unit of syncopation
+
+# Form: a dynamic arc over the piece (a quiet intro, a climax at 65 %, a softer close), in
+# velocity steps, and a swell inside each phrase.
+FORM_ARC = ((0.0, -0.8), (0.15, -0.4), (0.65, 1.0), (0.85, 0.3), (1.0, -0.6))
+FORM_DYNAMIC = 11  # velocity at the arc's +-1
+PHRASE_SWELL = (-2, 1, 4, -3)  # velocity per bar of a four-bar phrase
+INTRO_SHARE = 0.1  # drums and bass wait this share of the piece (pieces of 6 bars or more)
+CLIMAX_LIFT = 2  # scale steps the melody rises in the climax phrase
+BREATH_NOTE_BEATS = 1.0  # a phrase's last melody note stops after this, leaving a rest
+NINTH_SHARE = 2.0  # ninths on that share of sevenths, times (dissonance - 0.5), when dissonance > 0.5
+PASSING_SHARE = 0.9  # chromatic passing tones, times dissonance, where the melody moves a whole tone
+
 TICKS_PER_BEAT = 480
 _MIN_NOTE_S = 0.02  # shorter notes could collapse onto one MIDI tick
-_STRUM_GAP_S = 0.012  # between strings of a strummed chord
+_STRUM_GAP_S = 0.008  # between strings of a strummed chord
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +196,15 @@ def with_seventh(chord: Chord, scale: Sequence[int]) -> Chord:
         seventh = next((s for s in options if (chord.root + s) % 12 in scale), options[-1])
     suffix = {11: "maj7", 10: "ø7" if chord.intervals == _TRIADS["diminished"] else "7", 9: "°7"}
     return Chord(chord.name.rstrip("°") + suffix[seventh], chord.root, chord.intervals + (seventh,))
+
+
+def with_ninth(chord: Chord, scale: Sequence[int]) -> Chord:
+    """Add the mode's ninth above a seventh chord: the rub of a second inside the chord, the
+    darkest colour the harmony uses (minor ninth chords when sad)."""
+    if len(chord.intervals) != 4:
+        return chord
+    ninth = 14 if (chord.root + 2) % 12 in scale else 13
+    return Chord(chord.name + ("add9" if ninth == 14 else "b9"), chord.root, chord.intervals + (ninth,))
 
 
 def suspended(chord: Chord, scale: Sequence[int]) -> Chord:
@@ -218,6 +265,12 @@ class MusicalPlan:
     guitar_style: str  # "arpeggio" | "strum" | "drive"
     strings_style: str  # "sustain" | "pulse" | "stabs"
     instruments: tuple[tuple[str, int], ...]  # (family, General MIDI program), canonical order
+    minor_share: float = 0.0  # 0..1: how much of the harmony is minor-mode colour
+    bass_density: float = 1.0  # notes per beat
+    guitar_onsets: float = 1.0  # strokes per beat
+    guitar_strings: float = 1.0  # strings per stroke
+    strings_onsets: float = 0.25  # chords per beat
+    drum_density: float = 1.0  # hits per beat
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -244,38 +297,38 @@ def tempo_for(arousal: float) -> int:
     return round(110 + 50 * arousal)
 
 
-def mode_for(valence: float, arousal: float) -> str:
-    if valence >= 0.65 and arousal < 0:
-        return "lydian"
-    if valence >= 0.3:
-        return "ionian"
-    if valence >= 0.0:
-        return "mixolydian"
-    if valence >= -0.3:
-        return "dorian"
-    if valence >= -0.65 or arousal < 0:
-        return "aeolian"
-    return "phrygian"
+def minor_share(valence: float) -> float:
+    """How much of the harmony is minor-mode colour: falls linearly with valence."""
+    return _clip(MINOR_AT_NEUTRAL - MINOR_SLOPE * valence, 0.0, 1.0)
+
+
+def mode_for(valence: float, arousal: float, roll: float = 0.5) -> str:
+    """The home key's mode: minor with probability 0.5 - HOME_SLOPE v (`roll` is the seed's draw
+    in 0..1), so near v = 0 seeds fall either way; mixture shades the harmony around it."""
+    return "aeolian" if roll < MINOR_AT_NEUTRAL - HOME_SLOPE * valence else "ionian"
 
 
 def dissonance_for(valence: float, arousal: float) -> float:
-    return _clip((0.3 * (1 - valence) + 0.2 * (1 + arousal) - 0.15) / 0.85, 0.0, 1.0)
+    """Sevenths, suspensions and passing tones: valence alone sets them, so consonance follows
+    valence at every arousal (arousal already speaks through tempo, density and loudness)."""
+    return _clip(0.5 - 0.6 * valence, 0.0, 1.0)
+
+
+def geometric(arousal: float, ends: tuple[float, float]) -> float:
+    """A value between ends[0] (a = -1) and ends[1] (a = +1), on a geometric scale."""
+    lo, hi = ends
+    return lo * (hi / lo) ** ((arousal + 1) / 2)
+
+
+def per_beat(arousal: float, rate: tuple[float, float]) -> float:
+    """Notes per beat that give `geometric(arousal, rate)` notes per second at this tempo."""
+    return geometric(arousal, rate) * 60.0 / tempo_for(arousal)
 
 
 def families_for(valence: float, arousal: float, min_instruments: int = 1) -> tuple[str, ...]:
-    chosen = {"piano"}
-    if arousal > -0.7:
-        chosen.add("bass")
-    serene = valence > 0.4 and arousal < -0.5  # a piano alone (with bass unless very calm)
-    if (arousal < 0.6 or valence < -0.3) and not serene:
-        chosen.add("strings")
-    if arousal > -0.3:
-        chosen |= {"guitar", "drums"}
-    for extra in ("bass", "strings", "guitar", "drums"):
-        if len(chosen) >= min_instruments:
-            break
-        chosen.add(extra)
-    return tuple(f for f in FAMILIES if f in chosen)
+    """The whole band always plays: arousal thins or fills each part rather than switching
+    instruments on and off (which made densities jump between adjacent levels)."""
+    return FAMILIES
 
 
 def programs_for(valence: float, arousal: float) -> dict[str, int]:
@@ -310,18 +363,20 @@ def _strings_style(arousal: float, program: int) -> str:
 
 
 def _drum_level(arousal: float, families: tuple[str, ...]) -> str:
+    """The kit's sound (its density comes from DRUM_DENSITY): brushes-like ride and side stick,
+    then hats and snare, then the full kit with open hats, crashes and tom fills."""
     if "drums" not in families:
         return "off"
-    return "soft" if arousal < 0.15 else ("groove" if arousal < 0.55 else "full")
+    return "soft" if arousal < -0.2 else ("groove" if arousal < 0.45 else "full")
 
 
 def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int = 1) -> MusicalPlan:
     """The mapping in the module docstring. With a seed, the key and progression variants are
     drawn from it; without one the key is C and the first variants are used."""
     v, a = emotion.valence, emotion.arousal
-    mode = mode_for(v, a)
     pick = random.Random(f"{seed}/plan") if seed is not None else None
     tonic = PITCH_NAMES[pick.randrange(12)] if pick else "C"
+    mode = mode_for(v, a, pick.random() if pick else 0.5)
     variants = PROGRESSIONS[mode]
     a_variant = pick.randrange(len(variants["A"])) if pick else 0
     b_variant = pick.randrange(len(variants["B"])) if pick else 0
@@ -338,18 +393,24 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
         contrast=tuple(variants["B"][b_variant].split()),
         cadence=CADENCES[mode] + (tonic_chord(mode).name,),
         dissonance=round(dissonance_for(v, a), 3),
-        density=round(0.75 + (1 + a), 3),
+        density=round(per_beat(a, MELODY_RATE), 3),
         velocity=(max(16, centre - 12), min(120, centre + 12)),
         articulation=round(0.95 - 0.2 * (1 + a), 3),
         syncopation=round(_clip(0.1 + 0.4 * a, 0.0, 0.5), 3),
-        melody_register=round(67 + 6 * v),
-        pad_register=round(57 + 3 * v),
+        melody_register=round(67 + 7 * v),
+        pad_register=round(53 + 4 * v),
         contour="rising arch" if v > 0.2 else ("falling" if v < -0.2 else "wave"),
         drums=_drum_level(a, families),
         bass_pattern="held" if a < -0.5 else ("roots" if a < 0 else ("walking" if a < 0.5 else "octaves")),
         guitar_style="arpeggio" if a < -0.2 else ("strum" if a < 0.5 else "drive"),
         strings_style=_strings_style(a, programs["strings"]),
         instruments=tuple((f, programs[f]) for f in families),
+        minor_share=round(minor_share(v), 3),
+        bass_density=round(per_beat(a, BASS_RATE), 3),
+        guitar_onsets=round(per_beat(a, GUITAR_RATE), 3),
+        guitar_strings=round(geometric(a, GUITAR_STRINGS), 3),
+        strings_onsets=round(per_beat(a, STRINGS_RATE), 3),
+        drum_density=round(per_beat(a, DRUM_RATE), 3),
     )
 
 
@@ -378,6 +439,8 @@ class Bar:
     scale: tuple[int, ...] = ()  # chord-scale for melody steps
     position: int = 0  # bar within its phrase
     final: bool = False
+    dynamic: int = 0  # velocity added by the form's arc and the phrase's swell
+    intro: bool = False  # drums and bass wait
 
     @property
     def end(self) -> float:
@@ -391,6 +454,7 @@ class Phrase:
     bars: list[Bar]
     plan: MusicalPlan
     last: bool = False
+    climax: bool = False
 
 
 def bar_grid(trajectory: Trajectory, duration_s: float) -> list[Bar]:
@@ -432,29 +496,55 @@ def section_letters(n_phrases: int) -> str:
     return ("AABA" * n_phrases)[: n_phrases - 1] + "A"
 
 
-def _colour(chord: Chord, plan: MusicalPlan, rng: random.Random) -> Chord:
+def _colour(chord: Chord, scale: Sequence[int], plan: MusicalPlan, rng: random.Random) -> Chord:
     """Sevenths and suspensions with probability growing with dissonance."""
     roll = rng.random()
     if roll < plan.dissonance:
-        return with_seventh(chord, plan.scale)
+        seventh = with_seventh(chord, scale)
+        return with_ninth(seventh, scale) if rng.random() < NINTH_SHARE * (plan.dissonance - 0.5) else seventh
     if roll < 1.25 * plan.dissonance:
-        return suspended(chord, plan.scale)
+        return suspended(chord, scale)
     return chord
 
 
-def _phrase_chords(phrase: Phrase, rng: random.Random) -> list[Chord]:
+def _other_mode(mode: str) -> str:
+    return "aeolian" if mode == "ionian" else "ionian"
+
+
+def _mixed(numeral: str, plan: MusicalPlan, rng: random.Random) -> tuple[str, str]:
+    """(numeral, mode it comes from): borrowed from the parallel mode with the probability that
+    puts `minor_share` of the harmony in minor."""
+    borrow = plan.minor_share if plan.mode == "ionian" else 1.0 - plan.minor_share
+    if numeral in PARALLEL and rng.random() < borrow:
+        return PARALLEL[numeral], _other_mode(plan.mode)
+    return numeral, plan.mode
+
+
+def _phrase_chords(phrase: Phrase, rng: random.Random) -> list[tuple[Chord, tuple[int, ...]]]:
+    """(chord, the scale it comes from) per bar: the section's progression with mixture, and in
+    the last phrase the mode's cadence onto the home tonic."""
     plan = phrase.plan
     progression = plan.progression if phrase.letter == "A" else plan.contrast
     n = len(phrase.bars)
+    count = n if not phrase.last else max(0, n - 3)
+    chords = []
+    for j in range(count):
+        numeral, mode = (progression[j % 4], plan.mode) if j == 0 else _mixed(progression[j % 4], plan, rng)
+        chords.append((_colour(parse_numeral(numeral), SCALES[mode], plan, rng), SCALES[mode]))
     if not phrase.last:
-        return [_colour(parse_numeral(progression[j % 4]), plan, rng) for j in range(n)]
-    head = [_colour(parse_numeral(progression[j % 4]), plan, rng) for j in range(max(0, n - 3))]
+        return chords
     pre, dominant, tonic = (parse_numeral(name) for name in plan.cadence)
     if plan.dissonance > 0.55 and dominant.name == "V" and 3 in plan.scale and rng.random() < plan.dissonance:
         dominant = leading_tone_diminished()
     elif plan.dissonance > 0.3:
         dominant = with_seventh(dominant, plan.scale)
-    return head + [pre, dominant, tonic][-min(n, 3):]
+    return chords + [(c, plan.scale) for c in (pre, dominant, tonic)][-min(n, 3):]
+
+
+def form_energy(fraction: float) -> float:
+    """The piece's dynamic arc at a fraction of its length, -1..1 (FORM_ARC)."""
+    xs, ys = zip(*FORM_ARC)
+    return float(np.interp(fraction, xs, ys))
 
 
 def arrange(trajectory: Trajectory, options: GenerationOptions) -> tuple[list[Bar], list[Phrase]]:
@@ -479,12 +569,25 @@ def arrange(trajectory: Trajectory, options: GenerationOptions) -> tuple[list[Ba
     for bar in bars[:intro]:
         bar.plan = phrases[0].plan
         bar.chord = tonic_chord(bar.plan.mode)
-    for phrase in phrases:
-        for position, (bar, chord) in enumerate(zip(phrase.bars, _phrase_chords(phrase, harmony))):
-            bar.plan, bar.chord, bar.position = phrase.plan, chord, position
-    for bar in bars:
         bar.scale = chord_scale(bar.plan.scale, bar.chord)
+    for phrase in phrases:
+        for position, (bar, (chord, scale)) in enumerate(zip(phrase.bars, _phrase_chords(phrase, harmony))):
+            bar.plan, bar.chord, bar.position = phrase.plan, chord, position
+            bar.scale = chord_scale(scale, chord)
+    _shape_form(bars, phrases, duration)
     return bars, phrases
+
+
+def _shape_form(bars: list[Bar], phrases: list[Phrase], duration: float) -> None:
+    """The dynamic arc and phrase swells, the intro where drums and bass wait, the climax."""
+    for bar in bars:
+        swell = PHRASE_SWELL[bar.position % len(PHRASE_SWELL)] if not bar.final else 0
+        bar.dynamic = round(FORM_DYNAMIC * form_energy(bar.time_s / duration)) + swell
+        bar.intro = len(bars) >= 6 and bar.time_s < INTRO_SHARE * duration
+    if len(phrases) >= 3:
+        peak = max(FORM_ARC, key=lambda point: point[1])[0] * duration
+        climax = min(phrases[:-1], key=lambda p: abs((p.bars[0].time_s + p.bars[-1].time_s) / 2 - peak))
+        climax.climax = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,9 +673,9 @@ def vary(motif: Motif, rng: random.Random) -> Motif:
 
 
 def cadence_rhythm(density: float) -> tuple[tuple[float, float], ...]:
-    if density < 1.25:
+    if density < 1.0:
         return ((0.0, 2.0), (2.0, 2.0))
-    if density < 2.0:
+    if density < 1.8:
         return ((0.0, 1.0), (1.0, 1.0), (2.0, 2.0))
     return ((0.0, 0.5), (0.5, 0.5), (1.0, 0.5), (1.5, 0.5), (2.0, 2.0))
 
@@ -635,7 +738,7 @@ class MelodyWriter:
         idea, answer = self.motifs(phrase.letter, plan)
         varied = vary(idea, rng)
         total = 4.0 * len(phrase.bars)
-        centre = (plan.melody_register - self.reference) * 7 / 12
+        centre = (plan.melody_register - self.reference) * 7 / 12 + (CLIMAX_LIFT if phrase.climax else 0)
         hits: list[Hit] = []
         previous = None
         for bar in phrase.bars:
@@ -658,6 +761,8 @@ class MelodyWriter:
                 previous = step
                 pitch = _step_pitch(step, bar.scale, self.reference)
                 hits.append(self._note(bar, onset, length, pitch, t, closing, plan, rng))
+        if hits and not phrase.last:  # the melody breathes before the next phrase
+            hits[-1] = hits[-1]._replace(end=min(hits[-1].end, hits[-1].start + BREATH_NOTE_BEATS))
         return self._passing_tones(hits, plan, rng)
 
     @staticmethod
@@ -692,7 +797,7 @@ class MelodyWriter:
         for current, following in zip(hits, hits[1:] + [None]):
             eligible = (following is not None and abs(following.pitch - current.pitch) == 2
                         and following.start - current.start >= 0.5 and current.start % 2 != 0)
-            if eligible and rng.random() < 0.5 * plan.dissonance:
+            if eligible and rng.random() < PASSING_SHARE * plan.dissonance:
                 middle = (current.start + following.start) / 2
                 out.append(current._replace(end=min(current.end, middle)))
                 passing = (current.pitch + following.pitch) // 2
@@ -718,11 +823,60 @@ def _accompaniment_velocity(plan: MusicalPlan, rng: random.Random, offset: int =
     return int(_clip(round((soft + loud) / 2 - 4 + offset + rng.randint(-3, 3)), 1, 127))
 
 
-def bass_line(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
+def pulse(rng: random.Random, per_beat: float, syncopation: float, step: int = 2,
+          anchor: bool = True) -> tuple[int, ...]:
+    """A one-bar rhythm (sixteenths 0..15) with `per_beat` notes per beat on average: the
+    metrically strongest slots first, reordered a little by the seed and pulled towards the
+    off-beats by syncopation. The count is rounded with a uniform draw, so its mean is exact."""
+    slots = list(range(0, 16, step))
+    count = int(_clip(math.floor(per_beat * 4 + rng.random()), 1, len(slots)))
+    def weight(slot: int) -> float:
+        offbeat = slot % 4 != 0
+        return METRIC_WEIGHT[slot] + SYNCOPATION_PULL * syncopation * offbeat + RHYTHM_JITTER * rng.random()
+    ranked = sorted(slots, key=weight, reverse=True)
+    chosen = set(ranked[:count])
+    if anchor and 0 not in chosen:
+        chosen.discard(min(chosen, key=METRIC_WEIGHT.__getitem__))
+        chosen.add(0)
+    return tuple(sorted(chosen))
+
+
+class Grooves:
+    """Each part's bar rhythms: one per section and density, repeated so sections sound alike,
+    with a variant for a phrase's last bar; drawn from the seed, so seeds differ."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._cache: dict[tuple, tuple[int, ...]] = {}
+
+    def get(self, part: str, bar: Bar, letter: str, per_beat: float, step: int = 2, anchor: bool = True):
+        variant = "end" if bar.position == 3 else "body"
+        key = (part, letter, variant, round(per_beat * 8), step)
+        if key not in self._cache:
+            rng = random.Random(f"{self.seed}/groove/{key}")
+            self._cache[key] = pulse(rng, per_beat, bar.plan.syncopation, step, anchor)
+        return self._cache[key]
+
+
+def _spans(onsets: Sequence[int], bar: Bar) -> list[tuple[float, float]]:
+    """(start, length to the next onset) in beats for sixteenth-slot onsets in a bar."""
+    beats = [bar.start + o / 4 for o in onsets] + [bar.end]
+    return [(b, following - b) for b, following in zip(beats, beats[1:])]
+
+
+def _letters(bars: Sequence[Bar], phrases: Sequence[Phrase]) -> dict[int, str]:
+    return {b.index: p.letter for p in phrases for b in p.bars}
+
+
+def bass_line(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves: Grooves | None = None,
+              phrases: Sequence[Phrase] = ()) -> list[Hit]:
+    """Roots on the downbeat, then fifths, octaves and an approach to the next root."""
+    grooves = grooves or Grooves(rng.randrange(1 << 30))
+    letters = _letters(bars, phrases)
     hits: list[Hit] = []
     previous = 36.0
     for bar, following in zip(bars, list(bars[1:]) + [None]):
-        if "bass" not in bar.plan.families:
+        if "bass" not in bar.plan.families or bar.intro:
             continue
         plan, chord = bar.plan, bar.chord
         root = _nearest_pitch(tonic_pc + chord.root, previous, 28, 43)
@@ -731,19 +885,18 @@ def bass_line(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hi
             hits.append(Hit(root, bar.start, bar.end, _accompaniment_velocity(plan, rng, 6)))
             continue
         next_root = _nearest_pitch(tonic_pc + following.chord.root, root, 28, 43) if following else root
-        third = chord.intervals[1]
-        patterns = {
-            "held": [(0, 4, root)],
-            "roots": [(0, 2, root), (2, 2, root + chord.fifth)],
-            "walking": [(0, 1, root), (1, 1, root + third), (2, 1, root + chord.fifth),
-                        (3, 1, next_root + (1 if next_root < root + chord.fifth else -1))],
-            "octaves": [(k * 0.5, 0.5, root + 12 * (k % 2)) for k in range(8)],
-        }
-        for onset, length, pitch in patterns[plan.bass_pattern]:
-            sounding = length * (plan.articulation if plan.bass_pattern == "octaves" else 0.95)
-            accent = 6 if onset == 0 else 0
-            hits.append(Hit(pitch, bar.start + onset, bar.start + onset + sounding,
-                            _accompaniment_velocity(plan, rng, accent)))
+        onsets = grooves.get("bass", bar, letters.get(bar.index, "A"), plan.bass_density)
+        spans = _spans(onsets, bar)
+        legato = 0.95 if plan.arousal < 0.3 else plan.articulation
+        for k, (start, length) in enumerate(spans):
+            if k == 0:
+                pitch = root
+            elif k == len(spans) - 1 and len(spans) > 2:
+                pitch = next_root + (1 if next_root < root + chord.fifth else -1)  # approach
+            else:
+                pitch = rng.choice((root + chord.fifth, root + 12, root + chord.intervals[1], root))
+            hits.append(Hit(pitch, start, start + length * legato,
+                            _accompaniment_velocity(plan, rng, 6 if k == 0 else 0)))
     return hits
 
 
@@ -770,7 +923,11 @@ def voice_chord(tones: Sequence[int], tonic_pc: int, centre: float, previous: Se
     return min(candidates, key=cost)
 
 
-def string_pads(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
+def string_pads(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves: Grooves | None = None,
+                phrases: Sequence[Phrase] = ()) -> list[Hit]:
+    """Chords held to the next change when calm, re-struck more often (and shorter) when lively."""
+    grooves = grooves or Grooves(rng.randrange(1 << 30))
+    letters = _letters(bars, phrases)
     hits: list[Hit] = []
     previous: list[int] | None = None
     for bar in bars:
@@ -779,14 +936,15 @@ def string_pads(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[
         plan = bar.plan
         voicing = voice_chord(bar.chord.tones, tonic_pc, plan.pad_register, previous, root_position=bar.final)
         previous = voicing
-        style = "sustain" if bar.final else plan.strings_style
-        slots = {"sustain": [(0.0, bar.beats)], "pulse": [(0.0, 2.0), (2.0, 2.0)],
-                 "stabs": [(float(b), 1.0) for b in range(4)]}[style]
-        for onset, length in slots:
-            sounding = length * (plan.articulation if style == "stabs" else 1.0)
-            velocity = _accompaniment_velocity(plan, rng, -6 if style == "sustain" else 0)
+        if bar.final:
+            spans = [(bar.start, bar.beats)]
+        else:
+            spans = _spans(grooves.get("strings", bar, letters.get(bar.index, "A"), plan.strings_onsets, 4), bar)
+        for start, length in spans:
+            sounding = length * (1.0 if plan.arousal < 0.2 or bar.final else plan.articulation)
+            velocity = _accompaniment_velocity(plan, rng, -6 if length >= 2 else 0)
             for pitch in voicing:
-                hits.append(Hit(pitch, bar.start + onset, bar.start + onset + sounding, velocity))
+                hits.append(Hit(pitch, start, start + sounding, velocity))
     return hits
 
 
@@ -801,8 +959,13 @@ def guitar_voicing(chord: Chord, tonic_pc: int, power: bool) -> list[int]:
     return [root, root + fifth, root + octave_tone, root + 12 + third, root + 12 + fifth, root + 24]
 
 
-def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
+def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves: Grooves | None = None,
+                phrases: Sequence[Phrase] = ()) -> list[Hit]:
+    """Single notes rolling through the chord when calm; strokes of more strings when lively."""
+    grooves = grooves or Grooves(rng.randrange(1 << 30))
+    letters = _letters(bars, phrases)
     hits: list[Hit] = []
+    arpeggio = (0, 2, 3, 4, 5, 4, 3, 2)
     for bar in bars:
         if "guitar" not in bar.plan.families:
             continue
@@ -812,25 +975,17 @@ def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[
         gap = _STRUM_GAP_S * bar.bpm / 60.0  # seconds between strings, in beats
         if bar.final:
             hits += _strum(bar.start, bar.end, voicing, gap, _accompaniment_velocity(plan, rng))
-        elif plan.guitar_style == "arpeggio":
-            order = (0, 2, 3, 4, 5, 4, 3, 2)
-            for k, index in enumerate(order):
-                start = bar.start + 0.5 * k
-                hits.append(Hit(voicing[index], start, min(start + 1.5, bar.end),
-                                _accompaniment_velocity(plan, rng, 4 if k == 0 else -4)))
-        elif plan.guitar_style == "strum":
-            pattern = ((0.0, "down"), (1.0, "down"), (1.5, "up"), (2.5, "up"), (3.0, "down"), (3.5, "up"))
-            for (onset, stroke), following in zip(pattern, [p[0] for p in pattern[1:]] + [4.0]):
-                strings = voicing if stroke == "down" else voicing[-4:][::-1]
-                end = bar.start + onset + (following - onset) * plan.articulation
-                hits += _strum(bar.start + onset, end, strings, gap,
-                               _accompaniment_velocity(plan, rng, 2 if stroke == "down" else -8))
-        else:  # drive: eighth-note strokes, the full chord on the beat, the top strings between
-            for k in range(8):
-                onset = bar.start + 0.5 * k
-                strings = voicing if k % 2 == 0 else voicing[-3:]
-                hits += _strum(onset, onset + 0.5 * plan.articulation, strings, gap,
-                               _accompaniment_velocity(plan, rng, 6 if k % 2 == 0 else -4))
+            continue
+        onsets = grooves.get("guitar", bar, letters.get(bar.index, "A"), plan.guitar_onsets, anchor=False)
+        for k, (start, length) in enumerate(_spans(onsets, bar)):
+            strings = int(_clip(math.floor(plan.guitar_strings + rng.random()), 1, len(voicing)))
+            end = start + length * (plan.articulation if plan.arousal >= 0 else 1.5)
+            velocity = _accompaniment_velocity(plan, rng, 4 if start == bar.start else -4)
+            if strings == 1:
+                hits.append(Hit(voicing[arpeggio[(onsets[k] // 2) % len(arpeggio)]], start, min(end, bar.end), velocity))
+            else:
+                top = voicing[-strings:] if k % 2 == 0 else voicing[-strings:][::-1]
+                hits += _strum(start, min(end, bar.end), top, gap, velocity)
     return hits
 
 
@@ -868,16 +1023,28 @@ def piano_left_hand(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> l
     return hits
 
 
-def drum_part(bars: Sequence[Bar], phrases: Sequence[Phrase], rng: random.Random) -> list[Hit]:
+_KITS = {  # level: (timekeeper, backbeat)
+    "soft": ("ride", "side_stick"),
+    "groove": ("closed_hat", "snare"),
+    "full": ("closed_hat", "snare"),
+}
+
+
+def drum_part(bars: Sequence[Bar], phrases: Sequence[Phrase], rng: random.Random,
+              grooves: Grooves | None = None) -> list[Hit]:
+    """Timekeeper, kick and backbeat, each with its share of DRUM_DENSITY; crashes open phrases
+    and tom fills close them on the louder kits; nothing in the intro."""
+    grooves = grooves or Grooves(rng.randrange(1 << 30))
+    letters = _letters(bars, phrases)
     phrase_ends = {p.bars[-1].index for p in phrases}
     phrase_starts = {p.bars[0].index for p in phrases}
     hits: list[Hit] = []
     for bar in bars:
         plan = bar.plan
-        if plan.drums == "off":
+        if plan.drums == "off" or bar.intro:
             continue
         soft, loud = plan.velocity
-        base = (soft + loud) / 2 - (14 if plan.drums == "soft" else 0)
+        base = (soft + loud) / 2 - (10 if plan.drums == "soft" else 0)
 
         def hit(name: str, step: int, accent: int = 0) -> None:
             start = bar.start + step / 4
@@ -888,22 +1055,30 @@ def drum_part(bars: Sequence[Bar], phrases: Sequence[Phrase], rng: random.Random
             hit("kick", 0, 10)
             hit("crash", 0, 10)
             continue
-        fill = bar.index in phrase_ends and plan.drums != "soft"
+        letter = letters.get(bar.index, "A")
+        fill = bar.index in phrase_ends and plan.drums == "full"
         crash = bar.index in phrase_starts and plan.drums != "soft"
-        for name, pattern in DRUM_PATTERNS[plan.drums].items():
-            for step, mark in enumerate(pattern):
-                if mark != "x" or (fill and step >= 12):
-                    continue
-                if step == 0 and crash and name in ("closed_hat", "ride"):
-                    hit("crash", 0, 8)
-                    continue
-                accent = 10 if name in ("kick", "snare") else (4 if step % 4 == 0 else -8)
-                hit(name, step, accent)
-        if plan.drums != "soft" and rng.random() < plan.syncopation:
-            hit("kick", rng.choice((3, 7, 14)), 0)  # a syncopated push
+        timekeeper, backbeat = _KITS[plan.drums]
+        density = plan.drum_density
+        step = 1 if density * DRUM_SHARES["time"] > 2 else 2
+        for slot in grooves.get("time", bar, letter, density * DRUM_SHARES["time"], step):
+            if fill and slot >= 12:
+                continue
+            if slot == 0 and crash:
+                hit("crash", 0, 8)
+            elif plan.drums == "full" and slot == 14 and bar.position % 2 == 1:
+                hit("open_hat", slot, -4)
+            else:
+                hit(timekeeper, slot, 4 if slot % 4 == 0 else -8)
+        for slot in grooves.get("kick", bar, letter, density * DRUM_SHARES["kick"]):
+            hit("kick", slot, 10 if slot in (0, 8) else 2)
+        backbeats = grooves.get("back", bar, letter, density * DRUM_SHARES["back"], anchor=False)
+        for slot in sorted(set(backbeats) | ({4, 12} if density * DRUM_SHARES["back"] >= 0.45 else set())):
+            if not (fill and slot >= 12):
+                hit(backbeat, slot, 8 if slot in (4, 12) else -14)  # ghost notes between
         if fill:
-            for step, name in zip(range(12, 16), DRUM_FILL if plan.drums == "full" else ("snare",) * 4):
-                hit(name, step, 4 + 2 * (step - 12))
+            for slot, name in zip(range(12, 16), DRUM_FILL):
+                hit(name, slot, 4 + 2 * (slot - 12))
     return hits
 
 
@@ -933,6 +1108,16 @@ def _tidy(hits: list[Hit], end_beat: float, drums: bool) -> list[Hit]:
             tidy[-1] = tidy[-1]._replace(end=hit.start)
         tidy.append(hit)
     return sorted(tidy, key=lambda h: (h.start, h.pitch))
+
+
+def with_dynamics(hits: list[Hit], bars: Sequence[Bar]) -> list[Hit]:
+    """Add each bar's form and phrase dynamics to the velocities of the notes that start in it."""
+    starts = [b.start for b in bars]
+    shaped = []
+    for hit in hits:
+        bar = bars[max(0, min(len(bars) - 1, int(np.searchsorted(starts, hit.start, side="right")) - 1))]
+        shaped.append(hit._replace(velocity=int(_clip(hit.velocity + bar.dynamic, 1, 127))))
+    return shaped
 
 
 def _tempo_map(bars: Sequence[Bar], duration_s: float):
@@ -1001,14 +1186,16 @@ class ProceduralComposer:
         tonic_pc = phrases[0].plan.tonic_pc
         seed = options.seed
         melody = MelodyWriter(seed, tonic_pc)
+        grooves = Grooves(seed)
         parts = {
             "piano": [h for p in phrases for h in melody.phrase(p)]
             + piano_left_hand(bars, tonic_pc, random.Random(f"{seed}/piano")),
-            "bass": bass_line(bars, tonic_pc, random.Random(f"{seed}/bass")),
-            "strings": string_pads(bars, tonic_pc, random.Random(f"{seed}/strings")),
-            "guitar": guitar_part(bars, tonic_pc, random.Random(f"{seed}/guitar")),
-            "drums": drum_part(bars, phrases, random.Random(f"{seed}/drums")),
+            "bass": bass_line(bars, tonic_pc, random.Random(f"{seed}/bass"), grooves, phrases),
+            "strings": string_pads(bars, tonic_pc, random.Random(f"{seed}/strings"), grooves, phrases),
+            "guitar": guitar_part(bars, tonic_pc, random.Random(f"{seed}/guitar"), grooves, phrases),
+            "drums": drum_part(bars, phrases, random.Random(f"{seed}/drums"), grooves),
         }
+        parts = {family: with_dynamics(hits, bars) for family, hits in parts.items()}
         report(0.7)
         midi = self._assemble(bars, phrases, parts, options.duration_s)
         report(1.0)
