@@ -12,19 +12,29 @@ check-and-record atomic without writing SQL of its own.
 
 The schema is versioned: `MIGRATIONS[i]` brings a database from version i to i + 1, and opening a
 database applies whatever it is missing, each step in its own transaction.
+
+Damage: opening checks the file first (its header, then `PRAGMA quick_check` on a read-only
+connection, before anything could write to it) and raises `StoreDamaged` with one line saying
+what is wrong and what to do; the damaged file is never changed, moved or deleted by opening.
+`backup()` writes a checked copy beside the store with sqlite3's online backup API (the bots
+do it on a schedule, see bot.housekeeping), and `restore()` (`aria admin restore`) puts a
+backup back, keeping the damaged file under another name.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
+from urllib.parse import quote
 
 from aria_engine.options import GenerationOptions
 
@@ -105,8 +115,115 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
-class SchemaTooNewError(RuntimeError):
+_HEADER = b"SQLite format 3\x00"
+BACKUP_SUFFIX = ".backup"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used; the message is one line saying why and what to do."""
+
+
+class StoreDamaged(StoreError):
+    """The database file is damaged (or not a database at all); it was left as it is."""
+
+
+class SchemaTooNewError(StoreError):
     """The database was written by a newer ARIA; refuse rather than guess."""
+
+
+def backup_path(path: str | Path) -> Path:
+    """Where the store's backup lives: beside it, `aria.db.backup`."""
+    path = Path(path)
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def damage(path: str | Path) -> str | None:
+    """What is wrong with the database file at `path`, in a few words; None if it is sound.
+
+    Reads only: the header, then `PRAGMA quick_check` on a read-only connection.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if len(header) < 100 or not header.startswith(_HEADER):
+        return "bad header, not an SQLite database" if header else "it is empty"
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        return f"cannot be opened: {error}"
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.DatabaseError as error:
+        return str(error) if is_damage(error) else None  # e.g. locked: the real open will say
+    finally:
+        conn.close()
+    if rows == ["ok"]:
+        return None
+    first = " ".join(rows[0].replace("*** in database main ***", "").split())
+    more = f" and {len(rows) - 1} more problems" if len(rows) > 1 else ""
+    return f"quick_check found {first}{more}"
+
+
+def is_damage(error: sqlite3.Error) -> bool:
+    """Whether SQLite said the file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB), not merely busy."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in (11, 26)
+
+
+def _damaged_message(path: Path, what: str) -> str:
+    backup = backup_path(path)
+    if backup.is_file():
+        taken = datetime.fromtimestamp(backup.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        todo = (f"restore the backup from {taken} with `aria admin restore --data-dir {path.parent}` "
+                "(it keeps the damaged file beside it)")
+    else:
+        todo = "there is no backup beside it, so move the file away to start with an empty store"
+    return f"the store {path} is damaged ({what}); ARIA left it untouched and did not start: {todo}"
+
+
+def restore(path: str | Path, source: str | Path | None = None, *, force: bool = False) -> tuple[Path, Path | None]:
+    """Put the backup (or `source`) back in place of the store at `path`.
+
+    The current file, and its -wal and -shm, are renamed `<name>.damaged-<time>`, never
+    deleted; a store that is still sound is replaced only with `force`. Stop the bots first.
+    Returns (the restored store, where the old file went or None). Raises StoreError.
+    """
+    path = Path(path)
+    source = Path(source) if source else backup_path(path)
+    if not source.is_file():
+        raise StoreError(f"no backup at {source}: nothing to restore")
+    problem = damage(source)
+    if problem:
+        raise StoreError(f"the backup {source} is damaged too ({problem}); nothing was changed")
+    kept = None
+    if path.exists():
+        if damage(path) is None and not force:
+            raise StoreError(f"the store {path} is not damaged; add --force to replace it with {source} anyway")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        kept = path.with_name(f"{path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            if Path(str(path) + suffix).exists():
+                os.replace(str(path) + suffix, str(kept) + suffix)
+    _copy_database(source, path)
+    return path, kept
+
+
+def _copy_database(source: Path, dest: Path) -> None:
+    """A consistent copy through sqlite3's backup API, written under a temporary name first."""
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{quote(str(source.absolute()))}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(str(partial))
+        try:
+            src.backup(target)
+        finally:
+            target.close()
+    finally:
+        src.close()
+    os.replace(partial, dest)
 
 
 class Who(Protocol):
@@ -197,22 +314,67 @@ class Store:
         self.path = Path(path)
         self.clock = clock
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._check_file()
         self._lock = threading.RLock()
         self._depth = 0
-        self._conn = sqlite3.connect(
-            str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
+            self._conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the store {self.path}: {error}") from None
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
+        except sqlite3.DatabaseError as error:
+            self._conn.close()
+            if is_damage(error):  # damage quick_check could not see
+                raise StoreDamaged(_damaged_message(self.path, str(error))) from None
+            raise StoreError(f"cannot open the store {self.path}: {error}") from None
         except BaseException:
             self._conn.close()
             raise
 
+    def _check_file(self) -> None:
+        """Refuse a damaged file before any connection could write to it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot make the data folder {self.path.parent}: {error.strerror or error}") from None
+        if self.path.is_dir():
+            raise StoreError(f"the store {self.path} is a folder, not a database file")
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return  # a new store
+        problem = damage(self.path)
+        if problem:
+            raise StoreDamaged(_damaged_message(self.path, problem))
+
     # -- lifecycle -------------------------------------------------------------------------
+
+    def backup(self, dest: str | Path | None = None) -> Path:
+        """Copy the store, online, to `dest` (default: `aria.db.backup` beside it).
+
+        The copy is made under a temporary name and checked with quick_check before it replaces
+        the previous backup, so a failed or damaged copy never costs the last good one.
+        """
+        dest = Path(dest) if dest else backup_path(self.path)
+        partial = dest.with_name(dest.name + ".partial")
+        partial.unlink(missing_ok=True)
+        target = sqlite3.connect(str(partial))
+        try:
+            with self._lock:
+                self._conn.backup(target)
+            sound = target.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        finally:
+            target.close()
+        if not sound:
+            partial.unlink(missing_ok=True)
+            raise StoreDamaged(f"the store {self.path} failed quick_check while being backed up; "
+                               f"the backup {dest} was kept as it was")
+        os.replace(partial, dest)
+        return dest
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from bot.store import StoreError
+
 log = logging.getLogger(__name__)
 
 
@@ -88,6 +90,13 @@ async def open_service(args: argparse.Namespace, name: str = "aria"):
         store.close()
 
 
+def _store_refused(error: Exception) -> int:
+    """A store that cannot be used is bad input, not a crash: one line, exit 2, and under a
+    restart policy the same line again rather than a traceback loop."""
+    print(f"aria: {error}", file=sys.stderr)
+    return 2
+
+
 def _engine(args: argparse.Namespace):
     """Models in this process by default; with --redis, a pool of `aria worker` processes."""
     from aria_engine.engine import LocalEngine, ResultCache
@@ -119,6 +128,8 @@ def run_discord(args: argparse.Namespace) -> int:
         asyncio.run(_discord(args, config))
     except KeyboardInterrupt:
         pass
+    except StoreError as error:
+        return _store_refused(error)
     except Exception as error:  # a login failure, a bad token, an unreachable gateway
         import discord
 
@@ -172,6 +183,8 @@ def run_slack(args: argparse.Namespace) -> int:
     except SlackSetupError as error:
         print(f"aria: {error}", file=sys.stderr)
         return 1
+    except StoreError as error:
+        return _store_refused(error)
     return 0
 
 
