@@ -6,7 +6,7 @@ import pytest
 
 from adapters.slack import blocks as ui
 from adapters.slack.app import sentence
-from adapters.slack.files import FileRefused, check_file, first_image
+from adapters.slack.files import FileRefused, check_file, file_origins, first_image
 from adapters.slack.parsing import mention_options, parse_admin, parse_command
 from aria_engine.options import GenerationOptions
 
@@ -88,15 +88,21 @@ def test_modal_round_trip():
 
 
 def test_file_checks():
-    png = {"name": "a.png", "mimetype": "image/png", "filetype": "png", "size": 10, "url_private": "u"}
+    png = {"name": "a.png", "mimetype": "image/png", "filetype": "png", "size": 10,
+           "url_private": "https://files.slack.com/files-pri/T1-F1/a.png"}
+    allowed = file_origins("http://127.0.0.1:8080/api/")
     assert first_image([{"name": "x.pdf", "mimetype": "application/pdf"}, png]) is png
-    check_file(png, 100)
+    check_file(png, 100, allowed)
+    check_file({**png, "url_private": "http://127.0.0.1:8080/files-pri/T1-F1/a.png"}, 100, allowed)  # the API base
     for file, message in (({**png, "size": 200}, "the most I take is"), ({**png, "mode": "tombstone"}, "deleted"),
                           ({**png, "is_external": True}, "outside Slack"),
                           ({**png, "mimetype": "image/svg+xml", "filetype": "svg", "name": "d.svg"}, "`d.svg` isn't"),
-                          ({k: v for k, v in png.items() if k != "url_private"}, "didn't give me a link")):
+                          ({k: v for k, v in png.items() if k != "url_private"}, "didn't give me a link"),
+                          ({**png, "url_private": "http://127.0.0.1:8081/a.png"}, "outside Slack's file servers"),
+                          ({**png, "url_private": "http://files.slack.com/a.png"}, "outside Slack's file servers"),
+                          ({**png, "url_private": "u"}, "outside Slack's file servers")):
         with pytest.raises(FileRefused) as raised:
-            check_file(file, 100)
+            check_file(file, 100, allowed)
         assert message in str(raised.value)
 
 

@@ -116,9 +116,13 @@ class ScreenedSocketModeClient(SocketModeClient):
             if problem:
                 log.warning("dropped a malformed %s envelope: %s", envelope["type"], problem)
                 if isinstance(envelope.get("envelope_id"), str):
-                    await self.send_socket_mode_response(SocketModeResponse(envelope_id=envelope["envelope_id"]))
+                    await self.acknowledge(envelope["envelope_id"])
                 return
         await super().enqueue_message(message)
+
+    async def acknowledge(self, envelope_id: str) -> None:
+        """An empty ack, so that Slack does not send the envelope again."""
+        await self.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id))
 
 
 class ScreenedSocketModeHandler(AsyncSocketModeHandler):
@@ -137,7 +141,7 @@ class ScreenedSocketModeHandler(AsyncSocketModeHandler):
             response = await run_async_bolt_app(self.app, req)
         except Exception as error:  # bolt's own parsing or matching; listeners' errors never get here
             log.warning("could not handle a %s envelope (%s: %s)", req.type, type(error).__name__, error)
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            await self.client.acknowledge(req.envelope_id)
             return
         await send_async_response(client, req, response, start)
 
