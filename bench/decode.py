@@ -36,16 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aria_engine.device import describe, resolve_device  # noqa: E402
 from aria_engine.emotion import Emotion  # noqa: E402
-from aria_engine.music.decoding import (  # noqa: E402
-    DecodeRequest,
-    KVCache,
-    SamplerState,
-    decode_setup,
-    decode_step,
-    generate,
-    prefill,
-    sample_next,
-)
+from aria_engine.music.decoding import DecodeRequest, generate  # noqa: E402
+from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, prefill  # noqa: E402
+from aria_engine.music.sampler import SamplerState, sample_next  # noqa: E402
 from aria_engine.music.products import onednn_available  # noqa: E402
 from aria_engine.music.transformer import MusicTransformer, published_config  # noqa: E402
 from aria_engine.music.vocab import Vocab  # noqa: E402

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from aria_engine.emotion import Emotion, Trajectory
-from aria_engine.music.decoding import DecodeRequest, KVCache, decode_step, generate, prefill, step_conditions
+from aria_engine.music.decoding import DecodeRequest, generate, step_conditions
+from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, prefill
 from aria_engine.music.transformer import load_checkpoint
 from aria_engine.music.vocab import emotion_token
 from tests.factories.music import make_music_checkpoint
@@ -346,7 +347,6 @@ def test_composer_explains_adaptations(models_dir):
 
 # -- decode setup -----------------------------------------------------------------------------
 
-from aria_engine.music.decoding import decode_setup  # noqa: E402
 
 
 def test_decode_products_are_the_model_products(models):

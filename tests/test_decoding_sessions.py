@@ -84,7 +84,7 @@ def test_joiners_overlap_the_running_rows_and_match_the_reference(models):
         decoder.step()
     b = decoder.add(second)
     decoder.step()
-    assert (a.sampled, b.sampled) == (11, 1) and len(decoder.rows) == 2  # decoding side by side
+    assert (a.sampled, b.sampled) == (11, 1) and len(decoder.active) == 2  # decoding side by side
     while decoder.live:
         decoder.step()
     assert a.result.tokens == reference_for(model, vocab, first, 5)[0]
@@ -103,7 +103,7 @@ def test_a_row_cancelled_mid_decode_frees_its_slot_for_a_waiting_request(models)
     b.cancel()
     left = decoder.step()
     assert left == [b] and b.cancelled and b.result is None
-    assert c.sampled == 1 and len(decoder.rows) == 2 and decoder.cache.rows_held == 2
+    assert c.sampled == 1 and len(decoder.active) == 2 and decoder.cache.rows_held == 2
     while decoder.live:
         decoder.step()
     assert a.result.tokens == alone(model, vocab, reqs[0])[0]
@@ -130,7 +130,7 @@ def test_more_requests_than_the_widest_decode_step_wait_and_join_as_rows_free(mo
     while decoder.live or step <= 8:
         handles += [decoder.add(r) for r in arrivals.get(step, [])]
         finished = decoder.step()
-        widths.append(len(decoder.rows) + len(finished))  # rows that sampled this step
+        widths.append(len(decoder.active) + len(finished))  # rows that sampled this step
         step += 1
     assert decoder.max_rows == high and max(widths) == high  # full, never wider
     assert widths[3] == high and decoder.live == 0

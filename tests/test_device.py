@@ -100,7 +100,7 @@ def test_a_transformer_composer_runs_on_the_device_it_is_given(tmp_path):
 
 
 def test_gpu_rows_are_computed_from_free_memory():
-    from aria_engine.music.decoding import rows_that_fit
+    from aria_engine.music.kv_cache import rows_that_fit
     from aria_engine.music.transformer import MusicTransformer, published_config
 
     with torch.device("meta"):

@@ -53,7 +53,7 @@ class TransformerComposer:
         with self._lock:
             if self._loaded is None:
                 from aria_engine.device import describe, resolve_device
-                from aria_engine.music.decoding import decode_setup
+                from aria_engine.music.kv_cache import decode_setup
                 from aria_engine.music.transformer import load_checkpoint
 
                 device = self._device if hasattr(self._device, "type") else resolve_device(self._device)

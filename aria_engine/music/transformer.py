@@ -125,7 +125,7 @@ class RelativeGlobalAttention(nn.Module):
         return x.view(x.size(0), x.size(1), self.n_head, self.dh).transpose(1, 2)
 
     def forward(self, x, q_pos, key_is_pad=None, cache=None):
-        """`cache`, when given, keeps this call's keys and values (see decoding.KVCache)."""
+        """`cache`, when given, keeps this call's keys and values (see kv_cache.KVCache)."""
         q, k, v = self.heads(self.Wq(x)), self.heads(self.Wk(x)), self.heads(self.Wv(x))
         if cache is None:
             y = relative_attention(q, k, v, self.E, q_pos, key_is_pad)
