@@ -11,6 +11,7 @@ from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.options import AUDIO_FORMATS, COMPOSERS, DECODE_STRATEGIES, ENCODERS, MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Pipeline, Request, Result
 from bot.commands.checks import UserError, check_name, read_capped, safe_name, writable_folder
+from bot.commands.devices import add_device_argument, check_device
 
 # How much of a run each stage takes, roughly, for a progress bar that moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
@@ -66,6 +67,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     backends.add_argument("--model-dir", type=Path, help="one checkpoint folder, or a models directory")
     backends.add_argument("--models-dir", type=Path, help="the models directory (default: ARIA_MODELS_DIR or the user data dir)")
     backends.add_argument("--soundfont", type=Path, help="a .sf2 SoundFont (default: FluidR3_GM, else TimGM6mb)")
+    add_device_argument(backends)
 
 
 def _options(args: argparse.Namespace) -> GenerationOptions:
@@ -93,6 +95,7 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         model_dir=args.model_dir,
         encoder_weights=args.encoder_weights,
         soundfont=args.soundfont,
+        device=args.device,
     )
 
 
@@ -126,6 +129,7 @@ def _run(args: argparse.Namespace, build) -> int:
     try:
         if args.soundfont is not None:
             find_soundfont(args.soundfont)
+        check_device(args)
         request, name = build()
         check_name(name)
         writable_folder(args.out, create=False)

@@ -14,5 +14,10 @@ def add_device_argument(parser) -> None:
     )
 
 
-def device_of(args: argparse.Namespace) -> str | None:
-    return getattr(args, "device", None)
+def check_device(args: argparse.Namespace) -> None:
+    """A device named on the command line must be usable here, even when the job at hand needs
+    no model (raises DeviceError, a ValueError, with one line)."""
+    if getattr(args, "device", None):
+        from aria_engine.device import resolve_device
+
+        resolve_device(args.device)
