@@ -39,6 +39,7 @@ COOLDOWN = "cooldown"
 GROUP_WORDS = {"slack": "user groups"}
 
 USAGE_KEPT_S = 2 * DAY_S  # usage rows matter for today's quota and a cooldown of at most an hour
+AUDIT_KEPT_DAYS = 365  # admin actions are kept a year, whatever a server keeps results for
 
 
 @dataclass(frozen=True)
@@ -180,13 +181,16 @@ class Policy:
         return options.replace(**changes) if changes else options
 
     def purge_expired(self) -> int:
-        """Forget results past each server's `results_retention_days`, and old usage rows."""
+        """Forget results past each server's `results_retention_days`, usage rows past the
+        quota's window and audit entries past AUDIT_KEPT_DAYS; returns the results removed.
+        bot.housekeeping calls it on a schedule in every bot."""
         now = self.clock()
         removed = 0
         for platform, server_id in self.store.result_servers():
             days = self.settings.get("results_retention_days", server=server_key(platform, server_id))
             removed += self.store.purge_older_than(days, platform=platform, server_id=server_id, now=now)
         self.store.purge_usage_before(now - USAGE_KEPT_S)
+        self.store.purge_audit_older_than(AUDIT_KEPT_DAYS, now=now)
         return removed
 
     # -- the checks ------------------------------------------------------------------------

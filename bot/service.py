@@ -38,6 +38,10 @@ ticket as usual (a Redis worker pool kept making it; the engine attaches to it a
 each lost record's requester `lost_notice(record)`. Jobs that end because the engine is closing
 (Cancelled by "shutdown") stay unfinished in the store for exactly this.
 
+Lifecycle: `await start()` begins the housekeeping every bot process needs (retention and store
+backups on a schedule, bot.housekeeping) and `await close()` ends it; bot/commands/bots.py
+does both for every platform.
+
 Also: `queue(actor)` (their unfinished jobs with positions and ETA, and today's usage),
 `private_by_default(actor)`, and admin settings with audit: `is_admin`, `change_setting`,
 `reset_setting`, `describe_settings`. `Throttle` spaces out status-message edits.
@@ -56,6 +60,7 @@ from aria_engine.emotion import Emotion
 from aria_engine.engine import Busy, jobs
 from aria_engine.options import MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Origin, Request
+from bot.housekeeping import Housekeeping
 from bot.policy import Actor, Policy, format_wait
 from bot.reply import Reply, build_reply
 from bot.settings import Scope, Settings, SettingView
@@ -240,12 +245,21 @@ class AriaService:
     """Policy, engine and store behind one small API (see the module docstring)."""
 
     def __init__(self, engine: Any, store: Store, *, settings: Settings | None = None,
-                 policy: Policy | None = None, name: str = "aria") -> None:
+                 policy: Policy | None = None, name: str = "aria",
+                 housekeeping: Housekeeping | None = None) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings or Settings(store)
         self.policy = policy or Policy(self.settings, store)
         self.name = name
+        self.housekeeping = housekeeping or Housekeeping(self.policy, store, clock=self.policy.clock)
+
+    async def start(self) -> None:
+        """Start retention and backups on their schedule (the process owns the store)."""
+        self.housekeeping.start()
+
+    async def close(self) -> None:
+        await self.housekeeping.stop()
 
     # -- composing ---------------------------------------------------------------------------
 

@@ -82,7 +82,12 @@ async def open_service(args: argparse.Namespace, name: str = "aria"):
             metrics = MetricsServer(engine.metrics.registry, engine.health, port=args.metrics_port,
                                     host=args.metrics_host).start()
             log.info("metrics on %s/metrics", metrics.url)
-        yield AriaService(engine, store, name=name)
+        service = AriaService(engine, store, name=name)
+        await service.start()  # retention and backups on a schedule, for every platform
+        try:
+            yield service
+        finally:
+            await service.close()
     finally:
         if metrics is not None:
             metrics.close()

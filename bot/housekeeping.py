@@ -1,0 +1,80 @@
+"""Retention and backups on a schedule, in every long-running process that owns the store.
+
+Both bots start one through `AriaService.start()` (bot/commands/bots.py does it for every
+platform), so no adapter has its own. Each round, on a worker thread so the event loop never
+waits on SQLite:
+
+- retention (`Policy.purge_expired`): results past each server's `results_retention_days`,
+  usage rows past the quota's window, audit entries past `AUDIT_KEPT_DAYS`; at start and every
+  `purge_every_s`;
+- a backup (`Store.backup`, sqlite3's online backup API) to `aria.db.backup` beside the store;
+  at start and every `backup_every_s`. `aria admin restore` puts it back.
+
+The clock and the sleep are injected, so a test can run weeks of schedule in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0
+BACKUP_EVERY_S = 6 * 3600.0
+
+
+class Housekeeping:
+    """Runs what is due, sleeps until the next thing is due, again; `stop()` ends it."""
+
+    def __init__(self, policy, store, *, purge_every_s: float = PURGE_EVERY_S,
+                 backup_every_s: float | None = BACKUP_EVERY_S, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.policy = policy
+        self.store = store
+        self.purge_every_s = purge_every_s
+        self.backup_every_s = backup_every_s if str(store.path) != ":memory:" else None
+        self._clock = clock
+        self._sleep = sleep
+        self._next_purge = self._next_backup = None
+        self._task: asyncio.Task | None = None
+        self.purged = 0  # results removed so far, for tests and logs
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="aria-housekeeping")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    def run_due(self) -> None:
+        """Do whatever is due now (blocking: call it on a worker thread)."""
+        now = self._clock()
+        if self._next_purge is None or now >= self._next_purge:
+            self._next_purge = now + self.purge_every_s
+            removed = self.policy.purge_expired()
+            self.purged += removed
+            if removed:
+                log.info("retention: forgot %d results past their servers' retention", removed)
+        if self.backup_every_s is not None and (self._next_backup is None or now >= self._next_backup):
+            self._next_backup = now + self.backup_every_s
+            log.info("backed up the store to %s", self.store.backup())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.run_due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a full disk must not stop the bot; the next round tries again
+                log.exception("housekeeping failed; trying again at the next round")
+            due = [t for t in (self._next_purge, self._next_backup if self.backup_every_s else None) if t]
+            await self._sleep(max(1.0, min(due) - self._clock()))
