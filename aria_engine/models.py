@@ -30,6 +30,21 @@ class ModelDownloadError(RuntimeError):
     """A pull failed; the message says why and what to do, in words fit for a user."""
 
 
+def checkpoint_refusal(name: str | os.PathLike, error: BaseException) -> str:
+    """One line on why `torch.load(..., weights_only=True)` refused a checkpoint file.
+
+    Never the library's own text: torch's refusal runs to several lines and advises loading
+    with `weights_only=False`, which would run whatever code the file carries. ARIA never
+    does, so the only advice is to fetch the published file again.
+    """
+    said = f"{error} {error.__cause__ or ''}".lower()
+    if "global" in said:  # torch names the class or function the file asked for (a GLOBAL opcode)
+        why = "it holds Python objects besides tensors and plain data, which ARIA never loads (they could run code)"
+    else:
+        why = "it is damaged, incomplete, or not a checkpoint of tensors and plain data"
+    return f"{name} was not loaded: {why}. Download the published file again with `aria models pull`."
+
+
 def default_models_dir() -> Path:
     """$ARIA_MODELS_DIR, else `<user data dir>/aria/models`."""
     configured = os.environ.get("ARIA_MODELS_DIR")

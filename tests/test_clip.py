@@ -250,7 +250,7 @@ def test_unexpected_entries_are_refused(tmp_path, checkpoint):
 def test_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"definitely not a torch file")
-    with pytest.raises(ClipWeightsError, match="Could not read junk.pt"):
+    with pytest.raises(ClipWeightsError, match="junk.pt was not loaded: it is damaged"):
         ClipEmotionEncoder(junk)
     with pytest.raises(ClipWeightsError, match="aria models pull"):
         ClipEmotionEncoder(tmp_path / "absent.pt")
@@ -269,6 +269,6 @@ def test_arbitrary_objects_are_never_unpickled(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"model_state_dict": _Payload()}, f)
-    with pytest.raises(ClipWeightsError, match="Could not read"):
+    with pytest.raises(ClipWeightsError, match="evil.pt was not loaded"):
         ClipEmotionEncoder(path, precision="float32")
     assert "unpickled!" not in capsys.readouterr().out

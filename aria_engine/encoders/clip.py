@@ -89,7 +89,9 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                 raise
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip format
     except Exception as error:  # unpickling refused, truncated file, not a torch file...
-        raise ClipWeightsError(f"Could not read {path.name} as a torch checkpoint: {error}") from error
+        from aria_engine.models import checkpoint_refusal
+
+        raise ClipWeightsError(checkpoint_refusal(path.name, error)) from error
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_state_dict"), dict):
         raise ClipWeightsError(f"{path.name} has no 'model_state_dict': it is not an ARIA image encoder file.")
     return checkpoint["model_state_dict"]

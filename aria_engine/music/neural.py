@@ -36,6 +36,23 @@ def resolve_checkpoint(model_dir: str | Path, mode: str) -> Path:
     )
 
 
+def _load_refusing_plainly(load, folder: Path):
+    """`load(folder)`, with a refused or unreadable file said in one line (torch's own text
+    suggests `weights_only=False`, i.e. running the file's code: never shown)."""
+    from aria_engine.models import checkpoint_refusal
+    from aria_engine.music.transformer import CheckpointError
+    from aria_engine.music.vocab import VocabError
+
+    try:
+        return load(folder)
+    except (CheckpointError, VocabError) as error:
+        if error.__cause__ is None:  # ARIA's own words on the file's shape: already one line
+            raise
+        text = str(error)
+        name = next((n for n in CHECKPOINT_FILES if n in text.split(":")[0]), None)
+        raise type(error)(checkpoint_refusal(folder / name if name else folder, error)) from None
+
+
 class TransformerComposer:
     """Composes with a Music Transformer checkpoint; loads it once, on first use."""
 
@@ -58,7 +75,7 @@ class TransformerComposer:
 
                 device = self._device if hasattr(self._device, "type") else resolve_device(self._device)
                 folder = resolve_checkpoint(self.model_dir, self.mode)
-                model, vocab, config = load_checkpoint(folder)
+                model, vocab, config = _load_refusing_plainly(load_checkpoint, folder)
                 model.to(device)
                 decode_setup(model)  # stack the decode weights now, not during the first piece
                 self.device_name = describe(device)
