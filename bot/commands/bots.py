@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from bot.commands.devices import add_device_argument, check_device
+
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="aria", help="Redis key prefix shared with the workers (default: aria)")
     parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port (127.0.0.1)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    add_device_argument(parser)
 
 
 def register_discord(platforms) -> None:
@@ -102,6 +105,18 @@ def _store_refused(error: Exception) -> int:
     return 2
 
 
+def _device_refused(args: argparse.Namespace) -> bool:
+    """A --device that cannot be used here is refused at start, in one line."""
+    from aria_engine.device import DeviceError
+
+    try:
+        check_device(args)
+    except DeviceError as error:
+        print(f"aria: {error}", file=sys.stderr)
+        return True
+    return False
+
+
 def _engine(args: argparse.Namespace):
     """Models in this process by default; with --redis, a pool of `aria worker` processes."""
     from aria_engine.engine import LocalEngine, ResultCache
@@ -112,7 +127,7 @@ def _engine(args: argparse.Namespace):
         return RedisEngine(args.redis, prefix=args.prefix, cache=ResultCache(64 * 1024 * 1024))
     from aria_engine.pipeline import Pipeline
 
-    return LocalEngine(Pipeline(models_dir=args.models_dir), concurrency=args.concurrency,
+    return LocalEngine(Pipeline(models_dir=args.models_dir, device=args.device), concurrency=args.concurrency,
                        cache=ResultCache(64 * 1024 * 1024))
 
 
@@ -127,6 +142,8 @@ def run_discord(args: argparse.Namespace) -> int:
     if not config.token:
         print("aria: set ARIA_DISCORD_TOKEN to the bot token (Discord developer portal > your app > Bot)",
               file=sys.stderr)
+        return 2
+    if _device_refused(args):
         return 2
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     try:
@@ -179,6 +196,8 @@ def run_slack(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems:
             print(f"aria: {problem}", file=sys.stderr)
+        return 2
+    if _device_refused(args):
         return 2
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     try:
