@@ -191,13 +191,13 @@ def test_min_instruments_families_really_play(mood, minimum):
     assert len(composition.instruments) >= minimum
 
 
-def test_forced_drums_stay_soft_at_low_arousal():
-    calm = MOODS["sad"]
-    _, alone = compose(calm)
-    assert "drums" not in {i.name for i in alone.instruments}
-    _, forced = compose(calm, min_instruments=5)
+def test_drums_stay_soft_and_sparse_at_low_arousal():
+    """The band always plays (issue 14: instruments switching on made densities jump), so calm
+    drums are a soft ride and side stick, a few hits a bar."""
+    _, calm = compose(MOODS["sad"])
     _, loud = compose(MOODS["tense"])
-    soft_drums, loud_drums = track(forced, "drums"), track(loud, "drums")
+    soft_drums, loud_drums = track(calm, "drums"), track(loud, "drums")
+    assert {n.pitch for n in soft_drums.notes} <= {36, 37, 49, 51}  # kick, side stick, crash, ride
     loudness = [statistics.mean(n.velocity for n in drums.notes) for drums in (soft_drums, loud_drums)]
     assert loudness[0] < loudness[1] - 25
     assert notes_per_second(soft_drums.notes, 15) < notes_per_second(loud_drums.notes, 15) / 3
@@ -250,8 +250,8 @@ def test_drums_follow_arousal():
         _, midi = compose(Emotion(0.4, a))
         drums = [i for i in midi.instruments if i.is_drum]
         hits.append(notes_per_second(drums[0].notes, 15) if drums else 0.0)
-    assert hits[0] == 0.0
-    assert hits == sorted(hits) and hits[-1] > 8
+    assert 0.0 < hits[0] < 1.5
+    assert hits == sorted(hits) and hits[-1] > 5 * hits[0]
     _, full = compose(Emotion(0.4, 0.9))
     kit = {n.pitch for n in track(full, "drums").notes}
     assert {36, 38, 42, 49} <= kit  # kick, snare, closed hat, crash
@@ -276,17 +276,21 @@ def test_mode_follows_valence_major_third_or_minor_third(valence, arousal):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_key_profiles_hear_major_when_pleasant_and_minor_when_sad(seed):
-    happy, happy_midi = compose(Emotion(0.5, 0.3), seed)
-    sad, sad_midi = compose(Emotion(-0.5, -0.3), seed)
+    happy, happy_midi = compose(Emotion(0.8, 0.3), seed)
+    sad, sad_midi = compose(Emotion(-0.8, -0.3), seed)
     assert estimate_key(happy_midi) == (happy.stats["tonic_pc"], "major")
     assert estimate_key(sad_midi) == (sad.stats["tonic_pc"], "minor")
 
 
-def test_plan_modes_run_from_bright_to_dark():
-    modes = [COMPOSER.plan(Emotion(v, -0.5)).mode for v in (0.9, 0.5, 0.1, -0.1, -0.5)]
-    assert modes == ["lydian", "ionian", "mixolydian", "dorian", "aeolian"]
-    assert COMPOSER.plan(Emotion(0.9, 0.5)).mode == "ionian"
-    assert COMPOSER.plan(Emotion(-0.9, 0.5)).mode == "phrygian"
+def test_plan_shades_the_mode_by_mixture():
+    """The home key is major for v >= 0 and minor below; the share of the other mode's colour
+    falls linearly with valence, so there is no band where the mode jumps."""
+    modes = [COMPOSER.plan(Emotion(v, a)).mode for v in (0.9, 0.5, 0.0, -0.1, -0.5) for a in (-0.5, 0.5)]
+    assert modes == ["ionian"] * 6 + ["aeolian"] * 4
+    shares = [COMPOSER.plan(Emotion(v, 0.0)).minor_share for v in (-0.8, -0.4, 0.0, 0.4, 0.8)]
+    assert shares == sorted(shares, reverse=True)
+    steps = np.diff(shares)
+    assert np.allclose(steps, steps[0]) and shares[2] == 0.5
 
 
 def test_harmony_grows_dissonant_when_unpleasant_or_aroused():
@@ -348,7 +352,8 @@ def test_final_chord_is_the_tonic_triad_with_the_tonic_in_the_bass(mood):
         third = 4 if 4 in SCALES[composition.stats["modes"][-1]] else 3
         final = sounding(midi, midi.get_end_time() - 0.05)
         pcs = {(n.pitch - tonic) % 12 for n in final}
-        assert 0 in pcs and pcs <= {0, third, 7}
+        ninth = {2} if composition.stats["chords"][-1].endswith("add9") else set()  # a sad close
+        assert {0, third} <= pcs <= {0, third, 7} | ninth
         assert min(n.pitch for n in final) % 12 == tonic
         holding = {i.name for i in midi.instruments if any(n in final for n in i.notes)}
         assert holding == {i.name for i in midi.instruments if not i.is_drum}  # everyone ends together
@@ -362,7 +367,7 @@ def test_last_phrase_closes_with_the_modes_cadence():
         mode = composition.stats["modes"][-1]
         chords = composition.stats["chords"]
         pre, dominant = CADENCES[mode]
-        assert chords[-1] in ("I", "i")
+        assert chords[-1] in ("I", "i", "iadd9", "Iadd9")
         assert chords[-3].startswith(pre)
         assert chords[-2].startswith(dominant) or chords[-2] == "vii°7"
 
@@ -432,9 +437,11 @@ def test_plan_documents_the_mapping():
     assert calm.density < wild.density and calm.velocity < wild.velocity
     assert calm.articulation > wild.articulation and calm.syncopation < wild.syncopation
     drums = [COMPOSER.plan(Emotion(0.0, a)).drums for a in (-1.0, 0.0, 0.4, 1.0)]
-    assert drums == ["off", "soft", "groove", "full"]
+    assert drums == ["soft", "groove", "groove", "full"]
+    for part in ("bass_density", "guitar_onsets", "guitar_strings", "strings_onsets", "drum_density"):
+        assert getattr(calm, part) < getattr(wild, part), part
     assert calm.bass_pattern == "held" and wild.bass_pattern == "octaves"
-    assert COMPOSER.plan(Emotion(0.8, -0.8)).dissonance == 0.0
+    assert COMPOSER.plan(Emotion(0.8, -0.8)).dissonance < 0.05
     assert COMPOSER.plan(Emotion(-0.9, 0.9)).dissonance > 0.8
     assert COMPOSER.plan(Emotion(0.8, 0)).melody_register > COMPOSER.plan(Emotion(-0.8, 0)).melody_register
     assert COMPOSER.plan(Emotion(0.8, 0)).contour == "rising arch"
@@ -453,13 +460,13 @@ def test_plan_programs_belong_to_their_family(v, a):
             assert instrument_family(pretty_midi.Instrument(program, is_drum=family == "drums")) == family
 
 
-def test_serene_is_a_piano_with_its_left_hand():
+def test_serene_is_the_whole_band_played_sparsely():
     composition, midi = compose(Emotion(0.8, -0.9))
-    assert composition.instruments == ["piano"]
-    piano = track(midi, "piano")
-    under = [n for n in piano.notes
-             if any(m.start <= n.start < m.end and m.pitch > n.pitch for m in piano.notes)]
-    assert len(under) > len(piano.notes) / 3  # the left hand's chords under the melody
+    assert composition.instruments == list(FAMILIES)
+    end = midi.get_end_time()
+    assert notes_per_second(track(midi, "drums").notes, end) < 1.5
+    assert notes_per_second(track(midi, "bass").notes, end) < 1.0
+    assert statistics.mean(n.velocity for n in pitched(midi)) < 50
 
 
 def test_tense_and_loud_gets_distortion_guitar_and_tremolo_strings():
@@ -488,8 +495,8 @@ def test_trajectory_moves_tempo_mode_density_and_loudness():
     opening = pitch_class_weights([n for n in pitched(midi) if n.start < starts[1]], tonic)
     closing = pitch_class_weights([n for n in pitched(midi) if n.start >= starts[-1]], tonic)
     assert opening[3] > opening[4] and closing[4] > closing[3]
-    drums = [i for i in midi.instruments if i.is_drum]
-    assert drums and min(n.start for n in drums[0].notes) > end / 4  # drums enter as it wakes up
+    drums = track(midi, "drums").notes
+    assert sum(n.start >= 2 * end / 3 for n in drums) > 3 * sum(n.start < end / 3 for n in drums)  # it wakes up
 
 
 def test_a_constant_trajectory_equals_its_emotion():

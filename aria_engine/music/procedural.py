@@ -3,40 +3,45 @@
 No weights and no global randomness: every choice comes from `random.Random` streams derived from
 `options.seed`, so the same seed and emotion give the same MIDI, byte for byte.
 
-How a point (valence v, arousal a, both in [-1, 1]) becomes music (`plan_for` is the code):
+How a point (valence v, arousal a, both in [-1, 1]) becomes music (`plan_for` is the code). Every
+cue moves continuously, so adjacent points sound adjacent (issue 14; `bench/emotion.py` measures it):
 
     what             driven by  mapping
-    mode             v (a)      v >= .65 and a < 0: lydian;  v >= .3: ionian;  v >= 0: mixolydian;
-                                v >= -.3: dorian;  v >= -.65 or a < 0: aeolian;  else phrygian
-    harmony colour   v, a       dissonance d = clip((.3 (1 - v) + .2 (1 + a) - .15) / .85, 0, 1):
-                                sevenths with probability d, sus2/sus4 with .25 d, a diminished
-                                seventh for the cadence's dominant in minor when d > .55, chromatic
-                                passing tones in the melody with .5 d; pleasant and calm = triads
-    register         v          melody centred on MIDI 67 + 6 v, string pads below it on 57 + 3 v
+    mode             v          home key major for v >= 0, minor below; the other mode's share,
+                                minor_share = 0.5 - 0.6 v (0.02 at v = .8, 0.98 at v = -.8), shades
+                                it: phrases turn to the relative key (vi in major, bIII in minor)
+                                with 1.4 x that share, and chords are borrowed from the parallel
+                                mode with 0.5 x it; the brightest major pieces favour I-IV-V
+    harmony colour   v          dissonance d = clip(.5 - .6 v, 0, 1): sevenths (suspensions in a
+                                major key) with probability d, ninths on top and a tonic add9 at
+                                the close when d > .5, chromatic passing tones and bass approaches
+    register         v          melody centred on MIDI 67 + 7 v, string pads on 53 + 4 v
     contour          v          each phrase follows a blend of a rising arch (peak at 60 %) and a
-                                falling line, weighted (1 + v) / 2: "rising arch" v > .2, "falling"
-                                v < -.2, "wave" between
+                                falling line, weighted (1 + v) / 2
     tempo            a          110 + 50 a BPM (60 .. 160)
-    density          a          melody 0.75 + (1 + a) notes per beat (half notes .. sixteenths)
+    density          a          every part's notes per second geometric between its ends at a = -1
+                                and +1 (MELODY_RATE, BASS_RATE, GUITAR_RATE, STRINGS_RATE,
+                                DRUM_RATE): each 0.4 of arousal multiplies it by 1.5-1.7
     velocity         a          centre 68 + 32 a, range +-12 (about 24..48 calm, 88..112 loud)
     articulation     a          notes sound 0.95 - 0.2 (1 + a) of their slot (legato .. staccato)
-    syncopation      a          clip(.1 + .4 a, 0, .5): off-beat cells and kick pushes
-    drums            a          none below -.3; soft (side stick, quarter hats) below .15; groove
-                                (eighth hats) below .55; full kit (sixteenths, crashes, fills) above
-    bass             a          held roots < -.5; root-fifth halves < 0; walking < .5; octaves
-    instruments      v, a       piano always (melody, plus its left hand when no guitar or strings
-                                hold the harmony); bass a > -.7; strings a < .6 or v < -.3, but not
-                                when serene (v > .4, a < -.5); guitar and drums a > -.3; then bass,
-                                strings, guitar, drums (soft) are added until `min_instruments`
-                                families play
+    syncopation      a          clip(.1 + .4 a, 0, .5): off-beat cells and rhythm slots
+    drums            a          the whole kit always plays, thinner when calm: ride and side stick
+                                below -.2; hats and snare below .45; open hats, crashes, tom fills
+    instruments      v, a       the five families always play (programs vary by mood); arousal
+                                thins or fills each part instead of switching it on or off
+
+Rhythm: each accompanying part draws its bar rhythms (`pulse`) from the seed, per section, with
+the metrically strong slots most likely, so seeds differ and sections repeat.
 
 Form: 4/4 bars, 4-bar phrases labelled A A B A (a 1-bar intro or a 2-bar cadential extension
-absorbs leftover bars). Each phrase plays its section's progression, one chord per bar; the last
-phrase closes with the mode's cadence (e.g. IV V I, iv V i, IV bVII I, iv bII i) and a held tonic
-chord that lasts until exactly `options.duration_s`. The melody repeats a one-bar motif (bar 1),
-answers it (bar 2), varies it (bar 3) and cadences (bar 4); it uses chord tones on beats 1 and 3
-and scale steps between. Roman numerals are relative to the major scale on the tonic
-(aeolian's i bVI bIII bVII is the minor-key i VI III VII).
+absorbs leftover bars). A dynamic arc (FORM_ARC) runs from a quiet opening to a climax at 65 %
+(where the melody also rises) and a softer close, with a swell inside each phrase; drums and bass
+wait for the first 10 % of a longer piece; the melody breathes at each phrase end. The last phrase
+closes with the mode's cadence (IV V I, iv V i) and a held tonic chord that lasts until exactly
+`options.duration_s`. The melody repeats a one-bar motif (bar 1), answers it (bar 2), varies it
+(bar 3) and cadences (bar 4); it uses chord tones on beats 1 and 3 and scale steps between.
+Roman numerals are relative to the major scale on the tonic (aeolian's i bVI bIII bVII is the
+minor-key i VI III VII).
 
 A `Trajectory` is read once per bar for tempo and once per phrase for everything else
 (`trajectory.at(fraction of the piece)`), so the music follows the emotion; the key stays put.
@@ -79,6 +84,20 @@ PROGRESSIONS = {
     "aeolian": {"A": ("i iv V i", "i bVI iv V"), "B": ("iv i bVI V", "bVI iv i v")},
     "phrygian": {"A": ("i bII bvii i", "i bII bIII bII"), "B": ("iv bVI bII i", "bVI bvii i bII")},
 }
+# Tonic-and-dominant progressions without the relative minor's chords (vi, iii): a major key
+# takes them with probability v, so the brightest pieces sound the most major.
+BRIGHT_PROGRESSIONS = {"A": ("I IV V I", "I V IV I"), "B": ("IV V I V", "IV I V I")}
+# Phrases in the relative key (numerals over the home tonic): a major key's phrases turn to its
+# relative minor (vi, with its own dominant III), a minor key's to its relative major (bIII).
+# Their share of a piece is the other mode's share of the emotion (`relative_share`), so a
+# neutral piece spends half its time in each and the mode is heard shading, not switching.
+RELATIVE_PROGRESSIONS = {
+    "ionian": {"A": ("vi ii III vi", "vi IV III vi"), "B": ("ii vi III vi", "IV ii III vi")},
+    "aeolian": {"A": ("bIII bVI bVII bIII", "bIII iv bVII bIII"), "B": ("bVI bVII bIII bIII", "iv bVII bIII bVI")},
+}
+RELATIVE_GAIN = 1.4  # phrases in the relative key: this times the other mode's share...
+RELATIVE_CAP = 0.9  # ...at most (the home key must still be heard)
+BORROW_SHARE = 0.5  # chords borrowed from the parallel mode: this share of the other mode's share
 # Per mode: (pre-dominant, dominant) before the final tonic.
 CADENCES = {
     "lydian": ("II", "V"),
@@ -110,7 +129,6 @@ _NUMERAL_RE = re.compile(r"([b#]?)(VII|VI|V|IV|III|II|I)(°?)", re.IGNORECASE)
 # the parallel mode with that share (modal mixture), so there is no single threshold.
 MINOR_AT_NEUTRAL = 0.5
 MINOR_SLOPE = 0.6  # minor share = 0.5 - 0.6 v: 0.98 at v = -0.8, 0.02 at v = +0.8
-HOME_SLOPE = 1.25  # P(minor home key) = 0.5 - 1.25 v: certain from |v| = 0.4, a coin at v = 0
 # A chord and its counterpart in the parallel mode (major <-> natural minor, same degree).
 PARALLEL = {"I": "i", "ii": "ii°", "iii": "bIII", "IV": "iv", "V": "v", "vi": "bVI", "vii°": "bVII",
             "i": "I", "ii°": "ii", "bIII": "iii", "iv": "IV", "v": "V", "bVI": "vi", "bVII": "bVII"}
@@ -140,6 +158,7 @@ PHRASE_SWELL = (-2, 1, 4, -3)  # velocity per bar of a four-bar phrase
 INTRO_SHARE = 0.1  # drums and bass wait this share of the piece (pieces of 6 bars or more)
 CLIMAX_LIFT = 2  # scale steps the melody rises in the climax phrase
 BREATH_NOTE_BEATS = 1.0  # a phrase's last melody note stops after this, leaving a rest
+MAJOR_SUS_SHARE = 0.7  # in a major key, this share of the coloured chords is suspended
 NINTH_SHARE = 2.0  # ninths on that share of sevenths, times (dissonance - 0.5), when dissonance > 0.5
 PASSING_SHARE = 0.9  # chromatic passing tones, times dissonance, where the melody moves a whole tone
 
@@ -261,6 +280,7 @@ class MusicalPlan:
     pad_register: int
     contour: str  # "rising arch" | "wave" | "falling"
     drums: str  # "off" | "soft" | "groove" | "full"
+    # Labels of each part's feel, for descriptions; the notes come from the densities below.
     bass_pattern: str  # "held" | "roots" | "walking" | "octaves"
     guitar_style: str  # "arpeggio" | "strum" | "drive"
     strings_style: str  # "sustain" | "pulse" | "stabs"
@@ -302,10 +322,11 @@ def minor_share(valence: float) -> float:
     return _clip(MINOR_AT_NEUTRAL - MINOR_SLOPE * valence, 0.0, 1.0)
 
 
-def mode_for(valence: float, arousal: float, roll: float = 0.5) -> str:
-    """The home key's mode: minor with probability 0.5 - HOME_SLOPE v (`roll` is the seed's draw
-    in 0..1), so near v = 0 seeds fall either way; mixture shades the harmony around it."""
-    return "aeolian" if roll < MINOR_AT_NEUTRAL - HOME_SLOPE * valence else "ionian"
+def mode_for(valence: float, arousal: float) -> str:
+    """The home key: minor when most of the harmony is (v < 0). Its tonic opens and closes the
+    piece; mixture shades everything between, so v = 0 is a major key with half its chords
+    borrowed from the minor, and v = -0.4 a minor key with a quarter borrowed from the major."""
+    return "aeolian" if minor_share(valence) > MINOR_AT_NEUTRAL else "ionian"
 
 
 def dissonance_for(valence: float, arousal: float) -> float:
@@ -376,8 +397,10 @@ def plan_for(emotion: Emotion, *, seed: int | None = None, min_instruments: int 
     v, a = emotion.valence, emotion.arousal
     pick = random.Random(f"{seed}/plan") if seed is not None else None
     tonic = PITCH_NAMES[pick.randrange(12)] if pick else "C"
-    mode = mode_for(v, a, pick.random() if pick else 0.5)
+    mode = mode_for(v, a)
     variants = PROGRESSIONS[mode]
+    if mode == "ionian" and (pick.random() if pick else 0.5) < v:
+        variants = BRIGHT_PROGRESSIONS
     a_variant = pick.randrange(len(variants["A"])) if pick else 0
     b_variant = pick.randrange(len(variants["B"])) if pick else 0
     families = families_for(v, a, min_instruments)
@@ -455,6 +478,7 @@ class Phrase:
     plan: MusicalPlan
     last: bool = False
     climax: bool = False
+    relative: bool = False  # in the relative key (see RELATIVE_PROGRESSIONS)
 
 
 def bar_grid(trajectory: Trajectory, duration_s: float) -> list[Bar]:
@@ -497,14 +521,23 @@ def section_letters(n_phrases: int) -> str:
 
 
 def _colour(chord: Chord, scale: Sequence[int], plan: MusicalPlan, rng: random.Random) -> Chord:
-    """Sevenths and suspensions with probability growing with dissonance."""
+    """Sevenths and suspensions with probability growing with dissonance. A major key takes
+    mostly suspensions: its diatonic sevenths add the scale's strongest degrees and would make
+    a slightly darker major piece sound more major than a bright one."""
     roll = rng.random()
+    if plan.mode == "ionian" and roll < MAJOR_SUS_SHARE * plan.dissonance:
+        return suspended(chord, scale)
     if roll < plan.dissonance:
         seventh = with_seventh(chord, scale)
         return with_ninth(seventh, scale) if rng.random() < NINTH_SHARE * (plan.dissonance - 0.5) else seventh
     if roll < 1.25 * plan.dissonance:
         return suspended(chord, scale)
     return chord
+
+
+def relative_share(plan: MusicalPlan) -> float:
+    """The share of the other mode in this emotion: minor colour in a major key, and back."""
+    return plan.minor_share if plan.mode == "ionian" else 1.0 - plan.minor_share
 
 
 def _other_mode(mode: str) -> str:
@@ -514,8 +547,7 @@ def _other_mode(mode: str) -> str:
 def _mixed(numeral: str, plan: MusicalPlan, rng: random.Random) -> tuple[str, str]:
     """(numeral, mode it comes from): borrowed from the parallel mode with the probability that
     puts `minor_share` of the harmony in minor."""
-    borrow = plan.minor_share if plan.mode == "ionian" else 1.0 - plan.minor_share
-    if numeral in PARALLEL and rng.random() < borrow:
+    if numeral in PARALLEL and rng.random() < BORROW_SHARE * relative_share(plan):
         return PARALLEL[numeral], _other_mode(plan.mode)
     return numeral, plan.mode
 
@@ -525,6 +557,8 @@ def _phrase_chords(phrase: Phrase, rng: random.Random) -> list[tuple[Chord, tupl
     the last phrase the mode's cadence onto the home tonic."""
     plan = phrase.plan
     progression = plan.progression if phrase.letter == "A" else plan.contrast
+    if phrase.relative:
+        progression = tuple(rng.choice(RELATIVE_PROGRESSIONS[plan.mode][phrase.letter]).split())
     n = len(phrase.bars)
     count = n if not phrase.last else max(0, n - 3)
     chords = []
@@ -538,6 +572,8 @@ def _phrase_chords(phrase: Phrase, rng: random.Random) -> list[tuple[Chord, tupl
         dominant = leading_tone_diminished()
     elif plan.dissonance > 0.3:
         dominant = with_seventh(dominant, plan.scale)
+    if rng.random() < NINTH_SHARE * (plan.dissonance - 0.5):  # a sad close keeps a rub
+        tonic = Chord(tonic.name + "add9", tonic.root, tonic.intervals + (14,))
     return chords + [(c, plan.scale) for c in (pre, dominant, tonic)][-min(n, 3):]
 
 
@@ -566,9 +602,10 @@ def arrange(trajectory: Trajectory, options: GenerationOptions) -> tuple[list[Ba
         first += length
 
     harmony = random.Random(f"{seed}/harmony")
+    _choose_relative(phrases, harmony)
     for bar in bars[:intro]:
         bar.plan = phrases[0].plan
-        bar.chord = tonic_chord(bar.plan.mode)
+        bar.chord = _colour(tonic_chord(bar.plan.mode), bar.plan.scale, bar.plan, harmony)
         bar.scale = chord_scale(bar.plan.scale, bar.chord)
     for phrase in phrases:
         for position, (bar, (chord, scale)) in enumerate(zip(phrase.bars, _phrase_chords(phrase, harmony))):
@@ -576,6 +613,18 @@ def arrange(trajectory: Trajectory, options: GenerationOptions) -> tuple[list[Ba
             bar.scale = chord_scale(scale, chord)
     _shape_form(bars, phrases, duration)
     return bars, phrases
+
+
+def _choose_relative(phrases: list[Phrase], rng: random.Random) -> None:
+    """Which phrases turn to the relative key: their count follows each phrase's
+    `relative_share` exactly on average (a running sum with one random offset, so seeds differ
+    in which phrases, not in how many). The last phrase stays home, to cadence there."""
+    total = rng.random()
+    for phrase in phrases[:-1]:
+        before = math.floor(total)
+        share = min(RELATIVE_CAP, RELATIVE_GAIN * relative_share(phrase.plan))
+        total += share * len(phrases) / (len(phrases) - 1)
+        phrase.relative = math.floor(total) > before
 
 
 def _shape_form(bars: list[Bar], phrases: list[Phrase], duration: float) -> None:
@@ -627,7 +676,8 @@ def _rhythm(rng: random.Random, density: float, syncopation: float) -> tuple[tup
         for length, values, syncopated in fitting:
             per_beat = sum(1 for x in values if x > 0) / length
             weight = math.exp(-((per_beat - density) ** 2) / 0.35)
-            weights.append(weight * (3.0 * syncopation if syncopated else 1.0))
+            # per unit of time, not per cell: long cells would otherwise fill most of the bar
+            weights.append(weight * (3.0 * syncopation if syncopated else 1.0) / length)
         length, values, _ = rng.choices(fitting, weights)[0]
         for value in values:
             if value > 0:
@@ -809,7 +859,7 @@ class MelodyWriter:
 
 
 # ---------------------------------------------------------------------------------------------
-# Accompaniment: bass, string pads, guitar, piano left hand, drums
+# Accompaniment: bass, string pads, guitar, drums
 
 
 def _nearest_pitch(pc: int, target: float, lo: int, hi: int) -> int:
@@ -891,8 +941,8 @@ def bass_line(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves: G
         for k, (start, length) in enumerate(spans):
             if k == 0:
                 pitch = root
-            elif k == len(spans) - 1 and len(spans) > 2:
-                pitch = next_root + (1 if next_root < root + chord.fifth else -1)  # approach
+            elif k == len(spans) - 1 and len(spans) > 2 and rng.random() < plan.dissonance:
+                pitch = next_root + (1 if next_root < root + chord.fifth else -1)  # chromatic approach
             else:
                 pitch = rng.choice((root + chord.fifth, root + 12, root + chord.intervals[1], root))
             hits.append(Hit(pitch, start, start + length * legato,
@@ -941,7 +991,7 @@ def string_pads(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves:
         else:
             spans = _spans(grooves.get("strings", bar, letters.get(bar.index, "A"), plan.strings_onsets, 4), bar)
         for start, length in spans:
-            sounding = length * (1.0 if plan.arousal < 0.2 or bar.final else plan.articulation)
+            sounding = length  # held to the next change: the harmony never drops out
             velocity = _accompaniment_velocity(plan, rng, -6 if length >= 2 else 0)
             for pitch in voicing:
                 hits.append(Hit(pitch, start, start + sounding, velocity))
@@ -982,7 +1032,8 @@ def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves:
             end = start + length * (plan.articulation if plan.arousal >= 0 else 1.5)
             velocity = _accompaniment_velocity(plan, rng, 4 if start == bar.start else -4)
             if strings == 1:
-                hits.append(Hit(voicing[arpeggio[(onsets[k] // 2) % len(arpeggio)]], start, min(end, bar.end), velocity))
+                string = arpeggio[(onsets[k] // 2) % len(arpeggio)] % len(voicing)  # power chords have 3
+                hits.append(Hit(voicing[string], start, min(end, bar.end), velocity))
             else:
                 top = voicing[-strings:] if k % 2 == 0 else voicing[-strings:][::-1]
                 hits += _strum(start, min(end, bar.end), top, gap, velocity)
@@ -992,35 +1043,6 @@ def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves:
 def _strum(start: float, end: float, strings: Sequence[int], gap: float, velocity: int) -> list[Hit]:
     return [Hit(p, start + i * gap, max(end, start + i * gap + 0.05), velocity)
             for i, p in enumerate(strings)]
-
-
-def piano_left_hand(bars: Sequence[Bar], tonic_pc: int, rng: random.Random) -> list[Hit]:
-    """The piano comps when neither guitar nor strings hold the harmony."""
-    hits: list[Hit] = []
-    previous = None
-    for bar in bars:
-        plan = bar.plan
-        if "guitar" in plan.families or "strings" in plan.families:
-            continue
-        centre = min(52, plan.melody_register - 14)
-        voicing = voice_chord(bar.chord.tones[:3], tonic_pc, centre, previous, root_position=bar.final)
-        previous = voicing
-        if bar.final:
-            hits += [Hit(p, bar.start, bar.end, _accompaniment_velocity(plan, rng)) for p in voicing]
-        elif plan.arousal < 0:  # broken chords, rolling upward and back
-            order = (0, 2, 1, 2) if plan.density < 1.25 else (0, 2, 1, 2, 0, 2, 1, 2)
-            step = 4.0 / len(order)
-            for k, index in enumerate(order):
-                start = bar.start + step * k
-                hits.append(Hit(voicing[index], start, start + step * 1.5,
-                                _accompaniment_velocity(plan, rng, 4 if k == 0 else -4)))
-        else:  # block chords, pushed ahead of beat 3 when syncopated
-            onsets = (0.0, 1.5, 3.0) if rng.random() < plan.syncopation * 2 else (0.0, 2.0)
-            for onset in onsets:
-                velocity = _accompaniment_velocity(plan, rng, 4 if onset == 0 else 0)
-                hits += [Hit(p, bar.start + onset, bar.start + onset + 1.0 * plan.articulation, velocity)
-                         for p in voicing]
-    return hits
 
 
 _KITS = {  # level: (timekeeper, backbeat)
@@ -1188,8 +1210,7 @@ class ProceduralComposer:
         melody = MelodyWriter(seed, tonic_pc)
         grooves = Grooves(seed)
         parts = {
-            "piano": [h for p in phrases for h in melody.phrase(p)]
-            + piano_left_hand(bars, tonic_pc, random.Random(f"{seed}/piano")),
+            "piano": [h for p in phrases for h in melody.phrase(p)],
             "bass": bass_line(bars, tonic_pc, random.Random(f"{seed}/bass"), grooves, phrases),
             "strings": string_pads(bars, tonic_pc, random.Random(f"{seed}/strings"), grooves, phrases),
             "guitar": guitar_part(bars, tonic_pc, random.Random(f"{seed}/guitar"), grooves, phrases),
