@@ -263,7 +263,9 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------------
 
     def decode_image(self, data: bytes) -> Image.Image:
-        return load_image(data, max_bytes=self.image_limits.max_bytes, max_pixels=self.image_limits.max_pixels)
+        limits = self.image_limits
+        return load_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, max_side=limits.max_side,
+                          max_decode_bytes=limits.max_decode_bytes)
 
     def read_emotions(self, images: Sequence[Image.Image], encoder: str = "auto") -> list[Emotion]:
         return self.encoder(encoder).encode(list(images))

@@ -97,3 +97,18 @@ def test_audio_that_cannot_fit_is_kept_whole_without_rendering_twice(pipeline, p
     result = pipeline.finish(emotion, None, "explicit", composition, options, max_upload_bytes=20_000)
     assert len(calls) == 1
     assert result.audio.notes == [] and result.audio.duration_s > 6  # the whole clip, left out by the reply
+
+
+def test_the_pipeline_applies_every_image_limit_it_is_given():
+    from PIL import Image
+
+    from aria_engine.images import ImageLimits, ImageRejected
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 120, 40)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert Pipeline().decode_image(data).size == (400, 300)
+    assert max(Pipeline(image_limits=ImageLimits(max_side=100)).decode_image(data).size) <= 100
+    with pytest.raises(ImageRejected) as refused:
+        Pipeline(image_limits=ImageLimits(max_decode_bytes=100_000)).decode_image(data)
+    assert refused.value.code == "too_much_memory"
