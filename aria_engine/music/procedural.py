@@ -142,7 +142,7 @@ BASS_RATE = (0.35, 3.5)
 GUITAR_RATE = (0.6, 4.0)  # strokes per second
 GUITAR_STRINGS = (1.0, 2.5)  # strings per stroke: single arpeggio notes .. two- and three-string strokes
 STRINGS_RATE = (0.25, 2.4)  # chord changes per second of the string section
-DRUM_RATE = (0.7, 8.0)  # hits per second, all voices
+DRUM_RATE = (0.75, 7.0)  # hits per second, all voices
 DRUM_SHARES = {"time": 0.5, "kick": 0.3, "back": 0.2}  # timekeeper, kick drum, backbeat
 
 # The metrical weight of each sixteenth of a 4/4 bar: where a rhythm's notes go first.
@@ -158,6 +158,7 @@ PHRASE_SWELL = (-2, 1, 4, -3)  # velocity per bar of a four-bar phrase
 INTRO_SHARE = 0.1  # drums and bass wait this share of the piece (pieces of 6 bars or more)
 CLIMAX_LIFT = 2  # scale steps the melody rises in the climax phrase
 BREATH_NOTE_BEATS = 1.0  # a phrase's last melody note stops after this, leaving a rest
+BREATH_AT_BEAT = 3.0  # where pads and guitar stop in a phrase's last bar, with the melody
 MAJOR_SUS_SHARE = 0.7  # in a major key, this share of the coloured chords is suspended
 NINTH_SHARE = 2.0  # ninths on that share of sevenths, times (dissonance - 0.5), when dissonance > 0.5
 PASSING_SHARE = 0.9  # chromatic passing tones, times dissonance, where the melody moves a whole tone
@@ -464,6 +465,7 @@ class Bar:
     final: bool = False
     dynamic: int = 0  # velocity added by the form's arc and the phrase's swell
     intro: bool = False  # drums and bass wait
+    breath: bool = False  # the last bar of a phrase that is not the last: the band breathes
 
     @property
     def end(self) -> float:
@@ -633,6 +635,8 @@ def _shape_form(bars: list[Bar], phrases: list[Phrase], duration: float) -> None
         swell = PHRASE_SWELL[bar.position % len(PHRASE_SWELL)] if not bar.final else 0
         bar.dynamic = round(FORM_DYNAMIC * form_energy(bar.time_s / duration)) + swell
         bar.intro = len(bars) >= 6 and bar.time_s < INTRO_SHARE * duration
+    for phrase in phrases[:-1]:
+        phrase.bars[-1].breath = True
     if len(phrases) >= 3:
         peak = max(FORM_ARC, key=lambda point: point[1])[0] * duration
         climax = min(phrases[:-1], key=lambda p: abs((p.bars[0].time_s + p.bars[-1].time_s) / 2 - peak))
@@ -991,7 +995,11 @@ def string_pads(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves:
         else:
             spans = _spans(grooves.get("strings", bar, letters.get(bar.index, "A"), plan.strings_onsets, 4), bar)
         for start, length in spans:
-            sounding = length  # held to the next change: the harmony never drops out
+            sounding = length  # held to the next change, except where the phrase breathes
+            if bar.breath:
+                sounding = min(sounding, bar.start + BREATH_AT_BEAT - start)
+            if sounding <= 0:
+                continue
             velocity = _accompaniment_velocity(plan, rng, -6 if length >= 2 else 0)
             for pitch in voicing:
                 hits.append(Hit(pitch, start, start + sounding, velocity))
@@ -1028,8 +1036,12 @@ def guitar_part(bars: Sequence[Bar], tonic_pc: int, rng: random.Random, grooves:
             continue
         onsets = grooves.get("guitar", bar, letters.get(bar.index, "A"), plan.guitar_onsets, anchor=False)
         for k, (start, length) in enumerate(_spans(onsets, bar)):
+            if bar.breath and start >= bar.start + BREATH_AT_BEAT:
+                break
             strings = int(_clip(math.floor(plan.guitar_strings + rng.random()), 1, len(voicing)))
             end = start + length * (plan.articulation if plan.arousal >= 0 else 1.5)
+            if bar.breath:
+                end = min(end, bar.start + BREATH_AT_BEAT)
             velocity = _accompaniment_velocity(plan, rng, 4 if start == bar.start else -4)
             if strings == 1:
                 string = arpeggio[(onsets[k] // 2) % len(arpeggio)] % len(voicing)  # power chords have 3
