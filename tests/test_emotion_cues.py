@@ -104,7 +104,8 @@ def test_the_melody_breathes_between_phrases():
 def test_mastered_audio_keeps_the_loudness_cue():
     """Calm is clearly quieter than energetic after mastering, and neither clips."""
     pyloudnorm = pytest.importorskip("pyloudnorm")
-    from aria_engine.render import PEAK_CEILING_DBFS, Renderer, peak_level_dbfs
+    from aria_engine.render import Renderer
+    from aria_engine.render.mastering import PEAK_CEILING_DBFS, peak_level_dbfs
 
     with Renderer() as renderer:
         meter = pyloudnorm.Meter(renderer.sample_rate)

@@ -11,21 +11,12 @@ import pretty_midi
 import pytest
 import soundfile
 
-from aria_engine import render
-from aria_engine.render import (
-    FLUIDR3_PATH,
-    SOUNDFONT_ENV,
-    TIMGM_PATH,
-    RenderError,
-    Renderer,
-    SoundFontError,
-    assign_channels,
-    encode,
-    find_soundfont,
-    normalise,
-    synthesize,
-    trim_silence,
-)
+from aria_engine.render import errors, mastering, soundfonts, synthesis
+from aria_engine.render import find_soundfont, Renderer, RenderError, SoundFontError
+from aria_engine.render.encoding import encode
+from aria_engine.render.mastering import normalise, trim_silence
+from aria_engine.render.soundfonts import FLUIDR3_PATH, SOUNDFONT_ENV, TIMGM_PATH
+from aria_engine.render.synthesis import assign_channels, synthesize
 
 SR = 44100
 
@@ -147,14 +138,14 @@ def test_default_is_fluidr3_when_installed(monkeypatch):
 def test_timgm_inside_pretty_midi_is_the_fallback(tmp_path, monkeypatch):
     assert TIMGM_PATH.is_file()
     monkeypatch.delenv(SOUNDFONT_ENV, raising=False)
-    monkeypatch.setattr(render, "FLUIDR3_PATH", tmp_path / "absent.sf2")
+    monkeypatch.setattr(soundfonts, "FLUIDR3_PATH", tmp_path / "absent.sf2")
     assert find_soundfont() == TIMGM_PATH
 
 
 def test_no_soundfont_anywhere_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv(SOUNDFONT_ENV, raising=False)
-    monkeypatch.setattr(render, "FLUIDR3_PATH", tmp_path / "a.sf2")
-    monkeypatch.setattr(render, "TIMGM_PATH", tmp_path / "b.sf2")
+    monkeypatch.setattr(soundfonts, "FLUIDR3_PATH", tmp_path / "a.sf2")
+    monkeypatch.setattr(soundfonts, "TIMGM_PATH", tmp_path / "b.sf2")
     with pytest.raises(SoundFontError) as caught:
         find_soundfont()
     message = str(caught.value)
@@ -181,7 +172,7 @@ def test_band_renders_to_a_stereo_ogg_at_the_right_length_and_level(renderer):
     assert rms_dbfs(audio) > -30  # clearly audible, not silence
     assert not np.allclose(audio[:, 0], audio[:, 1], atol=1e-3)  # really stereo
     # Mastering keeps the piece's own level (mf here) under the ceiling: no longer at -1 dBFS.
-    assert -12.0 < clip.peak_dbfs <= render.PEAK_CEILING_DBFS + 1e-6
+    assert -12.0 < clip.peak_dbfs <= mastering.PEAK_CEILING_DBFS + 1e-6
     peak = np.abs(audio).max()
     assert peak < 1.0  # no sample at or above full scale, even after lossy coding
     assert 20 * np.log10(peak) == pytest.approx(clip.peak_dbfs, abs=1.5)
@@ -197,27 +188,27 @@ def with_velocity(midi: pretty_midi.PrettyMIDI, velocity: int) -> pretty_midi.Pr
 def test_mastering_keeps_soft_pieces_softer_than_loud_ones(renderer):
     """The loudness cue survives: the same band at pp, mf and ff masters to three clearly
     different levels, in order, and the loudest never passes the ceiling."""
-    levels = [render.level_db(renderer.master(with_velocity(band(), v)).audio, SR) for v in (35, 75, 120)]
+    levels = [mastering.level_db(renderer.master(with_velocity(band(), v)).audio, SR) for v in (35, 75, 120)]
     assert levels[0] + 3 < levels[1] and levels[1] + 3 < levels[2]
     loud = renderer.master(with_velocity(band(), 127)).audio
-    assert render.peak_level_dbfs(loud) <= render.PEAK_CEILING_DBFS + 1e-6
+    assert mastering.peak_level_dbfs(loud) <= mastering.PEAK_CEILING_DBFS + 1e-6
 
 
 def test_mastering_gain_keeps_the_order_and_most_of_the_gaps():
-    gain = render.mastering_gain_db
-    assert render.MASTER_REFERENCE_DB + gain(render.MASTER_REFERENCE_DB) == pytest.approx(render.MASTER_TARGET_DB)
+    gain = mastering.mastering_gain_db
+    assert mastering.MASTER_REFERENCE_DB + gain(mastering.MASTER_REFERENCE_DB) == pytest.approx(mastering.MASTER_TARGET_DB)
     soft, loud = -40.0, -20.0
     gap = (loud + gain(loud)) - (soft + gain(soft))
-    assert gap == pytest.approx(render.LOUDNESS_KEEP * (loud - soft))
+    assert gap == pytest.approx(mastering.LOUDNESS_KEEP * (loud - soft))
 
 
 def test_limiter_holds_peaks_under_the_ceiling_and_leaves_quiet_music_alone():
     quiet = tone(1.0, amplitude=0.5)
-    assert np.array_equal(render.limit_peaks(quiet.copy(), SR), quiet)
+    assert np.array_equal(mastering.limit_peaks(quiet.copy(), SR), quiet)
     burst = tone(2.0, amplitude=0.3)
     burst[SR // 2 : SR // 2 + 2000] *= 8.0  # a 45 ms transient far over full scale
-    limited = render.limit_peaks(burst.copy(), SR)
-    assert render.peak_level_dbfs(limited) <= render.PEAK_CEILING_DBFS + 1e-6
+    limited = mastering.limit_peaks(burst.copy(), SR)
+    assert mastering.peak_level_dbfs(limited) <= mastering.PEAK_CEILING_DBFS + 1e-6
     assert np.allclose(limited[: SR // 4], burst[: SR // 4], atol=1e-6)  # long before: untouched
     assert np.abs(limited[-SR // 4 :]).max() == pytest.approx(0.3, rel=0.01)  # recovered after
 
@@ -292,7 +283,7 @@ def test_a_repeated_key_sounds_again_and_zero_length_notes_end(renderer):
     assert abs(rms_dbfs(first) - rms_dbfs(second)) < 3  # the second note was not released at once
     blip = audio[round(2.5 * SR) : round(2.6 * SR)]
     assert rms_dbfs(blip) > -60  # the zero-length note sounds briefly...
-    assert len(audio) / SR < 2.5 + render.MAX_TAIL_S  # ...and ends: voices die before the tail limit
+    assert len(audio) / SR < 2.5 + synthesis.MAX_TAIL_S  # ...and ends: voices die before the tail limit
     assert rms_dbfs(audio[-SR // 10 :]) < -80
 
 
@@ -490,17 +481,17 @@ def test_a_synth_told_to_stop_stops_at_its_next_look(renderer):
     midi = band(bars=8)
     instruments = midi.instruments
     channels = assign_channels(instruments)
-    events = render.midi_events(instruments, channels, SR)
+    events = synthesis.midi_events(instruments, channels, SR)
     end = round(midi.get_end_time() * SR)
     audio = np.zeros((end + SR, 2), np.float32)
-    synth = render._Synth(renderer._font, SR)
+    synth = synthesis._Synth(renderer._font, SR)
     try:
         synth.select_programs(instruments, channels)
         stop = threading.Event()
         stop.set()
-        with pytest.raises(render._Stopped):
-            synth.play(events, audio, end, render.FULL_TAIL, stop)
+        with pytest.raises(errors._Stopped):
+            synth.play(events, audio, end, synthesis.FULL_TAIL, stop)
     finally:
         synth.close()
     written = np.flatnonzero(np.abs(audio).max(axis=1))
-    assert written.size and written[-1] < render.PROGRESS_EVERY_S * SR + SR // 10  # only up to its first look
+    assert written.size and written[-1] < synthesis.PROGRESS_EVERY_S * SR + SR // 10  # only up to its first look

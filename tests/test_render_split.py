@@ -3,6 +3,8 @@ the real FluidSynth and real SoundFonts."""
 
 from __future__ import annotations
 
+import struct
+
 import io
 
 import numpy as np
@@ -10,21 +12,10 @@ import pretty_midi
 import pytest
 import soundfile
 
-from aria_engine import render
-from aria_engine.render import (
-    CLIP_TAIL,
-    FLUIDR3_PATH,
-    TIMGM_PATH,
-    AudioTooLarge,
-    Renderer,
-    SoundFont,
-    assign_channels,
-    normalise,
-    preset_samples,
-    split_for_synths,
-    trim_and_normalise,
-    trim_silence,
-)
+from aria_engine.render import AudioTooLarge, RenderError, Renderer, soundfonts, synthesis
+from aria_engine.render.mastering import normalise, trim_and_normalise, trim_silence
+from aria_engine.render.soundfonts import FLUIDR3_PATH, TIMGM_PATH, preset_samples
+from aria_engine.render.synthesis import CLIP_TAIL, assign_channels, split_for_synths
 
 SR = 44100
 
@@ -91,13 +82,13 @@ def test_preset_samples_maps_every_general_midi_program():
 def test_a_font_whose_presets_cannot_be_mapped_plays_on_one_synth(tmp_path, monkeypatch):
     truncated = tmp_path / "truncated.sf2"
     truncated.write_bytes(TIMGM_PATH.read_bytes()[:4096])
-    with pytest.raises(render.struct.error):
+    with pytest.raises(struct.error):
         preset_samples(truncated)
 
     def unreadable(path):
         raise ValueError("no preset data")
 
-    monkeypatch.setattr(render, "preset_samples", unreadable)
+    monkeypatch.setattr(soundfonts, "preset_samples", unreadable)
     with Renderer(TIMGM_PATH, synth_parts=2) as renderer:
         assert renderer._font.presets == {}
         midi = quartet(1.0)
@@ -156,7 +147,7 @@ def test_split_renders_are_bit_for_bit_repeatable(split):
     first = split.synthesize(midi)
     split.synthesize(quartet(1.0))  # a render in between must not leak into the next
     assert np.array_equal(first, split.synthesize(midi))
-    assert np.array_equal(first, render.synthesize(midi, soundfont=split.soundfont))  # fresh font, same split
+    assert np.array_equal(first, synthesis.synthesize(midi, soundfont=split.soundfont))  # fresh font, same split
 
 
 def test_one_instrument_plays_on_one_synth_exactly_as_before(split, single):
@@ -189,7 +180,7 @@ def test_trim_and_normalise_in_place_is_normalise_of_trim():
     audio = np.concatenate([rng.normal(0, 0.2, (SR, 2)), np.zeros((SR, 2))]).astype(np.float32)
     expected = normalise(trim_silence(audio.copy(), SR))
     assert np.array_equal(trim_and_normalise(audio, SR), expected)
-    with pytest.raises(render.RenderError, match="silence"):
+    with pytest.raises(RenderError, match="silence"):
         trim_and_normalise(np.zeros((SR, 2), np.float32), SR)
 
 
