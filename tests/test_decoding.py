@@ -8,7 +8,6 @@ import torch
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.music.decoding import DecodeRequest, generate, step_conditions
 from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, prefill
-from aria_engine.music.transformer import load_checkpoint
 from aria_engine.music.vocab import emotion_token
 from tests.factories.music import make_music_checkpoint
 from tests.reference_sampler import reference_generate
@@ -16,12 +15,6 @@ from tests.reference_sampler import reference_generate
 MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
 CALM = Emotion(-0.4, -0.7)
 BRIGHT = Emotion(0.8, 0.5)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("music")
-    return {mode: load_checkpoint(make_music_checkpoint(root / mode, mode, seed=11)) for mode in MODES}
 
 
 def oracle_last_logits(model, vocab, window_tokens, emotion, condition=None):

@@ -10,18 +10,10 @@ import torch
 
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.music.decoding import DEFAULT_MAX_ROWS, DecodeRequest, Decoder, generate
-from aria_engine.music.transformer import load_checkpoint
-from tests.factories.music import make_music_checkpoint
 from tests.test_decoding import reference_for
 
 MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
 RISING = Trajectory.linear([Emotion(-0.9, -0.9), Emotion(0.9, 0.9)])
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("music")
-    return {mode: load_checkpoint(make_music_checkpoint(root / mode, mode, seed=11)) for mode in MODES}
 
 
 def request(mode: str, seed: int, emotion=Emotion(0.3, -0.6), **more) -> DecodeRequest:

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot
-from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 async def admin(double, world, command, options=None, *, user=None, channel=None):

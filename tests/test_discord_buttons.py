@@ -7,15 +7,8 @@ import pytest
 
 from bot.policy import Actor
 from tests.discord_harness import ephemeral_answer, make_world, neural_engine, result_of, running_bot
-from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 def custom_id(message, action: str) -> str:

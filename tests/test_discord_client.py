@@ -5,17 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.discord_harness import running_bot
-from tests.doubles.discord_api import EPHEMERAL, DiscordDouble
+from tests.doubles.discord_api import EPHEMERAL
 
 pytestmark = pytest.mark.timeout(60)
 
 EXPECTED_COMMANDS = {"aria", "aria-mood", "aria-queue", "aria-help", "aria-admin", "Compose music from image"}
-
-
-@pytest.fixture
-async def discord_double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 async def test_login_syncs_commands_and_answers_help(discord_double, tmp_path):

@@ -8,18 +8,12 @@ import re
 import pytest
 
 from tests.discord_harness import (ephemeral_answer, make_world, picture, result_of, running_bot)
-from tests.doubles.discord_api import EPHEMERAL, DiscordDouble
+from tests.doubles.discord_api import EPHEMERAL
 
 pytestmark = pytest.mark.timeout(240)
 
 READOUT = re.compile(r"valence [+-]\d\.\d\d \(\w[\w ]*\)")
 AROUSAL = re.compile(r"arousal [+-]\d\.\d\d \(\w[\w ]*\)")
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 def assert_full_result(message) -> None:

@@ -11,12 +11,6 @@ from tests.doubles.discord_api import DiscordDouble
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
-
-
 def expire_token_after_deferral(double: DiscordDouble, clock: FakeClock) -> None:
     """The moment the bot defers, 15 minutes pass (for the bot and for Discord alike)."""
     def hook(request):

@@ -8,22 +8,9 @@ import pytest
 
 from bot.policy import Actor
 from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot
-from tests.doubles.discord_api import EPHEMERAL, DiscordDouble
-from tests.doubles.elsewhere import Elsewhere
+from tests.doubles.discord_api import EPHEMERAL
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
-
-
-@pytest.fixture
-async def elsewhere():
-    async with Elsewhere(body=picture()) as e:
-        yield e
 
 
 def used_today(running, world) -> int:

@@ -7,15 +7,9 @@ import pytest
 from aria_engine.engine import Limits, LocalEngine
 from aria_engine.pipeline import Pipeline
 from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot
-from tests.doubles.discord_api import EPHEMERAL, DiscordDouble
+from tests.doubles.discord_api import EPHEMERAL
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 async def aria(double, world, attachment, user=None):

@@ -12,15 +12,8 @@ import logging
 import pytest
 
 from tests.discord_harness import make_world, result_of, running_bot
-from tests.doubles.discord_api import DiscordDouble
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 def errors(caplog) -> list[str]:

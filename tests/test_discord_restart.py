@@ -18,18 +18,11 @@ from aria_engine.worker import Worker
 from bot.policy import Actor
 from bot.store import ResultRecord, Store
 from tests.discord_harness import has_result, make_world, picture, running_bot
-from tests.doubles.discord_api import DiscordDouble
 from tests.redis_server import RedisServer, needs_redis
 
 pytestmark = pytest.mark.timeout(240)
 
 PICKED_UP = "your music is ready (ARIA restarted while making it, and picked it up again)."
-
-
-@pytest.fixture
-async def double():
-    async with DiscordDouble() as double:
-        yield double
 
 
 @contextlib.asynccontextmanager

@@ -18,11 +18,6 @@ from aria_engine.pipeline import Origin, Pipeline, Request
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> Pipeline:
-    return Pipeline()
-
-
 def options(seed: int | None = 1, duration: float = 2.0, **more) -> GenerationOptions:
     return GenerationOptions(composer="procedural", encoder="palette", duration_s=duration, seed=seed, **more)
 

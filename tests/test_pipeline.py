@@ -17,11 +17,6 @@ from aria_engine.pipeline import UPLOAD_MARGIN_BYTES, Pipeline, Request, midi_by
 
 
 @pytest.fixture(scope="module")
-def pipeline():
-    return Pipeline()
-
-
-@pytest.fixture(scope="module")
 def piece(pipeline):
     emotion = Emotion(0.4, 0.5)
     options = GenerationOptions(seed=11, duration_s=6)

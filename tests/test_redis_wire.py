@@ -18,19 +18,13 @@ from aria_engine.engine.redis_queue import RedisQueue
 from aria_engine.engine.wire import MAX_RESULT_BYTES, dump_result
 from aria_engine.pipeline import Pipeline
 from aria_engine.worker import Worker
-from tests.redis_server import RedisServer, needs_redis
+from tests.redis_server import needs_redis
 from tests.test_redis_engine import mood
 from tests.test_wire import exploit, malformed
 
 pytestmark = [needs_redis, pytest.mark.redis]
 
 DONE = {"type": "done", "cached": "false"}
-
-
-@pytest.fixture
-def server(tmp_path):
-    with RedisServer(tmp_path / "redis") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

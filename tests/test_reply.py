@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from aria_engine.emotion import Emotion
 from aria_engine.options import GenerationOptions
-from aria_engine.pipeline import Pipeline, Request
+from aria_engine.pipeline import Request
 from bot.reply import build_reply
-
-
-@pytest.fixture(scope="module")
-def pipeline():
-    return Pipeline()
 
 
 def run(pipeline, limit=None):

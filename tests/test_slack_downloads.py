@@ -7,23 +7,9 @@ from __future__ import annotations
 import pytest
 
 from bot.policy import Actor
-from tests.doubles.elsewhere import Elsewhere
-from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import make_world, picture, running_app, wait_for_ephemeral, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
-
-
-@pytest.fixture
-async def elsewhere():
-    async with Elsewhere(body=picture()) as e:
-        yield e
 
 
 def pointing_at(file: dict, url: str) -> dict:

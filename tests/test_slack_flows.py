@@ -22,12 +22,6 @@ READOUT = re.compile(r"valence [+-]\d\.\d\d \((pleasant|neutral|unpleasant)\).*a
                      r"\((energetic|moderate|calm)\)", re.S)
 
 
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
-
-
 def blocks_text(message: dict) -> str:
     return json.dumps(message.get("blocks") or [])
 

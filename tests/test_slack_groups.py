@@ -7,18 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import make_world, running_app, wait_for_ephemeral, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
 
 LIMITED = "ARIA is limited to certain user groups here, and none of yours is among them"
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
 
 
 async def said(double, user, after: int) -> str:

@@ -11,18 +11,11 @@ import pytest
 
 from bot.policy import Actor
 from bot.settings import Scope
-from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import has_action, make_world, picture, running_app, wait_for_ephemeral, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
 
 NOTICE = "I'm composing this just for you: your music will arrive in your direct messages with me"
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
 
 
 async def private_result(double, user, count: int = 1) -> dict:

@@ -19,12 +19,6 @@ from tests.slack_harness import (
 pytestmark = [pytest.mark.timeout(180), pytest.mark.parametrize("transport", ["socket", "http"])]
 
 
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
-
-
 def mention(double: SlackDouble, text: str = "please") -> str:
     return f"<@{double.bot_user_id}> {text}"
 

@@ -14,7 +14,6 @@ import logging
 
 import pytest
 
-from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,12 +29,6 @@ GARBAGE = [  # (content type, body): nothing here is a request Slack could send
     ("application/json", b'"just a string"'),
     (None, b"{{{{"),  # no content type at all
 ]
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
 
 
 def tracebacks(caplog) -> list[str]:

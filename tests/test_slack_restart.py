@@ -16,17 +16,10 @@ from aria_engine.pipeline import Pipeline
 from aria_engine.worker import Worker
 from bot.policy import Actor
 from bot.store import Store
-from tests.doubles.slack_api import SlackDouble
 from tests.redis_server import RedisServer, needs_redis
 from tests.slack_harness import has_action, make_world, running_app
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
 
 
 @contextlib.asynccontextmanager

@@ -9,16 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.doubles.slack_api import SlackDouble
 from tests.slack_harness import make_world, picture, running_app, wait_for_result
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def double():
-    async with SlackDouble() as d:
-        yield d
 
 
 @pytest.mark.parametrize("transport", ["socket", "http"])

@@ -14,17 +14,11 @@ import torch
 from aria_engine.engine.redis_backend import connect
 from aria_engine.engine.redis_queue import RedisQueue
 from aria_engine.loadtest import WorkerPool
-from tests.redis_server import RedisServer, needs_redis
+from tests.redis_server import needs_redis
 
 pytestmark = [needs_redis, pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def server(tmp_path):
-    with RedisServer(tmp_path / "redis") as running:
-        yield running
 
 
 def test_a_worker_reports_its_device_and_capacity_and_clears_them_when_it_stops(server, tmp_path):
