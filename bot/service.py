@@ -588,13 +588,18 @@ class Throttle:
     an edit slower than the interval delays the next instead of racing it. `close()` drops
     whatever is pending and waits for an edit already on its way (cancelling it could let it
     land after the result that replaces the status); after it, updates are ignored.
+
+    `clock` and `sleep` go together: a test passes a fake clock and a sleep that waits on that
+    clock, so the interval passes when the test moves time, not in real time.
     """
 
     def __init__(self, show: Callable[[str], Awaitable[Any]], interval_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self._show = show
         self.interval_s = interval_s
         self._clock = clock
+        self._sleep = sleep
         self._last_shown: float | None = None
         self._last_text: str | None = None
         self._pending: str | None = None
@@ -625,7 +630,7 @@ class Throttle:
                 return
             if self._due():
                 break
-            await asyncio.sleep(self._last_shown + self.interval_s - self._clock())
+            await self._sleep(self._last_shown + self.interval_s - self._clock())
         text, self._pending = self._pending, None
         if text is not None:
             await self._emit(text)
