@@ -35,7 +35,7 @@ the record is in the store:
 
 After a restart: `await resume_unfinished(platform)` -> Resumption(tickets, lost). Follow each
 ticket as usual (a Redis worker pool kept making it; the engine attaches to it again) and tell
-each lost record's requester `lost_notice(record)`. Jobs that end because the engine is closing
+each lost record's requester `bot.endings.lost(record)`. Jobs that end because the engine is closing
 (Cancelled by "shutdown") stay unfinished in the store for exactly this.
 
 Lifecycle: `await start()` begins the housekeeping every bot process needs (retention and store
@@ -53,18 +53,21 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from aria_engine.emotion import Emotion
 from aria_engine.engine import Busy, jobs
 from aria_engine.options import MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Origin, Request
+from bot.endings import LOST_IN_PROCESS, LOST_RESUMABLE, LOST_UNDELIVERED
 from bot.housekeeping import Housekeeping
+from bot.outcomes import (Admission, Cancelled, Deletion, Failed, Finished, Progressed, Queued, QueueEntry,
+                          QueueView, Refusal, Resumption, SettingChange, Started, Ticket, Update)
 from bot.policy import Actor, Policy, format_wait
-from bot.reply import Reply, build_reply
+from bot.reply import build_reply
 from bot.settings import Scope, Settings, SettingView
 from bot.store import UNFINISHED, ResultRecord, Store
+from bot.texts import setting_value
 
 log = logging.getLogger(__name__)
 
@@ -77,165 +80,10 @@ NO_MODES = ("This piece was made by the built-in procedural composer, which has 
 
 SHUTDOWN = "shutdown"  # who "cancelled" the jobs of an engine that is closing
 CANNOT_START = "Sorry, I couldn't start on that just now. Please try again in a moment."
-LOST_IN_PROCESS = "lost in a restart"  # the record's error when in-process work stopped with the bot
-LOST_RESUMABLE = "gone from the queue after a restart"  # the engine could not find it again
-LOST_UNDELIVERED = "finished while ARIA stopped, never sent"  # see `undelivered`
 
 # How much of a job each stage is, roughly, so one progress fraction moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
 _STAGE_STARTS = {stage: sum(_STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)]) for stage in STAGES}
-
-
-# -- what the adapter gets back ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Not now, and why: show `message` to the requester only."""
-
-    code: str  # the policy's reason code, "busy", "unknown_result", "not_allowed", ...
-    message: str
-    retry_after_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Admission:
-    """The policy said yes and counted one use; `options` are fitted to this place's limits."""
-
-    actor: Actor
-    options: GenerationOptions
-    use_id: int | None
-    kind: str = "compose"
-
-
-@dataclass
-class Ticket:
-    """A submitted job and its record."""
-
-    job: Any  # aria_engine.engine.jobs.Job
-    record: ResultRecord
-    admission: Admission
-    upload_limit: int | None = None
-
-    @property
-    def result_id(self) -> str:
-        return self.record.result_id
-
-
-@dataclass(frozen=True)
-class Queued:
-    position: int
-    eta_s: float | None
-    terminal = False
-
-    @property
-    def text(self) -> str:
-        wait = f", about {format_wait(self.eta_s)}" if self.eta_s else ""
-        if self.position <= 1:
-            return f"Next in line{wait}."
-        return f"Waiting in line: position {self.position}{wait}."
-
-
-@dataclass(frozen=True)
-class Started:
-    terminal = False
-    text = "Started: reading the mood and composing..."
-
-
-@dataclass(frozen=True)
-class Progressed:
-    fraction: float  # of the whole job, 0..1
-    detail: str
-    terminal = False
-
-    @property
-    def text(self) -> str:
-        return f"{self.detail[:1].upper()}{self.detail[1:]} ({round(self.fraction * 100)}%)"
-
-
-@dataclass(frozen=True)
-class Finished:
-    reply: Reply
-    record: ResultRecord
-    cached: bool = False
-    terminal = True
-
-    @property
-    def text(self) -> str:
-        return self.reply.text()
-
-
-@dataclass(frozen=True)
-class Failed:
-    message: str
-    refusal: bool = False  # the input was at fault: show privately, like a refusal
-    log_id: str | None = None
-    terminal = True
-
-    @property
-    def text(self) -> str:
-        return self.message
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    by: str
-    terminal = True
-
-    @property
-    def text(self) -> str:
-        return "Cancelled." if self.by in ("", "shutdown") else "Cancelled at your request."
-
-
-Update = Union[Queued, Started, Progressed, Finished, Failed, Cancelled]
-
-
-@dataclass
-class Resumption:
-    """What `resume_unfinished` found: jobs to follow again, and records of jobs that were lost."""
-
-    tickets: list[Ticket]
-    lost: list[ResultRecord]
-
-
-@dataclass(frozen=True)
-class Deletion:
-    allowed: bool
-    message: str
-    record: ResultRecord | None = None
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    result_id: str
-    state: str  # queued or running
-    position: int | None
-    eta_s: float | None
-    what: str  # "a picture" / "mood +0.50 / -0.20"
-
-    @property
-    def text(self) -> str:
-        if self.state == "running":
-            return f"{self.what}: being composed now"
-        if self.position is None:
-            return f"{self.what}: waiting"
-        wait = f", about {format_wait(self.eta_s)}" if self.eta_s else ""
-        return f"{self.what}: position {self.position} in line{wait}"
-
-
-@dataclass(frozen=True)
-class QueueView:
-    entries: list[QueueEntry]
-    usage_line: str
-
-
-@dataclass(frozen=True)
-class SettingChange:
-    """An admin's change, done and audited. `audit_channel` (an id) wants `audit_text` posted."""
-
-    message: str
-    audit_text: str
-    audit_channel: str | None
 
 
 # -- the service ---------------------------------------------------------------------------------
@@ -379,7 +227,7 @@ class AriaService:
         """Call at start-up. Jobs left queued or running by the last process come back as tickets
         to follow (their endings saved as usual) when the engine can follow them again; the
         others end failed, their uses refunded, and come back as records whose requesters
-        should hear `lost_notice(record)`. Either way, none is left hanging."""
+        should hear `bot.endings.lost(record)`. Either way, none is left hanging."""
         resumption = Resumption([], [])
         for record in self.store.unfinished_results(platform):
             job = await self._attach(record.result_id) if self.can_resume else None
@@ -413,17 +261,6 @@ class AriaService:
         if use_id is not None:
             self.policy.release(use_id)
         return self.store.update_result(record.result_id, status="failed", error=reason) or record
-
-    def lost_notice(self, record: ResultRecord) -> str:
-        """What to tell the requester of a job a restart lost (record from `resume_unfinished`)."""
-        what = "from your picture" if record.source_kind == "image" else (
-            f"for valence {record.valence:+.2f}, arousal {record.arousal:+.2f}" if record.valence is not None
-            else "for your mood")
-        why = {LOST_RESUMABLE: "and it was no longer in the queue when ARIA came back",
-               LOST_UNDELIVERED: "and it was finished just as ARIA stopped, before it could be sent"}.get(
-                   record.error, "and a restart stops the pieces in progress")
-        return (f"ARIA restarted while your piece {what} was being made, {why}, so it was lost. Sorry! "
-                "It didn't count toward your daily quota; please ask again.")
 
     # -- result buttons ------------------------------------------------------------------------
 
@@ -554,7 +391,7 @@ class AriaService:
         scope = Scope.CHANNEL if channel else Scope.SERVER
         stored = self.settings.set(name, value, scope=scope, server=actor.server_key, channel=channel)
         where = f"in <#{channel}>" if channel else "on this server"  # a channel mention on Discord and Slack
-        message = f"{name} is now {_show(stored)} {where}."
+        message = f"{name} is now {setting_value(name, stored)} {where}."
         self.store.audit(actor, "setting_changed", {"name": name, "value": stored, "channel": channel})
         return SettingChange(message, f"{_who(actor)} changed a setting: {message}", self._audit_channel(actor))
 
@@ -563,8 +400,9 @@ class AriaService:
         scope = Scope.CHANNEL if channel else Scope.SERVER
         removed = self.settings.reset(name, scope=scope, server=actor.server_key, channel=channel)
         now = self.settings.get(name, server=actor.server_key, channel=channel)
-        message = (f"{name} reset; it is {_show(now)} here now." if removed
-                   else f"{name} had no value of its own there; it is {_show(now)}.")
+        shown = setting_value(name, now)
+        message = (f"{name} reset; it is {shown} here now." if removed
+                   else f"{name} had no value of its own there; it is {shown}.")
         self.store.audit(actor, "setting_reset", {"name": name, "channel": channel})
         return SettingChange(message, f"{_who(actor)} reset a setting: {message}", self._audit_channel(actor))
 
@@ -685,15 +523,3 @@ def _explicit_fields(record: ResultRecord) -> set[str]:
 def _who(actor: Actor) -> str:
     """The actor as their platform mentions people (`<@id>` on Discord and Slack alike)."""
     return f"<@{actor.user_id}>"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) if value else "none (everyone)"
-    if value is None:
-        return "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -37,7 +37,7 @@ INBOUND_SCOPES = {"commands", "files:read"}  # /aria and the shortcut; url_priva
 
 def methods_called() -> set[str]:
     found = set()
-    for source in SLACK_DIR.glob("*.py"):
+    for source in SLACK_DIR.rglob("*.py"):
         found |= set(re.findall(r"client\.([a-z]+_[A-Za-z0-9_]+)\(", source.read_text()))
     return found
 

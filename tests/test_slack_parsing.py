@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.slack import blocks as ui
-from adapters.slack.app import sentence
+from bot.texts import sentence
 from adapters.slack.files import FileRefused, check_file, file_origins, first_image
 from adapters.slack.parsing import mention_options, parse_admin, parse_command
 from aria_engine.options import GenerationOptions

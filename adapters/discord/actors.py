@@ -42,13 +42,6 @@ def is_moderator(interaction: discord.Interaction) -> bool:
     return permissions.manage_messages or permissions.manage_guild or permissions.administrator
 
 
-def sentence(text: str) -> str:
-    """A message as a sentence; one that starts with a setting's name keeps the name as it is."""
-    if "_" not in text.split(" ", 1)[0]:
-        text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def chosen_options(**chosen: Any) -> tuple[GenerationOptions, set[str]]:
     """GenerationOptions from the command's options (None = not given); raises ValueError politely."""
     values = {OPTION_FIELDS[name]: value for name, value in chosen.items() if value is not None}

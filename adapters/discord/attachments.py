@@ -13,10 +13,10 @@ import aiohttp
 import discord
 
 from bot.downloads import AllowedOrigins, DownloadRefused, fetch
+from bot.texts import ACCEPTED_PICTURES as ACCEPTED
+from bot.texts import PICTURE_SUFFIXES as IMAGE_SUFFIXES
 
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP", "image/gif": "GIF", "image/bmp": "BMP"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-ACCEPTED = "JPEG, PNG, WebP, GIF or BMP"
 DOWNLOAD_TIMEOUT_S = 30.0
 
 

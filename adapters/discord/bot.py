@@ -1,4 +1,4 @@
-"""The Discord client: cogs, persistent buttons, command sync, endpoints and error handling.
+"""The Discord client: cogs (extensions), persistent buttons, command sync, endpoints and error handling.
 
 `create_bot(config, service)` returns a `commands.Bot`, or a `commands.AutoShardedBot` when
 sharding is asked for. `run(config, service)` logs in and runs until stopped.
@@ -17,19 +17,17 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from adapters.discord.cogs.admin import Admin
-from adapters.discord.cogs.compose import Compose
-from adapters.discord.cogs.help import Help
-from adapters.discord.cogs.queue import Queue
-from adapters.discord.cogs.results import Results
 from adapters.discord.config import DiscordConfig
 from adapters.discord.delivery import Conversation
 from adapters.discord.sync import sync_if_changed
 from adapters.discord.views import ModeSelect, ResultButton, is_known_custom_id
+from bot.flow import ChatFlow
 
 log = logging.getLogger(__name__)
 
-COGS = (Compose, Results, Queue, Help, Admin)
+PLATFORM = "discord"
+# One extension per feature, loaded as discord.py loads extensions (each module's `setup(bot)`).
+EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin"))
 
 
 def use_endpoints(config: DiscordConfig) -> None:
@@ -48,9 +46,7 @@ class _AriaBot:
         self.service = service
         self.downloads: aiohttp.ClientSession | None = None
         self.synced: bool | None = None
-        # Pieces from before a restart, being followed (not cancelled on close: the engine's
-        # closing ends them, and one that ends while nothing can be sent is kept for the next start).
-        self._resumed: set[asyncio.Task] = set()
+        self.flow = ChatFlow(service, PLATFORM, interval_s=config.progress_interval_s)
         self._once_per_interaction()
 
     def _once_per_interaction(self) -> None:
@@ -74,8 +70,8 @@ class _AriaBot:
 
     async def setup_hook(self) -> None:
         self.downloads = aiohttp.ClientSession()
-        for cog in COGS:
-            await self.add_cog(cog(self))
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
         self.add_dynamic_items(ResultButton, ModeSelect)
         self.tree.on_error = self.on_app_command_error
         self.synced = await sync_if_changed(self.tree, self.service.store, application_id=self.application_id,
@@ -83,20 +79,14 @@ class _AriaBot:
         await self._pick_up_unfinished()
 
     async def _pick_up_unfinished(self) -> None:
-        """Pieces the last process left unfinished. Those the engine still makes (a Redis worker
-        pool carries on through a restart) are delivered when done, in the channel (or the DMs
-        for a private one); the others end failed and their requesters are told why. None vanish."""
-        resumption = await self.service.resume_unfinished("discord")
-        for record in resumption.lost:
-            await self._tell_lost(record)
-        for ticket in resumption.tickets:
-            conversation = Conversation.resumed(self, self.config, ticket.record)
-            task = asyncio.get_running_loop().create_task(conversation.follow(self.service, ticket))
-            self._resumed.add(task)
-            task.add_done_callback(self._resumed.discard)
+        """Pieces the last process left unfinished: those the engine still makes are delivered
+        when done, in the channel (or the DMs for a private one); the others' requesters are told."""
+        async def resumed_sink(ticket) -> Conversation:
+            return Conversation.resumed(self, self.config, self.service, ticket.record)
 
-    async def _tell_lost(self, record) -> None:
-        text = f"<@{record.user_id}> {self.service.lost_notice(record)}"
+        await self.flow.pick_up_unfinished(tell_lost=self._tell_lost, resumed_sink=resumed_sink)
+
+    async def _tell_lost(self, record, text: str) -> None:
         try:
             if record.extra.get("private"):
                 await (await self.create_dm(discord.Object(int(record.user_id)))).send(text)

@@ -18,8 +18,9 @@ import discord
 
 from adapters.discord.config import DiscordConfig
 from adapters.discord.views import result_view, status_view
+from bot import endings
+from bot.outcomes import Finished, Ticket
 from bot.reply import Reply
-from bot.service import SHUTDOWN, Cancelled, Failed, Finished, Throttle, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +60,31 @@ def _clip(text: str, most: int) -> str:
 
 
 class Conversation:
-    """One request's messages: the interaction's response while its token lives, then the channel.
+    """One request's messages (a `bot.flow.ChatSink`): the interaction's response while its token
+    lives, then the channel.
 
-    `Conversation.resumed(client, config, record)` is one for a piece picked up again after a
-    restart: no interaction any more, so its ending goes to the channel (or the DMs) at once.
+    `Conversation.resumed(client, config, service, record)` is one for a piece picked up again
+    after a restart: no interaction any more, so its ending goes to the channel (or the DMs) at once.
     """
 
-    def __init__(self, interaction: discord.Interaction | None, config: DiscordConfig, *, received_at: float,
-                 private: bool, client: discord.Client | None = None, user: discord.abc.Snowflake | None = None,
-                 channel_id: int | None = None, guild_id: int | None = None) -> None:
+    def __init__(self, interaction: discord.Interaction | None, config: DiscordConfig, service: Any, *,
+                 received_at: float, private: bool, client: discord.Client | None = None,
+                 user: discord.abc.Snowflake | None = None, channel_id: int | None = None,
+                 guild_id: int | None = None) -> None:
         self.interaction = interaction
         self.config = config
+        self.service = service
         self.received_at = received_at
         self.private = private
         self.client = interaction.client if interaction is not None else client
         self.user = interaction.user if interaction is not None else user
         self.channel_id = interaction.channel_id if interaction is not None else channel_id
         self.guild_id = interaction.guild_id if interaction is not None else guild_id
+        self.requester = str(self.user.id)
 
     @classmethod
-    def resumed(cls, client: discord.Client, config: DiscordConfig, record: Any) -> "Conversation":
-        return cls(None, config, received_at=config.clock(), private=bool(record.extra.get("private")),
+    def resumed(cls, client: discord.Client, config: DiscordConfig, service: Any, record: Any) -> "Conversation":
+        return cls(None, config, service, received_at=config.clock(), private=bool(record.extra.get("private")),
                    client=client, user=discord.Object(int(record.user_id)), channel_id=int(record.channel_id),
                    guild_id=int(record.server_id))
 
@@ -109,39 +114,12 @@ class Conversation:
         view = status_view(result_id) if result_id else None
         await self.interaction.edit_original_response(content=text, embed=None, view=view)
 
-    async def follow(self, service: Any, ticket: Ticket) -> None:
-        """Show the job's progress (throttled), then its ending."""
-        throttle = Throttle(lambda text: self.show_status(text, ticket.result_id), self.config.progress_interval_s)
-        ending = None
-        try:
-            async for update in service.follow(ticket):
-                if update.terminal:
-                    ending = update
-                    break
-                await throttle.update(update.text)
-        finally:
-            await throttle.close()
-        if isinstance(ending, Cancelled) and ending.by == SHUTDOWN:
-            return  # ARIA is stopping, not the job: the next start picks it up or says what became of it
-        if self.closing:  # it ended, but nothing can be sent any more: the next start settles it
-            if isinstance(ending, (Finished, Failed)):
-                service.undelivered(ticket.result_id)
-            return
-        if isinstance(ending, Finished):
-            await self.deliver(service, ending)
-        elif isinstance(ending, Failed):
-            await (self.refuse(ending.message) if ending.refusal else self.say(ending.message))
-        elif isinstance(ending, Cancelled):
-            await self.say(self._cancelled_words(ending.by))
-
-    def _cancelled_words(self, by: str) -> str:
-        if by == str(self.user.id):
-            return "Cancelled."
-        return "Cancelled by a moderator."
+    async def started(self, ticket: Ticket) -> None:
+        """Nothing to remember yet: the result's message is known when it is posted."""
 
     # -- endings -----------------------------------------------------------------------------
 
-    async def deliver(self, service: Any, finished: Finished) -> None:
+    async def deliver(self, finished: Finished) -> None:
         record = finished.record
         view = result_view(record.result_id, record.options.get("mode"), offer_modes=finished.reply.offers_modes)
 
@@ -154,7 +132,7 @@ class Conversation:
         if message is None:
             message = await self._send_fitting(finished.reply, embed_for, self._post_result, view)
         if message is not None:
-            service.attach_message(record.result_id, str(message.channel.id), str(message.id))
+            self.service.attach_message(record.result_id, str(message.channel.id), str(message.id))
 
     async def _send_fitting(self, reply: Reply, embed_for, send, view: discord.ui.View):
         """Send the whole reply; if Discord says it is too large after all, just the MIDI."""
@@ -174,13 +152,9 @@ class Conversation:
 
     async def _post_result(self, reply: Reply, embed: discord.Embed, view: discord.ui.View):
         """The channel (or, for a private result, the requester's DMs), mentioning the requester."""
+        ready = endings.ready(self.requester, private=self.private, resumed=self.interaction is None)
         if self.private:
-            why = ("ARIA restarted while making it, and picked it up again" if self.interaction is None
-                   else "it took too long to answer your request privately in the channel")
-            return await (await self._dm()).send(content=f"Your music is ready ({why}).", embed=embed,
-                                                 files=reply_files(reply), view=view)
-        ready = (f"{self.mention}, your music is ready (ARIA restarted while making it, and picked it up again)."
-                 if self.interaction is None else f"{self.mention}, your music is ready.")
+            return await (await self._dm()).send(content=ready, embed=embed, files=reply_files(reply), view=view)
         return await self._channel().send(
             content=ready, embed=embed, files=reply_files(reply), view=view,
             allowed_mentions=discord.AllowedMentions(users=[self.user], roles=False, everyone=False))
@@ -215,6 +189,10 @@ class Conversation:
             except discord.HTTPException as error:
                 log.info("could not refuse through the interaction: %s", error)
         await self._post_text(text)
+
+    async def withdraw(self, text: str) -> None:
+        """The engine refused the job: only the requester hears why."""
+        await self.refuse(text)
 
     async def _post_text(self, text: str) -> None:
         try:

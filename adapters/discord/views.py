@@ -12,19 +12,10 @@ from typing import Any
 
 import discord
 
+from aria_engine.option_schema import MODE_DESCRIPTIONS, MODE_LABELS
 from aria_engine.options import MODES
 
 RID = r"(?P<rid>[0-9A-Za-z_-]{1,64})"
-MODE_LABELS = {
-    "continuous_concat": "continuous_concat (recommended)",
-    "continuous_token": "continuous_token",
-    "discrete_token": "discrete_token",
-}
-MODE_DESCRIPTIONS = {
-    "continuous_concat": "emotion vector joined to every note: the smoothest mood control",
-    "continuous_token": "emotion fed as two leading tokens of continuous value",
-    "discrete_token": "emotion rounded to one of 5 x 5 bins, as tokens",
-}
 
 # action letter -> (label, style, handler name on the Results cog)
 BUTTONS = {

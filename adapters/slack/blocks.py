@@ -9,19 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aria_engine.option_schema import MODE_LABELS
 from aria_engine.options import MODES, GenerationOptions
+from adapters.slack.groups import mention as group_mention
 from bot.reply import Reply
+from bot.texts import ACCEPTED_PICTURES, setting_value
 
 COMPOSE_VIEW = "aria_compose"  # the modal's callback_id
 SHORTCUT = "compose_music"  # the message shortcut's callback_id
 VARIATION, ANOTHER_MODE, CANCEL = "aria_variation", "aria_another_mode", "aria_cancel"
-ACTIONS = (VARIATION, ANOTHER_MODE, CANCEL)
-
-MODE_LABELS = {
-    "continuous_concat": "continuous_concat (recommended)",
-    "continuous_token": "continuous_token",
-    "discrete_token": "discrete_token",
-}
 
 # Modal inputs: block id -> (action id, label, hint). Block ids name the field errors go to.
 PICTURE, MODE, DURATION, LENGTH, SEED, NOTE_TEMP, REST_TEMP, TOP_P, INSTRUMENTS, PRIVATE = (
@@ -135,7 +131,7 @@ def compose_modal(channel_id: str, options: GenerationOptions, explicit: frozens
     initial_mode = next((o for o in mode_options if o["value"] == options.mode), mode_options[0])
     blocks: list[dict] = [
         {"type": "input", "block_id": PICTURE, "label": _text("Picture", "plain_text"),
-         "hint": _text("A JPEG, PNG, WebP, GIF or BMP image. I read its mood and compose music for it.",
+         "hint": _text(f"A {ACCEPTED_PICTURES} image. I read its mood and compose music for it.",
                        "plain_text"),
          "element": {"type": "file_input", "action_id": PICTURE, "max_files": 1,
                      "filetypes": ["png", "jpg", "jpeg", "gif", "webp", "bmp"]}},
@@ -241,21 +237,7 @@ def help_text(bot_user_id: str | None) -> str:
 def settings_text(views) -> str:
     lines = ["*ARIA settings here* (value, and where it comes from):"]
     for view in views:
-        lines.append(f"• `{view.name}` = {_setting_value(view.name, view.value)} _({view.source_label})_: "
+        lines.append(f"• `{view.name}` = {setting_value(view.name, view.value, group=group_mention)} "
+                     f"_({view.source_label})_: "
                      f"{view.description}")
     return "\n".join(lines)
-
-
-def _setting_value(name: str, value: Any) -> str:
-    """Ids as Slack shows them: user groups, people and channels become mentions."""
-    if name == "allowed_roles":
-        return ", ".join(f"<!subteam^{g}>" for g in value) or "everyone"
-    if name == "admin_user_ids":
-        return ", ".join(f"<@{u}>" for u in value) or "none"
-    if name == "audit_channel":
-        return f"<#{value}>" if value else "off"
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "none"
-    return str(value)

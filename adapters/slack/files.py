@@ -16,10 +16,11 @@ import aiohttp
 
 from aria_engine.images import sniff_format
 from bot.downloads import AllowedOrigins, DownloadRefused, Origin, fetch, origin_of_base
+from bot.texts import ACCEPTED_PICTURES as ACCEPTED
+from bot.texts import PICTURE_SUFFIXES
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/x-ms-bmp"}
-IMAGE_FILETYPES = {"png", "jpg", "jpeg", "gif", "webp", "bmp"}
-ACCEPTED = "JPEG, PNG, WebP, GIF or BMP"
+IMAGE_FILETYPES = {suffix.lstrip(".") for suffix in PICTURE_SUFFIXES}
 # Where Slack serves url_private(_download): files.slack.com (older file objects: slack.com/files-pri).
 SLACK_FILE_ORIGINS = ("https://files.slack.com", "https://slack.com")
 

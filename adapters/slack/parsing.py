@@ -25,7 +25,6 @@ from typing import Any
 
 from aria_engine.options import MODES, GenerationOptions
 
-SUBCOMMANDS = ("help", "last", "mood", "queue", "admin")
 ADMIN_ACTIONS = ("show", "set", "reset", "groups")
 GROUP_VERBS = ("allow", "remove", "everyone")
 

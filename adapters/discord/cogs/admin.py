@@ -15,9 +15,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from adapters.discord.actors import actor_of, sentence
+from adapters.discord.actors import actor_of
 from aria_engine.options import MODES
-from bot.service import SettingChange
+from bot.outcomes import SettingChange
+from bot.texts import sentence, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -158,24 +159,12 @@ class Admin(commands.Cog):
             return
         embed = discord.Embed(title="ARIA settings", description=f"for <#{channel.id if channel else interaction.channel_id}>")
         for view in views:
-            embed.add_field(name=view.name, value=f"{_value(view.name, view.value)} ({view.source_label})", inline=True)
+            embed.add_field(name=view.name, value=f"{setting_value(view.name, view.value, group=role_mention)} ({view.source_label})", inline=True)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
-def _value(name: str, value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if name == "allowed_roles":
-        return ", ".join(f"<@&{r}>" for r in value) or "everyone"
-    if name == "admin_user_ids":
-        return ", ".join(f"<@{u}>" for u in value) or "none"
-    if name == "audit_channel":
-        return f"<#{value}>" if value else "off"
-    if isinstance(value, list):
-        return ", ".join(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def role_mention(role_id: str) -> str:
+    return f"<@&{role_id}>"
 
 
 async def setup(bot) -> None:

@@ -14,13 +14,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from adapters.discord.actors import actor_of, chosen_options, sentence
+from adapters.discord.actors import actor_of, chosen_options
 from adapters.discord.attachments import AttachmentRefused, check_attachment, download, first_image
 from adapters.discord.delivery import Conversation
-from adapters.discord.views import MODE_LABELS
 from aria_engine.emotion import Emotion
+from aria_engine.option_schema import MODE_LABELS
 from aria_engine.options import MODES
-from bot.service import Refusal
+from bot.outcomes import Refusal
+from bot.texts import ACCEPTED_PICTURES, sentence
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Compose(commands.Cog):
     # -- the commands ----------------------------------------------------------------------------
 
     @app_commands.command(name="aria", description="Compose music that matches a picture's mood")
-    @app_commands.describe(image="A JPEG, PNG, WebP, GIF or BMP picture", **OPTION_HELP)
+    @app_commands.describe(image=f"A {ACCEPTED_PICTURES} picture", **OPTION_HELP)
     @app_commands.choices(mode=MODE_CHOICES)
     @app_commands.guild_only()
     async def aria(
@@ -105,7 +106,7 @@ class Compose(commands.Cog):
         if attachment is None:
             what = "any attachments" if not message.attachments else "a picture among its attachments"
             await refuse_now(interaction, f"That message doesn't have {what}. "
-                                          "Use this on a message with a JPEG, PNG, WebP, GIF or BMP image.")
+                                          f"Use this on a message with a {ACCEPTED_PICTURES} image.")
             return
         await self.compose(interaction, {}, None, attachment=attachment,
                            image_ref={"message_id": str(message.id), "attachment_id": str(attachment.id)})
@@ -136,32 +137,24 @@ class Compose(commands.Cog):
             return
         if private is None:
             private = service.private_by_default(actor)
-        try:
+        with self.bot.flow.admitted(admission) as use:  # given back if anything below fails
             await interaction.response.defer(thinking=True, ephemeral=private)
-        except discord.HTTPException:  # too late (Discord gave up on us) or already answered
-            service.release(admission)
-            raise
-        conversation = Conversation(interaction, self.bot.config, received_at=received_at, private=private)
-        image = None
-        if attachment is not None:
-            try:
-                image = await download(self.bot.downloads, attachment, max_bytes=self.bot.config.max_download_bytes,
-                                       origins=self.bot.config.attachment_origins())
-            except AttachmentRefused as refused:
-                service.release(admission)
-                await conversation.refuse(str(refused))
-                return
-            image_ref = image_ref or {"attachment_id": str(attachment.id), "url": attachment.url}
-        ticket = await service.submit(admission, image=image, emotion=emotion,
-                                      upload_limit=interaction.filesize_limit, image_ref=image_ref,
-                                      extra={"explicit": sorted(explicit), "private": private})
-        await self.run(conversation, ticket)
-
-    async def run(self, conversation: Conversation, ticket) -> None:
-        if isinstance(ticket, Refusal):
-            await conversation.refuse(ticket.message)
-            return
-        await conversation.follow(self.bot.service, ticket)
+            conversation = Conversation(interaction, self.bot.config, service, received_at=received_at,
+                                        private=private)
+            image = None
+            if attachment is not None:
+                try:
+                    image = await download(self.bot.downloads, attachment,
+                                           max_bytes=self.bot.config.max_download_bytes,
+                                           origins=self.bot.config.attachment_origins())
+                except AttachmentRefused as refused:
+                    use.give_back()
+                    await conversation.refuse(str(refused))
+                    return
+                image_ref = image_ref or {"attachment_id": str(attachment.id), "url": attachment.url}
+            ticket = await use.submit(image=image, emotion=emotion, upload_limit=interaction.filesize_limit,
+                                      image_ref=image_ref, extra={"explicit": sorted(explicit), "private": private})
+        await self.bot.flow.run(ticket, conversation)
 
 
 async def setup(bot) -> None:

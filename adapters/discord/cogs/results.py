@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from adapters.discord.actors import actor_of, is_moderator
 from adapters.discord.delivery import Conversation
-from bot.service import Refusal
+from bot.outcomes import Refusal
 
 
 class Results(commands.Cog):
@@ -36,14 +36,12 @@ class Results(commands.Cog):
             return
         admission, request = asked
         private = bool(interaction.message and interaction.message.flags.ephemeral)
-        try:
+        with self.bot.flow.admitted(admission) as use:  # given back if the deferral fails
             await interaction.response.defer(thinking=True, ephemeral=private)
-        except discord.HTTPException:  # too late, or already answered: the use was never spent
-            self.bot.service.release(admission)
-            raise
-        conversation = Conversation(interaction, self.bot.config, received_at=received_at, private=private)
-        ticket = await self.bot.service.submit_request(admission, request, extra={"private": private})
-        await self.bot.get_cog("Compose").run(conversation, ticket)
+            conversation = Conversation(interaction, self.bot.config, self.bot.service, received_at=received_at,
+                                        private=private)
+            ticket = await use.submit_request(request, extra={"private": private})
+        await self.bot.flow.run(ticket, conversation)
 
     async def parameters(self, interaction: discord.Interaction, result_id: str) -> None:
         rows = self.bot.service.parameters(result_id)
