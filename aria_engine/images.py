@@ -37,7 +37,6 @@ _BAND_PIXELS = 1_000_000  # conversion works on bands of about this many pixels
 
 # Formats we decode: sniffed name -> Pillow plugin name.
 _PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP"}
-ACCEPTED_FORMATS = tuple(_PILLOW_FORMATS)
 _ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, GIF and BMP"
 
 # How each sniffed format is named to a user ("That file is ...").

@@ -137,10 +137,6 @@ class Policy:
             use_id = self.store.add_use(actor, kind=kind, at=now, job_id=job_id)
         return replace(decision, use_id=use_id)
 
-    def record_use(self, actor: Actor, job_id: str | None = None, *, kind: str = "compose") -> int:
-        """Count an accepted job (prefer try_acquire, which cannot overshoot the quota)."""
-        return self.store.add_use(actor, kind=kind, at=self.clock(), job_id=job_id)
-
     def attach_job(self, use_id: int, job_id: str) -> None:
         """Link a recorded use to the engine's job id once the job exists."""
         self.store.attach_job(use_id, job_id)

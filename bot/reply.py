@@ -9,15 +9,6 @@ from dataclasses import dataclass, field
 
 from aria_engine.pipeline import Result
 
-# What a result offers to do next; adapters render these as buttons.
-ACTIONS = {
-    "variation": "Variation",
-    "another_mode": "Another mode",
-    "parameters": "Parameters",
-    "delete": "Delete",
-}
-
-
 @dataclass(frozen=True)
 class Attachment:
     filename: str

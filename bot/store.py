@@ -586,25 +586,6 @@ class Store:
             where, params = f"{_UNFINISHED_SQL} AND platform = ?", (platform,)
         return [_record(r) for r in self._read(f"SELECT * FROM results WHERE {where} ORDER BY created_at", params)]
 
-    def fail_unfinished(self, reason: str, *, platform: str | None = None) -> list[ResultRecord]:
-        """Mark every queued/running record failed (call at start-up when jobs died with the
-        process, so none vanish); returns them so the adapter can tell their requesters.
-        `platform` limits it to one platform's records, for bots of several platforms that share
-        one database but restart separately."""
-        where, params = _UNFINISHED_SQL, ()
-        if platform is not None:
-            where, params = f"{_UNFINISHED_SQL} AND platform = ?", (platform,)
-        with self.transaction():
-            rows = self._read(f"SELECT * FROM results WHERE {where}", params)
-            self._conn.execute(
-                f"UPDATE results SET status = 'failed', error = ?, updated_at = ? WHERE {where}",
-                (reason, self.clock(), *params),
-            )
-        failed = [_record(r) for r in rows]
-        for record in failed:
-            record.status, record.error = "failed", reason
-        return failed
-
     def result_servers(self) -> list[tuple[str, str]]:
         """(platform, server_id) of every server with stored results."""
         rows = self._read("SELECT DISTINCT platform, server_id FROM results")

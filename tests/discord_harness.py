@@ -85,7 +85,7 @@ async def running_bot(double: DiscordDouble, data_dir: Path, *, shard_count: int
     quick_settings(store, **(settings or {}))
     engine = engine or LocalEngine(Pipeline(), concurrency=1, progress_interval_s=0.05)
     service = AriaService(engine, store)
-    config = DiscordConfig(token=double.token, data_dir=data_dir, api_base=double.api_base,
+    config = DiscordConfig(token=double.token, api_base=double.api_base,
                            gateway_url=double.gateway_url, guild_ready_timeout=0.05, clock=clock,
                            shard_count=shard_count, auto_shard=auto_shard, test_guild=test_guild)
     bot = create_bot(config, service)

@@ -198,14 +198,6 @@ def test_release_refunds_a_use_whose_job_never_ran(policy, settings):
     assert not policy.release(decision.use_id)
 
 
-def test_record_use_counts_like_an_accepted_job(policy, settings):
-    set_server(settings, "daily_quota", 2)
-    policy.record_use(member(), "job-1")
-    usage = policy.usage(member())
-    assert (usage.used_today, usage.remaining, usage.cooldown_left_s) == (1, 1, 20.0)
-    assert usage.resets_in_s == pytest.approx(3 * 3600 + 12 * 60)
-
-
 def run_burst(policy, actors, options=DEFAULT):
     start = threading.Barrier(len(actors))
     decisions = [None] * len(actors)
@@ -284,7 +276,7 @@ def test_purge_expired_uses_each_servers_retention(policy, settings, store, cloc
     store.save_result(result("short-gone", "100", 8))
     store.save_result(result("default-kept", "101", 8))
     store.save_result(result("default-gone", "101", 31))
-    policy.record_use(member())
+    store.add_use(member(), kind="compose", at=clock.now)
     clock.now += 3 * day
     assert policy.purge_expired() == 3  # short-kept is now 9 days old too
     assert store.get_result("default-kept") is not None

@@ -158,19 +158,6 @@ def test_list_user_jobs_newest_first_without_deleted(tmp_path):
         assert [r.result_id for r in everything][0] == "r3" and everything[0].deleted
 
 
-def test_fail_unfinished_marks_and_returns_the_jobs_a_restart_lost(tmp_path):
-    with Store(tmp_path / "aria.db") as store:
-        store.save_result(record("queued", status="queued"))
-        store.save_result(record("running", status="running"))
-        store.save_result(record("done", status="done"))
-        lost = store.fail_unfinished("the bot restarted")
-        assert sorted(r.result_id for r in lost) == ["queued", "running"]
-        assert all(r.status == "failed" and r.error == "the bot restarted" for r in lost)
-        assert store.get_result("running").status == "failed"
-        assert store.get_result("done").status == "done"
-        assert store.fail_unfinished("again") == []
-
-
 def test_unfinished_results_per_platform_oldest_first_and_the_use_of_a_job(tmp_path):
     with Store(tmp_path / "aria.db") as store:
         store.save_result(record("later", status="running", created_at=1_700_000_100.0))

@@ -11,7 +11,6 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Mapping
 
 from bot.downloads import AllowedOrigins, origin_of_base
@@ -23,7 +22,6 @@ TOKEN_LIFETIME_S = 15 * 60  # an interaction token's life, after which only the 
 @dataclass
 class DiscordConfig:
     token: str
-    data_dir: Path
     test_guild: int | None = None  # sync commands to this guild only (instant, for development)
     auto_shard: bool = False  # AutoShardedClient with Discord's recommended shard count
     shard_count: int | None = None  # AutoShardedClient with exactly this many shards

@@ -23,7 +23,6 @@ from aria_engine.pipeline import Request
 
 T = TypeVar("T")
 
-QUANTUM = 1.0  # work units credited per turn; one unit = a default-sized piece
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, model
 from aria_engine.music.sampler import SamplerState, discard_draw, sample_next
 from aria_engine.music.transformer import MusicTransformer
 from aria_engine.music.vocab import Vocab
+from aria_engine.options import DECODE_STRATEGIES
 
-DECODE_STRATEGIES = ("fast", "exact")
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_TRAJECTORY_REFRESH = 64
 DEFAULT_MAX_ROWS = 16  # requests decoding at once in one Decoder, on a CPU

@@ -137,7 +137,7 @@ def run_discord(args: argparse.Namespace) -> int:
     if args.shards is not None and args.shards < 1:
         print("aria: --shards must be at least 1", file=sys.stderr)
         return 2
-    config = DiscordConfig.from_env(data_dir=args.data_dir or default_data_dir(), test_guild=args.test_guild,
+    config = DiscordConfig.from_env(test_guild=args.test_guild,
                                     auto_shard=args.auto_shard, shard_count=args.shards)
     if not config.token:
         print("aria: set ARIA_DISCORD_TOKEN to the bot token (Discord developer portal > your app > Bot)",
