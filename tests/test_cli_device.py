@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from tests.test_cli import EXAMPLE, aria
+torch = pytest.importorskip("torch")
+
+from tests.test_cli import EXAMPLE, aria  # noqa: E402
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 

@@ -6,8 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+
+torch = pytest.importorskip("torch")
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.neural

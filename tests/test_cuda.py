@@ -10,17 +10,17 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 try:
     import pytest
 
+    torch = pytest.importorskip("torch")
     needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() and "ARIA_CUDA_TEST_DEVICE" not in os.environ,
                                     reason="needs a CUDA GPU")
 except ImportError:  # run by bench/gpu_check.sh, where there is no pytest
     pytest = None
+    import torch
 
     def needs_cuda(test):
         return test

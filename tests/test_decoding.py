@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from aria_engine.emotion import Emotion, Trajectory
-from aria_engine.music.decoding import DecodeRequest, generate, step_conditions
-from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, prefill
-from aria_engine.music.vocab import emotion_token
-from tests.factories.music import make_music_checkpoint
-from tests.reference_sampler import reference_generate
+torch = pytest.importorskip("torch")
+
+from aria_engine.emotion import Emotion, Trajectory  # noqa: E402
+from aria_engine.music.decoding import DecodeRequest, generate, step_conditions  # noqa: E402
+from aria_engine.music.kv_cache import KVCache, decode_setup, decode_step, prefill  # noqa: E402
+from aria_engine.music.vocab import emotion_token  # noqa: E402
+from tests.factories.music import make_music_checkpoint  # noqa: E402
+from tests.reference_sampler import reference_generate  # noqa: E402
 
 MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
 CALM = Emotion(-0.4, -0.7)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
 
-from aria_engine.emotion import Emotion, Trajectory
-from aria_engine.music.decoding import DEFAULT_MAX_ROWS, DecodeRequest, Decoder, generate
-from tests.test_decoding import reference_for
+torch = pytest.importorskip("torch")
+
+from aria_engine.emotion import Emotion, Trajectory  # noqa: E402
+from aria_engine.music.decoding import DEFAULT_MAX_ROWS, DecodeRequest, Decoder, generate  # noqa: E402
+from tests.test_decoding import reference_for  # noqa: E402
 
 MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
 RISING = Trajectory.linear([Emotion(-0.9, -0.9), Emotion(0.9, 0.9)])

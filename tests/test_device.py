@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from aria_engine.device import (
+torch = pytest.importorskip("torch")
+
+from aria_engine.device import (  # noqa: E402
     DeviceError,
     cpu_model,
     describe,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot
+pytest.importorskip("discord")
+
+from tests.discord_harness import ephemeral_answer, make_world, result_of, running_bot  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.policy import Actor
-from tests.discord_harness import ephemeral_answer, make_world, neural_engine, result_of, running_bot
+pytest.importorskip("discord")
+
+from bot.policy import Actor  # noqa: E402
+from tests.discord_harness import ephemeral_answer, make_world, neural_engine, result_of, running_bot  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -9,11 +9,13 @@ import socket
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.discord_harness import make_world, result_of
-from tests.doubles.discord_api import DiscordDouble
+pytest.importorskip("discord")
+import aiohttp  # noqa: E402
+
+from tests.discord_harness import make_world, result_of  # noqa: E402
+from tests.doubles.discord_api import DiscordDouble  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_harness import running_bot
-from tests.doubles.discord_api import EPHEMERAL
+pytest.importorskip("discord")
+
+from tests.discord_harness import running_bot  # noqa: E402
+from tests.doubles.discord_api import EPHEMERAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

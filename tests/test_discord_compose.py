@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from tests.discord_harness import (ephemeral_answer, make_world, picture, result_of, running_bot)
-from tests.doubles.discord_api import EPHEMERAL
+pytest.importorskip("discord")
+
+from tests.discord_harness import (ephemeral_answer, make_world, picture, result_of, running_bot)  # noqa: E402
+from tests.doubles.discord_api import EPHEMERAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

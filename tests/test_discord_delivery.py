@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.discord.config import TOKEN_LIFETIME_S
-from tests.discord_harness import FakeClock, has_result, make_world, picture, result_of, running_bot
-from tests.doubles.discord_api import DiscordDouble
+pytest.importorskip("discord")
+
+from adapters.discord.config import TOKEN_LIFETIME_S  # noqa: E402
+from tests.discord_harness import FakeClock, has_result, make_world, picture, result_of, running_bot  # noqa: E402
+from tests.doubles.discord_api import DiscordDouble  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

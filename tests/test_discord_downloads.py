@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.policy import Actor
-from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot
-from tests.doubles.discord_api import EPHEMERAL
+pytest.importorskip("discord")
+
+from bot.policy import Actor  # noqa: E402
+from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot  # noqa: E402
+from tests.doubles.discord_api import EPHEMERAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

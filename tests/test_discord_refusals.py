@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from aria_engine.engine import Limits, LocalEngine
-from aria_engine.pipeline import Pipeline
-from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot
-from tests.doubles.discord_api import EPHEMERAL
+pytest.importorskip("discord")
+
+from aria_engine.engine import Limits, LocalEngine  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot  # noqa: E402
+from tests.doubles.discord_api import EPHEMERAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

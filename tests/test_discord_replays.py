@@ -11,7 +11,9 @@ import logging
 
 import pytest
 
-from tests.discord_harness import make_world, result_of, running_bot
+pytest.importorskip("discord")
+
+from tests.discord_harness import make_world, result_of, running_bot  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

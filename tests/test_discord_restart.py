@@ -10,15 +10,18 @@ import contextlib
 
 import pytest
 
-from aria_engine.engine import LocalEngine
-from aria_engine.engine.redis_backend import RedisEngine, connect
-from aria_engine.engine.redis_queue import RedisQueue
-from aria_engine.pipeline import Pipeline
-from aria_engine.worker import Worker
-from bot.policy import Actor
-from bot.store import ResultRecord, Store
-from tests.discord_harness import has_result, make_world, picture, running_bot
-from tests.redis_server import RedisServer, needs_redis
+pytest.importorskip("discord")
+pytest.importorskip("redis")
+
+from aria_engine.engine import LocalEngine  # noqa: E402
+from aria_engine.engine.redis_backend import RedisEngine, connect  # noqa: E402
+from aria_engine.engine.redis_queue import RedisQueue  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from aria_engine.worker import Worker  # noqa: E402
+from bot.policy import Actor  # noqa: E402
+from bot.store import ResultRecord, Store  # noqa: E402
+from tests.discord_harness import has_result, make_world, picture, running_bot  # noqa: E402
+from tests.redis_server import RedisServer, needs_redis  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

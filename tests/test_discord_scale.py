@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from aria_engine.engine import LocalEngine
-from aria_engine.pipeline import Pipeline
-from tests.discord_harness import has_result, make_world, result_of, running_bot
-from tests.doubles.discord_api import DiscordDouble
+pytest.importorskip("discord")
+
+from aria_engine.engine import LocalEngine  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from tests.discord_harness import has_result, make_world, result_of, running_bot  # noqa: E402
+from tests.doubles.discord_api import DiscordDouble  # noqa: E402
 
 pytestmark = pytest.mark.timeout(400)
 

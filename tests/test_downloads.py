@@ -3,11 +3,12 @@ hop by hop, credentials only on their own origin, a capped read. Over loopback, 
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
-from bot.downloads import AllowedOrigins, DownloadRefused, Origin, fetch
-from tests.doubles.elsewhere import Elsewhere
+aiohttp = pytest.importorskip("aiohttp")
+
+from bot.downloads import AllowedOrigins, DownloadRefused, Origin, fetch  # noqa: E402
+from tests.doubles.elsewhere import Elsewhere  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,11 +7,13 @@ import asyncio
 
 import pytest
 
-from aria_engine.emotion import Emotion
-from aria_engine.engine import Cancelled, Done, Failed, Limits, LocalEngine, Progress, Started
-from aria_engine.options import GenerationOptions
-from aria_engine.pipeline import Origin, Pipeline, Request
-from tests.factories.music import make_music_checkpoint
+pytest.importorskip("torch")
+
+from aria_engine.emotion import Emotion  # noqa: E402
+from aria_engine.engine import Cancelled, Done, Failed, Limits, LocalEngine, Progress, Started  # noqa: E402
+from aria_engine.options import GenerationOptions  # noqa: E402
+from aria_engine.pipeline import Origin, Pipeline, Request  # noqa: E402
+from tests.factories.music import make_music_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

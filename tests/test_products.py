@@ -8,10 +8,11 @@ and at every position a row can take. No CPU's kernel choices are written down h
 from __future__ import annotations
 
 import pytest
-import torch
 
-from aria_engine.music.decoding import DEFAULT_MAX_ROWS
-from aria_engine.music.products import DEFAULT_CPU_TILE, MAX_TILE, Product, default_kernel, default_tile
+torch = pytest.importorskip("torch")
+
+from aria_engine.music.decoding import DEFAULT_MAX_ROWS  # noqa: E402
+from aria_engine.music.products import DEFAULT_CPU_TILE, MAX_TILE, Product, default_kernel, default_tile  # noqa: E402
 
 # (in, out) of the published model's decode products: Wq|Wk|Wv stacked, fc, FFN_pre, FFN_suf, head
 PUBLISHED_SHAPES = [(768, 2304), (768, 768), (768, 3072), (3072, 768), (768, 390)]

@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from aria_engine.emotion import Emotion
-from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Progress, Started, TERMINAL
-from aria_engine.engine.redis_backend import RedisEngine, connect
-from aria_engine.engine.redis_queue import RedisQueue
-from aria_engine.engine.wire import dump_result, event_to_fields, request_to_json
-from aria_engine.loadtest import WorkerPool
-from aria_engine.options import GenerationOptions
-from aria_engine.pipeline import Origin, Pipeline, Request
-from aria_engine.worker import Worker
-from tests.redis_server import RedisServer, free_port, needs_redis
+pytest.importorskip("redis")
+
+from aria_engine.emotion import Emotion  # noqa: E402
+from aria_engine.engine import Busy, Cancelled, Done, Failed, Limits, Progress, Started, TERMINAL  # noqa: E402
+from aria_engine.engine.redis_backend import RedisEngine, connect  # noqa: E402
+from aria_engine.engine.redis_queue import RedisQueue  # noqa: E402
+from aria_engine.engine.wire import dump_result, event_to_fields, request_to_json  # noqa: E402
+from aria_engine.loadtest import WorkerPool  # noqa: E402
+from aria_engine.options import GenerationOptions  # noqa: E402
+from aria_engine.pipeline import Origin, Pipeline, Request  # noqa: E402
+from aria_engine.worker import Worker  # noqa: E402
+from tests.redis_server import RedisServer, free_port, needs_redis  # noqa: E402
 
 pytestmark = [needs_redis, pytest.mark.redis]
 

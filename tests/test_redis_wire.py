@@ -11,16 +11,18 @@ import pickle
 
 import pytest
 
-from aria_engine.engine import Done, Failed
-from aria_engine.engine import wire
-from aria_engine.engine.redis_backend import RedisEngine, connect
-from aria_engine.engine.redis_queue import RedisQueue
-from aria_engine.engine.wire import MAX_RESULT_BYTES, dump_result
-from aria_engine.pipeline import Pipeline
-from aria_engine.worker import Worker
-from tests.redis_server import needs_redis
-from tests.test_redis_engine import mood
-from tests.test_wire import exploit, malformed
+pytest.importorskip("redis")
+
+from aria_engine.engine import Done, Failed  # noqa: E402
+from aria_engine.engine import wire  # noqa: E402
+from aria_engine.engine.redis_backend import RedisEngine, connect  # noqa: E402
+from aria_engine.engine.redis_queue import RedisQueue  # noqa: E402
+from aria_engine.engine.wire import MAX_RESULT_BYTES, dump_result  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from aria_engine.worker import Worker  # noqa: E402
+from tests.redis_server import needs_redis  # noqa: E402
+from tests.test_redis_engine import mood  # noqa: E402
+from tests.test_wire import exploit, malformed  # noqa: E402
 
 pytestmark = [needs_redis, pytest.mark.redis]
 

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import Actor, Policy
-from bot.service import AriaService
-from bot.settings import Scope, Settings, server_key
-from bot.store import DAY_S, ResultRecord, Store
-from tests.doubles.discord_api import DiscordDouble
-from tests.doubles.slack_api import SlackDouble
+pytest.importorskip("discord")
+pytest.importorskip("slack_bolt")
+
+from bot.policy import Actor, Policy  # noqa: E402
+from bot.service import AriaService  # noqa: E402
+from bot.settings import Scope, Settings, server_key  # noqa: E402
+from bot.store import DAY_S, ResultRecord, Store  # noqa: E402
+from tests.doubles.discord_api import DiscordDouble  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parents[1]

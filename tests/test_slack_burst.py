@@ -8,10 +8,12 @@ import time
 
 import pytest
 
-from aria_engine.engine import LocalEngine
-from aria_engine.pipeline import Pipeline
-from tests.doubles.slack_api import SlackDouble
-from tests.slack_harness import has_action, make_world, picture, running_app
+pytest.importorskip("slack_bolt")
+
+from aria_engine.engine import LocalEngine  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
+from tests.slack_harness import has_action, make_world, picture, running_app  # noqa: E402
 
 WORKSPACES, USERS, PER_USER = 5, 5, 2  # 50 requests
 

@@ -11,12 +11,14 @@ import socket
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from bot.store import ResultRecord, Store
-from tests.doubles.slack_api import SlackDouble
-from tests.slack_harness import make_world, picture, running_app, wait_for_result
+pytest.importorskip("slack_bolt")
+import aiohttp  # noqa: E402
+
+from bot.store import ResultRecord, Store  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
+from tests.slack_harness import make_world, picture, running_app, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(150)
 ROOT = Path(__file__).resolve().parents[1]

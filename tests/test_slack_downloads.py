@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.policy import Actor
-from tests.slack_harness import make_world, picture, running_app, wait_for_ephemeral, wait_for_result
+pytest.importorskip("slack_bolt")
+
+from bot.policy import Actor  # noqa: E402
+from tests.slack_harness import make_world, picture, running_app, wait_for_ephemeral, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

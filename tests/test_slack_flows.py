@@ -8,10 +8,12 @@ import re
 
 import pytest
 
-from adapters.slack.blocks import mode_select
-from bot.policy import Actor
-from tests.doubles.slack_api import SlackDouble
-from tests.slack_harness import (
+pytest.importorskip("slack_bolt")
+
+from adapters.slack.blocks import mode_select  # noqa: E402
+from bot.policy import Actor  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
+from tests.slack_harness import (  # noqa: E402
     RESULT_TIMEOUT_S, make_world, neural_engine, picture, running_app, wait_for_ephemeral, wait_for_result,
     wait_for_status,
 )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.slack_harness import make_world, running_app, wait_for_ephemeral, wait_for_result
+pytest.importorskip("slack_bolt")
+
+from tests.slack_harness import make_world, running_app, wait_for_ephemeral, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

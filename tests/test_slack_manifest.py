@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
-from adapters.slack import app, blocks
+pytest.importorskip("slack_bolt")
+
+from adapters.slack import app, blocks  # noqa: E402
 
 SLACK_DIR = Path(app.__file__).parent
 MANIFEST = yaml.safe_load((SLACK_DIR / "manifest.yml").read_text())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.slack import blocks as ui
-from bot.texts import sentence
-from adapters.slack.files import FileRefused, check_file, file_origins, first_image
-from adapters.slack.parsing import mention_options, parse_admin, parse_command
-from aria_engine.options import GenerationOptions
+pytest.importorskip("slack_bolt")
+
+from adapters.slack import blocks as ui  # noqa: E402
+from bot.texts import sentence  # noqa: E402
+from adapters.slack.files import FileRefused, check_file, file_origins, first_image  # noqa: E402
+from adapters.slack.parsing import mention_options, parse_admin, parse_command  # noqa: E402
+from aria_engine.options import GenerationOptions  # noqa: E402
 
 
 def test_bare_words_follow_the_issue_order():

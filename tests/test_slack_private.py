@@ -9,9 +9,11 @@ import json
 
 import pytest
 
-from bot.policy import Actor
-from bot.settings import Scope
-from tests.slack_harness import has_action, make_world, picture, running_app, wait_for_ephemeral, wait_for_result
+pytest.importorskip("slack_bolt")
+
+from bot.policy import Actor  # noqa: E402
+from bot.settings import Scope  # noqa: E402
+from tests.slack_harness import has_action, make_world, picture, running_app, wait_for_ephemeral, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

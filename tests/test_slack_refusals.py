@@ -7,12 +7,14 @@ import json
 
 import pytest
 
-from aria_engine.engine import LocalEngine, Limits
-from aria_engine.pipeline import Pipeline
-from bot.policy import Actor
-from bot.settings import Scope
-from tests.doubles.slack_api import SlackDouble
-from tests.slack_harness import (
+pytest.importorskip("slack_bolt")
+
+from aria_engine.engine import LocalEngine, Limits  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from bot.policy import Actor  # noqa: E402
+from bot.settings import Scope  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
+from tests.slack_harness import (  # noqa: E402
     make_world, picture, running_app, wait_for_ephemeral, wait_for_result, wait_for_status,
 )
 

@@ -14,7 +14,9 @@ import logging
 
 import pytest
 
-from tests.slack_harness import RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_result
+pytest.importorskip("slack_bolt")
+
+from tests.slack_harness import RESULT_TIMEOUT_S, make_world, picture, running_app, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -10,14 +10,17 @@ import contextlib
 
 import pytest
 
-from aria_engine.engine import LocalEngine
-from aria_engine.engine.redis_backend import RedisEngine
-from aria_engine.pipeline import Pipeline
-from aria_engine.worker import Worker
-from bot.policy import Actor
-from bot.store import Store
-from tests.redis_server import RedisServer, needs_redis
-from tests.slack_harness import has_action, make_world, running_app
+pytest.importorskip("slack_bolt")
+pytest.importorskip("redis")
+
+from aria_engine.engine import LocalEngine  # noqa: E402
+from aria_engine.engine.redis_backend import RedisEngine  # noqa: E402
+from aria_engine.pipeline import Pipeline  # noqa: E402
+from aria_engine.worker import Worker  # noqa: E402
+from bot.policy import Actor  # noqa: E402
+from bot.store import Store  # noqa: E402
+from tests.redis_server import RedisServer, needs_redis  # noqa: E402
+from tests.slack_harness import has_action, make_world, running_app  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -9,7 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.slack_harness import make_world, picture, running_app, wait_for_result
+pytest.importorskip("slack_bolt")
+
+from tests.slack_harness import make_world, picture, running_app, wait_for_result  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

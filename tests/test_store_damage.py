@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import ResultRecord, Store
-from tests.doubles.discord_api import DiscordDouble
-from tests.doubles.slack_api import SlackDouble
+pytest.importorskip("discord")
+pytest.importorskip("slack_bolt")
+
+from bot.store import ResultRecord, Store  # noqa: E402
+from tests.doubles.discord_api import DiscordDouble  # noqa: E402
+from tests.doubles.slack_api import SlackDouble  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[1]

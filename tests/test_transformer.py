@@ -5,18 +5,19 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-import torch.nn.functional as F
 
-from aria_engine.music.transformer import (
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from aria_engine.music.transformer import (  # noqa: E402
     CheckpointError,
     MusicTransformer,
     load_checkpoint,
     published_config,
     relative_attention,
 )
-from aria_engine.music.vocab import Vocab
-from tests.factories.music import make_music_checkpoint, tiny_config
+from aria_engine.music.vocab import Vocab  # noqa: E402
+from tests.factories.music import make_music_checkpoint, tiny_config  # noqa: E402
 
 MODES = ("none", "discrete_token", "continuous_token", "continuous_concat")
 

@@ -6,9 +6,10 @@ import random
 
 import pretty_midi
 import pytest
-import torch
 
-from aria_engine.music.vocab import INSTRUMENTS, Vocab, VocabError
+torch = pytest.importorskip("torch")
+
+from aria_engine.music.vocab import INSTRUMENTS, Vocab, VocabError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from aria_engine.engine.redis_backend import connect
-from aria_engine.engine.redis_queue import RedisQueue
-from aria_engine.loadtest import WorkerPool
-from tests.redis_server import needs_redis
+torch = pytest.importorskip("torch")
+pytest.importorskip("redis")
+
+from aria_engine.engine.redis_backend import connect  # noqa: E402
+from aria_engine.engine.redis_queue import RedisQueue  # noqa: E402
+from aria_engine.loadtest import WorkerPool  # noqa: E402
+from tests.redis_server import needs_redis  # noqa: E402
 
 pytestmark = [needs_redis, pytest.mark.redis]
 
