@@ -1,17 +1,17 @@
-"""Generation options, with ARIA's defaults, validated once at the edge."""
+"""Generation options, with ARIA's defaults, validated once at the edge (bounds: option_schema)."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, replace
 
+from aria_engine.option_schema import MAX_SEED, NUMBERS
+
 MODES = ("continuous_concat", "continuous_token", "discrete_token")
 COMPOSERS = ("auto", "procedural", "transformer")
 ENCODERS = ("auto", "palette", "clip")
 DECODE_STRATEGIES = ("fast", "exact")
 AUDIO_FORMATS = ("ogg", "mp3")
-
-MAX_SEED = 2**63 - 1
 
 
 def random_seed() -> int:
@@ -48,15 +48,10 @@ class GenerationOptions:
         check(self.mode in MODES, f"mode must be one of {', '.join(MODES)}")
         check(self.decode in DECODE_STRATEGIES, f"decode must be one of {', '.join(DECODE_STRATEGIES)}")
         check(self.audio_format in AUDIO_FORMATS, f"format must be one of {', '.join(AUDIO_FORMATS)}")
-        check(1 <= self.length <= 8192, "length must be between 1 and 8192 tokens")
-        check(1.0 <= self.duration_s <= 600.0, "duration must be between 1 and 600 seconds")
-        check(0.05 <= self.note_temperature <= 5.0, "note temperature must be between 0.05 and 5")
-        check(0.05 <= self.rest_temperature <= 5.0, "rest temperature must be between 0.05 and 5")
-        check(0.0 < self.top_p <= 1.0, "top-p must be in (0, 1]")
-        check(0 <= self.top_k <= 100_000, "top-k must be 0 (off) or a positive count")
-        check(1 <= self.min_instruments <= 5, "minimum instruments must be between 1 and 5")
-        check(8 <= self.window <= 2048, "window must be between 8 and 2048 tokens")
-        check(self.seed is None or 0 <= self.seed <= MAX_SEED, f"seed must be between 0 and {MAX_SEED}")
+        for option in NUMBERS:
+            value = getattr(self, option.field)
+            check(value is None and option.field == "seed" or value is not None and option.accepts(value),
+                  option.message)
 
     def with_seed(self) -> "GenerationOptions":
         """These options with a concrete seed (a random one if none was given)."""

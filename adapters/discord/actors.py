@@ -6,20 +6,12 @@ from typing import Any
 
 import discord
 
+from aria_engine.option_schema import CHAT_NUMBERS
 from aria_engine.options import GenerationOptions
 from bot.policy import Actor
 
 # Discord option name -> GenerationOptions field
-OPTION_FIELDS = {
-    "mode": "mode",
-    "length": "length",
-    "duration": "duration_s",
-    "note_temperature": "note_temperature",
-    "rest_temperature": "rest_temperature",
-    "top_p": "top_p",
-    "min_instruments": "min_instruments",
-    "seed": "seed",
-}
+OPTION_FIELDS = {"mode": "mode", **{option.chat_name: option.field for option in CHAT_NUMBERS}}
 
 
 def actor_of(interaction: discord.Interaction) -> Actor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aria_engine.option_schema import MODE_LABELS
+from aria_engine.option_schema import MODE_LABELS, NUMBER, number, typed_forms
 from aria_engine.options import MODES, GenerationOptions
 from adapters.slack.groups import mention as group_mention
 from bot.reply import Reply
@@ -19,22 +19,16 @@ COMPOSE_VIEW = "aria_compose"  # the modal's callback_id
 SHORTCUT = "compose_music"  # the message shortcut's callback_id
 VARIATION, ANOTHER_MODE, CANCEL = "aria_variation", "aria_another_mode", "aria_cancel"
 
-# Modal inputs: block id -> (action id, label, hint). Block ids name the field errors go to.
-PICTURE, MODE, DURATION, LENGTH, SEED, NOTE_TEMP, REST_TEMP, TOP_P, INSTRUMENTS, PRIVATE = (
-    "picture", "mode", "duration", "length", "seed", "note_temp", "rest_temp", "top_p", "instruments", "private")
+# Modal inputs. Block ids name the field errors go to; a number's block id is its typed name.
+PICTURE, MODE, PRIVATE = "picture", "mode", "private"
+SEED = "seed"
 ONLY_ME = {"text": {"type": "plain_text", "text": "Only me (in my direct messages with ARIA)", "emoji": True},
            "value": "private"}
 NUMBER_INPUTS = {
     # block id: (options field, label, hint, decimals allowed, low, high)
-    DURATION: ("duration_s", "Duration (seconds)", "Length of the piece for the built-in composer.", True, 1, 600),
-    LENGTH: ("length", "Length (tokens)", "Tokens the model writes; more tokens, a longer piece.", False, 1, 8192),
-    SEED: ("seed", "Seed (optional)", "The same seed and settings give the same piece; empty: random.",
-           False, 0, 2**53 - 1),
-    NOTE_TEMP: ("note_temperature", "Note temperature", "Higher is more adventurous note choice.", True, 0.05, 5),
-    REST_TEMP: ("rest_temperature", "Rest temperature", "Higher is more varied rhythm and rests.", True, 0.05, 5),
-    TOP_P: ("top_p", "Top-p", "Only the likeliest notes making up this share are sampled.", True, 0.01, 1),
-    INSTRUMENTS: ("min_instruments", "Minimum instruments", "At least this many instruments play (1-5).",
-                  False, 1, 5),
+    option.typed_name: (option.field, option.label, f"{option.help}.", option.kind is float, *option.chat_bounds)
+    for option in (NUMBER[f] for f in ("duration_s", "length", "seed", "note_temperature", "rest_temperature",
+                                       "top_p", "min_instruments"))
 }
 
 
@@ -204,8 +198,7 @@ def read_private(view: dict) -> bool:
     return any(o.get("value") == "private" for o in entry.get("selected_options") or ())
 
 
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+_num = number
 
 
 # -- help and settings --------------------------------------------------------------------------------
@@ -227,8 +220,8 @@ def help_text(bot_user_id: str | None) -> str:
         "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",
         "• `/aria admin groups allow @GROUP [#channel]` (or `remove @GROUP`, `everyone`): only members of these "
         "user groups (and admins) may use ARIA.",
-        "Options anywhere: a mode (" + ", ".join(MODES) + "), `length=TOKENS`, `duration=SECONDS`, "
-        "`seed=N`, `note_temp=T`, `rest_temp=T`, `top_p=P`, `instruments=N`.",
+        "Options anywhere: a mode (" + ", ".join(MODES) + "), "
+        + ", ".join(f"`{form}`" for form in typed_forms().split(", ")) + ".",
         "Under each piece: *Variation* (same mood, new seed), and *Another mode* for pieces by the neural "
         "models (the built-in composer has no modes).",
     ])

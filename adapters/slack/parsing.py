@@ -23,22 +23,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from aria_engine.option_schema import MODE_ALIASES, NUMBER, typed_field, typed_forms
 from aria_engine.options import MODES, GenerationOptions
 
 ADMIN_ACTIONS = ("show", "set", "reset", "groups")
 GROUP_VERBS = ("allow", "remove", "everyone")
 
-# What people may type -> GenerationOptions field, and how to read the value.
-OPTION_NAMES = {
-    "mode": "mode", "length": "length", "tokens": "length", "duration": "duration_s", "seconds": "duration_s",
-    "seed": "seed", "note_temp": "note_temperature", "note_temperature": "note_temperature",
-    "rest_temp": "rest_temperature", "rest_temperature": "rest_temperature", "top_p": "top_p",
-    "instruments": "min_instruments", "min_instruments": "min_instruments",
-}
-_WHOLE = {"length", "seed", "min_instruments"}
 PRIVACY_WORDS = {"private": True, "public": False}  # who sees the result: only the requester, or the channel
-MODE_ALIASES = {**{m: m for m in MODES}, "concat": "continuous_concat", "token": "continuous_token",
-                "discrete": "discrete_token"}
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -107,13 +98,13 @@ def parse_options(words: list[str], *, lenient: bool = False) -> tuple[Generatio
         key = name.lower().replace("-", "_")
         if key in MODE_ALIASES and not value:
             values["mode"] = MODE_ALIASES[key]
-        elif key in OPTION_NAMES:
+        elif typed_field(key):
+            target = typed_field(key)
             if not value:
                 if i + 1 >= len(words):
-                    raise ValueError(f"{name} needs a value, like `{name}={_example(OPTION_NAMES[key])}`")
+                    raise ValueError(f"{name} needs a value, like `{name}={_example(target)}`")
                 i += 1
                 value = words[i]
-            target = OPTION_NAMES[key]
             values[target] = _read(target, name, value)
         elif re.fullmatch(r"\d+", word):
             if not lenient:
@@ -177,8 +168,7 @@ def _group_words(rest: list[str]) -> tuple[str | None, str | None]:
 
 
 def options_hint() -> str:
-    return ("Options: a mode (" + ", ".join(MODES) + "), length=TOKENS, duration=SECONDS, seed=N, "
-            "note_temp=T, rest_temp=T, top_p=P, instruments=N; `private` for a result only you see.")
+    return ("Options: a mode (" + ", ".join(MODES) + f"), {typed_forms()}; `private` for a result only you see.")
 
 
 def _axes(words: list[str]) -> tuple[float, float]:
@@ -205,7 +195,7 @@ def _read(target: str, name: str, value: str) -> Any:
         number = float(value)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
-    if target in _WHOLE:
+    if NUMBER[target].kind is int:
         if not number.is_integer():
             raise ValueError(f"{name} must be a whole number, not {value!r}")
         return int(number)

@@ -8,20 +8,26 @@ import sys
 from pathlib import Path
 
 from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.option_schema import NUMBER
 from aria_engine.options import AUDIO_FORMATS, COMPOSERS, DECODE_STRATEGIES, ENCODERS, MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Pipeline, Request, Result
 from bot.commands.checks import UserError, check_name, read_capped, safe_name, writable_folder
 from bot.commands.devices import add_device_argument, check_device
+from bot.texts import ACCEPTED_PICTURES
 
 # How much of a run each stage takes, roughly, for a progress bar that moves evenly.
 _STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
+
+
+GENERATION_FIELDS = ("seed", "duration_s", "min_instruments", "length", "window", "note_temperature",
+                     "rest_temperature", "top_p", "top_k")
 
 
 def register(subparsers) -> None:
     compose = subparsers.add_parser(
         "compose", help="compose music from a picture", description="Read a picture's emotion and compose music for it."
     )
-    compose.add_argument("image", type=Path, help="a JPEG, PNG, WebP, GIF or BMP picture")
+    compose.add_argument("image", type=Path, help=f"a {ACCEPTED_PICTURES} picture")
     _add_common(compose)
     compose.set_defaults(func=run_compose)
 
@@ -47,15 +53,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--format", choices=AUDIO_FORMATS, default=defaults.audio_format, help="audio format")
 
     gen = parser.add_argument_group("generation")
-    gen.add_argument("--seed", type=int, help="makes the result reproducible (default: random, and reported)")
-    gen.add_argument("--duration", type=float, default=defaults.duration_s, help="seconds (procedural composer)")
-    gen.add_argument("--min-instruments", type=int, default=defaults.min_instruments)
-    gen.add_argument("--length", type=int, default=defaults.length, help="tokens to generate (transformer)")
-    gen.add_argument("--window", type=int, default=defaults.window, help="the reference's max_input_len")
-    gen.add_argument("--note-temp", type=float, default=defaults.note_temperature)
-    gen.add_argument("--rest-temp", type=float, default=defaults.rest_temperature)
-    gen.add_argument("--top-p", type=float, default=defaults.top_p)
-    gen.add_argument("--top-k", type=int, default=defaults.top_k, help="0 = off")
+    for field in GENERATION_FIELDS:  # the option schema's flags, types and help
+        option = NUMBER[field]
+        gen.add_argument(option.flag, dest=field, type=option.kind, default=getattr(defaults, field),
+                         metavar=option.metavar, help=option.help)
     gen.add_argument("--decode", choices=DECODE_STRATEGIES, default=defaults.decode,
                      help="exact: re-encode the window as the reference does; fast: cached (default)")
 
@@ -71,22 +72,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> GenerationOptions:
-    return GenerationOptions(
-        composer=args.composer,
-        encoder=args.encoder,
-        mode=args.mode,
-        length=args.length,
-        duration_s=args.duration,
-        note_temperature=args.note_temp,
-        rest_temperature=args.rest_temp,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        min_instruments=args.min_instruments,
-        seed=args.seed,
-        window=args.window,
-        decode=args.decode,
-        audio_format=args.format,
-    )
+    return GenerationOptions(composer=args.composer, encoder=args.encoder, mode=args.mode, decode=args.decode,
+                             audio_format=args.format, **{field: getattr(args, field) for field in GENERATION_FIELDS})
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:

@@ -18,7 +18,7 @@ from adapters.discord.actors import actor_of, chosen_options
 from adapters.discord.attachments import AttachmentRefused, check_attachment, download, first_image
 from adapters.discord.delivery import Conversation
 from aria_engine.emotion import Emotion
-from aria_engine.option_schema import MODE_LABELS
+from aria_engine.option_schema import MODE_LABELS, NUMBER, chat_help
 from aria_engine.options import MODES
 from bot.outcomes import Refusal
 from bot.texts import ACCEPTED_PICTURES, sentence
@@ -26,24 +26,21 @@ from bot.texts import ACCEPTED_PICTURES, sentence
 log = logging.getLogger(__name__)
 
 MODE_CHOICES = [app_commands.Choice(name=MODE_LABELS[m], value=m) for m in MODES]
-OPTION_HELP = {
-    "mode": "How the mood steers the model; continuous_concat is the recommended one",
-    "length": "Tokens the model writes: more tokens, a longer piece (default 512)",
-    "duration": "Length of the piece in seconds, for the built-in composer",
-    "note_temperature": "Higher is more adventurous note choice (default 1.2)",
-    "rest_temperature": "Higher is more varied rhythm and rests (default 1.2)",
-    "top_p": "Only the likeliest notes making up this share are sampled (default 0.7)",
-    "min_instruments": "At least this many instruments play (1-5, default 1)",
-    "seed": "The same seed and settings give the same piece (default: random, and shown)",
-    "private": "Show the result only to you",
-}
+OPTION_HELP = chat_help()  # the parameters' descriptions
 
-Length = app_commands.Range[int, 1, 8192]
-Duration = app_commands.Range[float, 1.0, 600.0]
-Temperature = app_commands.Range[float, 0.05, 5.0]
-TopP = app_commands.Range[float, 0.01, 1.0]
-Instruments = app_commands.Range[int, 1, 5]
-Seed = app_commands.Range[int, 0, 2**53 - 1]
+
+def _range(field: str):
+    """A parameter's type and bounds, from the option schema."""
+    option = NUMBER[field]
+    return app_commands.Range[(option.kind, *option.chat_bounds)]
+
+
+Length = _range("length")
+Duration = _range("duration_s")
+Temperature = _range("note_temperature")  # the rest temperature has the same bounds
+TopP = _range("top_p")
+Instruments = _range("min_instruments")
+Seed = _range("seed")
 Axis = app_commands.Range[float, -1.0, 1.0]
 
 
