@@ -45,6 +45,9 @@ does both for every platform.
 Also: `queue(actor)` (their unfinished jobs with positions and ETA, and today's usage),
 `private_by_default(actor)`, and admin settings with audit: `is_admin`, `change_setting`,
 `reset_setting`, `describe_settings`. `Throttle` spaces out status-message edits.
+
+About 500 lines on purpose: one class, the whole API the adapters call (its data types are in
+bot/outcomes.py, the chat flow in bot/flow.py); `Throttle` stays here while its clock is reworked.
 """
 
 from __future__ import annotations
