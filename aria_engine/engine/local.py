@@ -14,119 +14,30 @@ waiting for the whole batch. A job of another kind that is next by fairness stop
 so a session cannot hold its thread against the rest of the queue. A cancelled or timed-out
 job's piece leaves the session at the next step. The procedural composer has no steps: its
 batches run start to end as before.
+
+This module is the engine's own loop: admission, dispatch by fairness, threads, deadlines and
+the bookkeeping of a job's end. What runs on a batch is in `stages`, the sessions that jobs join
+in `sessions`, progress events in `progress`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
-from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.emotion import Trajectory
 from aria_engine.engine.base import Engine, EngineStatus, log_failure, polite_failure
 from aria_engine.engine.cache import ResultCache
-from aria_engine.engine.jobs import Cancelled, Done, Failed, Job, Progress, Queued, Started
+from aria_engine.engine.jobs import Cancelled, Done, Failed, Job, Queued, Started
 from aria_engine.engine.metrics import EngineMetrics, ThroughputMeter, eta_seconds
+from aria_engine.engine.progress import ProgressReporter
 from aria_engine.engine.scheduler import Busy, FairQueue, Limits, describe_wait, job_cost
-from aria_engine.music import Composition
+from aria_engine.engine.sessions import DecodeSession, open_pieces
+from aria_engine.engine.stages import Stages, Work
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Pipeline, Request
-
-log = logging.getLogger(__name__)
-
-STEP_CHUNK_S = 0.05  # decoding between two looks from the loop: the longest a joiner waits
-
-
-class _Aborted(Exception):
-    """Raised inside a stage's progress callback when nobody waits for its work any more."""
-
-
-@dataclass(eq=False)
-class _Work:
-    """A job plus what its stages have made so far."""
-
-    job: Job
-    options: GenerationOptions  # with a concrete seed
-    composer: str  # resolved: "procedural" or "transformer"
-    server: str
-    user: str
-    encoder: str = "explicit"
-    image: object = None
-    emotion: Emotion | None = None
-    trajectory: Trajectory | None = None
-    conditioning: Emotion | Trajectory | None = None
-    composition: Composition | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    deadline: asyncio.TimerHandle | None = None
-    piece: object = None  # its piece in a decode session (neural.Piece), while composing there
-    reported_at: float = 0.0  # when its composing progress last went out
-
-    @property
-    def request(self) -> Request:
-        return self.job.request
-
-    @property
-    def kind(self) -> tuple[str, str]:
-        """What batches together: the composer, and the mode for the transformer."""
-        return self.composer, self.options.mode if self.composer == "transformer" else ""
-
-    @property
-    def live(self) -> bool:
-        return not self.job.done
-
-
-@dataclass(eq=False)
-class _Session:
-    """A running transformer batch (neural.CompositionSession) that waiting jobs of its kind
-    join between decode steps."""
-
-    kind: tuple[str, str]
-    pieces: object  # neural.CompositionSession
-    served: list[_Work] = field(default_factory=list)  # every job that joined it
-    composing: set = field(default_factory=set)  # jobs whose piece is not decoded yet
-    waiting: dict = field(default_factory=dict)  # piece -> (job, future of its Composition)
-    tasks: set = field(default_factory=set)  # one per group of jobs that joined
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # something to decode, or gone
-    broken: BaseException | None = None  # decoding failed: later pieces are made alone
-
-    def room(self, max_batch: int) -> int:
-        return max_batch - len(self.composing)
-
-    def add(self, work: _Work) -> asyncio.Future:
-        """The job's piece joins at the next step; the future gets its Composition (None if it
-        was cancelled first)."""
-        future = asyncio.get_running_loop().create_future()
-        if self.broken is not None:
-            future.set_exception(self.broken)
-            return future
-        work.piece = self.pieces.add(work.conditioning, work.options)
-        self.waiting[work.piece] = (work, future)
-        self.wake.set()
-        return future
-
-    def release(self, work: _Work) -> None:
-        """The job no longer takes a row (decoded, failed, or never got there)."""
-        self.composing.discard(work)
-        self.wake.set()
-
-
-def user_facing_message(error: BaseException) -> tuple[str, str] | None:
-    """(kind, sentence) for errors whose message is written for the user; None otherwise."""
-    from aria_engine.images import ImageRejected
-
-    if isinstance(error, ImageRejected):
-        return "image_rejected", error.message
-    try:
-        from aria_engine.render import RenderError, SoundFontError
-    except ImportError:  # pragma: no cover - render.py always ships with the engine
-        return None
-    if isinstance(error, RenderError) and not isinstance(error, SoundFontError):
-        return "render", str(error)
-    return None
 
 
 class LocalEngine(Engine):
@@ -154,20 +65,30 @@ class LocalEngine(Engine):
         self.pipeline = pipeline or Pipeline()
         self.concurrency = concurrency
         self.max_batch = max_batch
-        self.progress_interval_s = progress_interval_s
         self.close_grace_s = close_grace_s
         self.join_running = join_running  # False: a running transformer batch takes no joiners
         self.throughput = ThroughputMeter()
-        self._queue: FairQueue[_Work] = FairQueue(self.limits)
-        self._work: dict[str, _Work] = {}
+        self._progress = ProgressReporter(self._emit, progress_interval_s)
+        self._stages = Stages(self.pipeline, self.metrics, self._progress, self._emit, self._in_thread)
+        self._queue: FairQueue[Work] = FairQueue(self.limits)
+        self._work: dict[str, Work] = {}
         self._free_slots = concurrency
         self._batches: set[asyncio.Task] = set()
-        self._sessions: list[_Session] = []  # running transformer batches that take joiners
+        self._sessions: list[DecodeSession] = []  # running transformer batches
         self._pump_scheduled = False
         self._composer_names: dict[tuple[str, str], str] = {}
         self._service_s: float | None = None  # moving average of thread time per job
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def progress_interval_s(self) -> float:
+        """The shortest time between two progress events of one job's stage."""
+        return self._progress.interval_s
+
+    @progress_interval_s.setter
+    def progress_interval_s(self, value: float) -> None:
+        self._progress.interval_s = value
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -197,7 +118,7 @@ class LocalEngine(Engine):
             reason, position = refusal
             raise Busy(reason, position, eta_seconds(len(self._queue) + 1, self._rate()))
         job = Job(request) if job_id is None else Job(request, id=job_id)
-        work = _Work(job, options, composer, origin.server, origin.user)
+        work = Work(job, options, composer, origin.server, origin.user)
         if request.image is None:
             work.conditioning = request.emotion
             if isinstance(request.emotion, Trajectory):
@@ -282,6 +203,34 @@ class LocalEngine(Engine):
         if work is not None and work.piece is not None:
             work.piece.cancel()  # leaves its decode session at the next step
 
+    def _job_done(self, work: Work) -> None:
+        """A job taken from the queue stopped running: its limits free up."""
+        self._queue.finished(work.server, work.user)
+        if work.job.done and isinstance(work.job.outcome, Done):
+            self.throughput.record()
+        elif not work.job.done and self._closed:  # stopped past the shutdown grace
+            self._emit(work.job, Cancelled(by="shutdown"))
+        elif not work.job.done:  # cannot happen; never let a job vanish
+            log_id = log_failure(work.job.id, RuntimeError("its batch ended without an outcome"))
+            self._emit(work.job, Failed(polite_failure(log_id), log_id))
+        self._gauges()
+        self._schedule_pump()
+
+    def _slot_done(self, jobs: int, elapsed: float) -> None:
+        """A thread's batch (or session) is over: `jobs` ran on it in `elapsed` seconds."""
+        per_job = elapsed / max(1, jobs)
+        self._service_s = per_job if self._service_s is None else 0.8 * self._service_s + 0.2 * per_job
+        self._free_slots += 1
+        self._gauges()
+        self._schedule_pump()
+
+    def _expire(self, work: Work) -> None:
+        limit = describe_wait(self.limits.job_timeout_s)
+        self._emit(work.job, Failed(
+            f"Sorry, your piece took longer than {limit} to make, so I stopped. "
+            "A shorter piece may work.", kind="timeout",
+        ))
+
     # -- dispatch -------------------------------------------------------------------------------
 
     def _schedule_pump(self) -> None:
@@ -312,12 +261,12 @@ class LocalEngine(Engine):
                 break
         self._gauges()
 
-    def _joinable(self, kind: tuple[str, str]) -> _Session | None:
+    def _joinable(self, kind: tuple[str, str]) -> DecodeSession | None:
         if not self.join_running:
             return None
-        return next((s for s in self._sessions if s.kind == kind and s.room(self.max_batch) > 0), None)
+        return next((s for s in self._sessions if s.open and s.kind == kind and s.room(self.max_batch) > 0), None)
 
-    def _begin(self, group: list[_Work], batch_size: int) -> None:
+    def _begin(self, group: list[Work], batch_size: int) -> None:
         """Started for every job of a group taking its place in a batch; deadlines from now."""
         now = time.monotonic()
         self.metrics.batch_size.observe(batch_size)
@@ -327,358 +276,57 @@ class LocalEngine(Engine):
             if self.limits.job_timeout_s is not None:
                 work.deadline = self._loop.call_later(self.limits.job_timeout_s, self._expire, work)
 
-    async def _run_batch(self, batch: list[_Work], begun: bool = False) -> None:
+    async def _in_thread(self, fn: Callable, *args):
+        return await self._loop.run_in_executor(self._executor, fn, *args)
+
+    async def _run_batch(self, batch: list[Work], begun: bool = False) -> None:
+        """A batch from start to end on one thread: emotions, one compose call, then each
+        job's audio and pictures."""
         started = time.monotonic()
         if not begun:
             self._begin(batch, len(batch))
         try:
-            await self._read_emotions(batch)
-            await self._compose(batch)
+            await self._stages.read_emotions(batch)
+            await self._stages.compose(batch)
             for work in batch:
                 if work.live:
-                    await self._finish(work)
+                    await self._stages.finish(work)
         except Exception as error:  # a bug here must still end every job
-            self._fail_all(batch, error)
+            self._stages.fail_all(batch, error)
         finally:
             for work in batch:
                 self._job_done(work)
             self._slot_done(len(batch), time.monotonic() - started)
 
-    def _job_done(self, work: _Work) -> None:
-        """A job taken from the queue stopped running: its limits free up."""
-        self._queue.finished(work.server, work.user)
-        if work.job.done and isinstance(work.job.outcome, Done):
-            self.throughput.record()
-        elif not work.job.done and self._closed:  # stopped past the shutdown grace
-            self._emit(work.job, Cancelled(by="shutdown"))
-        elif not work.job.done:  # cannot happen; never let a job vanish
-            log_id = log_failure(work.job.id, RuntimeError("its batch ended without an outcome"))
-            self._emit(work.job, Failed(polite_failure(log_id), log_id))
-        self._gauges()
-        self._schedule_pump()
-
-    def _slot_done(self, jobs: int, elapsed: float) -> None:
-        """A thread's batch (or session) is over: `jobs` ran on it in `elapsed` seconds."""
-        per_job = elapsed / max(1, jobs)
-        self._service_s = per_job if self._service_s is None else 0.8 * self._service_s + 0.2 * per_job
-        self._free_slots += 1
-        self._gauges()
-        self._schedule_pump()
-
-    def _fail_all(self, group: list[_Work], error: BaseException) -> None:
-        log_id = log_failure(",".join(w.job.id for w in group), error)
-        for work in group:
-            self._emit(work.job, Failed(polite_failure(log_id), log_id))
-
-    # -- transformer sessions: continuous batching ---------------------------------------------
-
-    async def _run_session(self, batch: list[_Work]) -> None:
+    async def _run_session(self, batch: list[Work]) -> None:
         """A transformer batch that jobs of its kind join while it decodes; holds one thread
         until every piece it took is decoded and rendered."""
         started = time.monotonic()
         kind = batch[0].kind
         self._begin(batch, len(batch))
         try:
-            pieces = await self._in_thread(self._open_pieces, kind[1])
+            pieces = await self._in_thread(open_pieces, self.pipeline, kind[1])
         except Exception as error:  # a missing or broken checkpoint: every job says so
             for work in batch:
-                self._fail(work, error)
+                self._stages.fail(work, error)
                 self._job_done(work)
             self._slot_done(len(batch), time.monotonic() - started)
             return
         if pieces is None:  # a composer without sessions: the whole batch at once
             await self._run_batch(batch, begun=True)
             return
-        session = _Session(kind, pieces)
+        session = DecodeSession(kind, pieces, self._stages, job_done=self._job_done, row_free=self._schedule_pump)
         self._sessions.append(session)
         try:
-            self._add_group(session, batch)
+            session.add_group(batch)
             self._schedule_pump()  # waiting jobs of this kind may join now
-            await self._drive(session)
-            while session.tasks:
-                await asyncio.wait(list(session.tasks))
-        except asyncio.CancelledError:  # shutdown past its grace
-            for task in session.tasks:
-                task.cancel()
-            raise
+            await session.run()
         finally:
-            self._close_session(session)
+            session.close()
+            self._sessions.remove(session)
             self._slot_done(len(session.served), time.monotonic() - started)
 
-    def _open_pieces(self, mode: str):
-        """A new decode session of the mode's composer, or None when it has no sessions (in a
-        thread: the first call loads the model)."""
-        composer = self.pipeline.composer("transformer", mode)
-        return composer.session() if hasattr(composer, "session") else None
-
-    def _close_session(self, session: _Session) -> None:
-        """No more joiners for this session."""
-        if session in self._sessions:
-            self._sessions.remove(session)
-
-    def _join(self, session: _Session, group: list[_Work]) -> None:
+    def _join(self, session: DecodeSession, group: list[Work]) -> None:
         """Jobs taken from the queue join a running session."""
         self._begin(group, len(session.composing) + len(group))
-        self._add_group(session, group)
-
-    def _add_group(self, session: _Session, group: list[_Work]) -> None:
-        session.served += group
-        session.composing.update(group)
-        task = asyncio.get_running_loop().create_task(self._compose_in_session(session, group))
-        session.tasks.add(task)
-        task.add_done_callback(session.tasks.discard)
-
-    async def _drive(self, session: _Session) -> None:
-        """Decode in short chunks while pieces are live; between chunks joiners get in, pieces
-        that left go on to rendering, and progress goes out. Ends (and closes the session to
-        joiners) when no job of it waits for a piece."""
-        while True:
-            if session.pieces.live:
-                try:
-                    left = await self._in_thread(session.pieces.run_for, STEP_CHUNK_S)
-                except Exception as error:  # a bug in decoding: its jobs try again alone
-                    log.error("a decode session failed; its pieces are made one by one", exc_info=error)
-                    self._close_session(session)
-                    session.broken = error
-                    for _, future in session.waiting.values():
-                        future.set_exception(error)
-                    session.waiting.clear()
-                    return
-                for piece in left:
-                    _, future = session.waiting.pop(piece)
-                    future.set_result(piece.composition)  # None when cancelled
-                self._report_decoding(session)
-            elif session.composing:
-                session.wake.clear()
-                await session.wake.wait()
-            else:
-                self._close_session(session)
-                return
-
-    async def _compose_in_session(self, session: _Session, group: list[_Work]) -> None:
-        """A group that joined a session: read the pictures, add the pieces, then each job goes
-        on to rendering as soon as its own piece is decoded."""
-        try:
-            await self._read_emotions(group)
-            joined = []
-            for work in group:
-                if work.live:
-                    try:
-                        joined.append((work, session.add(work)))
-                        self._report([work], "composing", 0.0, len(session.composing))
-                    except Exception as error:  # a request the model cannot make
-                        self._fail(work, error)
-            added = {work for work, _ in joined}
-            for work in group:
-                if work not in added:
-                    session.release(work)
-            await asyncio.gather(*(self._decoded_then_finish(session, w, f) for w, f in joined))
-        except Exception as error:  # a bug here must still end every job
-            self._fail_all(group, error)
-        finally:
-            for work in group:
-                session.release(work)
-                self._job_done(work)
-
-    async def _decoded_then_finish(self, session: _Session, work: _Work, piece: asyncio.Future) -> None:
-        started = time.perf_counter()
-        try:
-            work.composition = await piece
-        except Exception:  # the session broke (logged there): compose this one alone
-            try:
-                await self._compose_one(work)
-            except _Aborted:
-                return
-            except Exception as own_error:
-                self._fail(work, own_error)
-                return
-        finally:
-            work.piece = None
-            session.release(work)
-            self._schedule_pump()  # its row is free for a joiner
-        if work.composition is None or not work.live:
-            return
-        elapsed = time.perf_counter() - started
-        work.timings["composing"] = elapsed
-        self.metrics.stage_seconds.labels("composing").observe(elapsed)
-        if "tokens_per_s" in work.composition.stats:
-            self.metrics.tokens_per_s.observe(work.composition.stats["tokens_per_s"])
-        await self._finish(work)
-
-    def _report_decoding(self, session: _Session) -> None:
-        """Composing progress of a session's pieces, each at most every progress interval."""
-        now = time.monotonic()
-        together = len(session.waiting)
-        for piece, (work, _) in session.waiting.items():
-            if now - work.reported_at >= self.progress_interval_s:
-                work.reported_at = now
-                self._report([work], "composing", piece.progress, together)
-
-    def _expire(self, work: _Work) -> None:
-        limit = describe_wait(self.limits.job_timeout_s)
-        self._emit(work.job, Failed(
-            f"Sorry, your piece took longer than {limit} to make, so I stopped. "
-            "A shorter piece may work.", kind="timeout",
-        ))
-
-    # -- stages ---------------------------------------------------------------------------------
-
-    async def _in_thread(self, fn: Callable, *args):
-        return await self._loop.run_in_executor(self._executor, fn, *args)
-
-    async def _read_emotions(self, batch: list[_Work]) -> None:
-        pictures = [w for w in batch if w.live and w.request.image is not None]
-        for work in pictures:
-            self._report([work], "decoding image", 0.0)
-            started = time.perf_counter()
-            try:
-                work.image = await self._in_thread(self.pipeline.decode_image, work.request.image)
-            except Exception as error:
-                self._fail(work, error)
-            self._timed(work, "decoding image", started)
-        by_encoder: dict[str, list[_Work]] = defaultdict(list)
-        for work in pictures:
-            if work.live:
-                by_encoder[work.encoder].append(work)
-        for encoder, group in by_encoder.items():
-            self._report(group, "reading emotion", 0.0)
-            started = time.perf_counter()
-            try:
-                emotions = await self._in_thread(self.pipeline.read_emotions, [w.image for w in group], encoder)
-            except Exception as error:
-                await self._one_by_one(group, error, self._read_one)
-            else:
-                for work, emotion in zip(group, emotions):
-                    work.emotion = work.conditioning = emotion
-            elapsed = time.perf_counter() - started
-            self.metrics.stage_seconds.labels("reading emotion").observe(elapsed)
-            for work in group:
-                work.timings["reading emotion"] = elapsed
-                work.image = None  # the pixels are not needed any more
-
-    async def _read_one(self, work: _Work) -> None:
-        emotion = (await self._in_thread(self.pipeline.read_emotions, [work.image], work.encoder))[0]
-        work.emotion = work.conditioning = emotion
-
-    async def _compose(self, batch: list[_Work]) -> None:
-        group = [w for w in batch if w.live]
-        if not group:
-            return
-        self._report(group, "composing", 0.0)
-        started = time.perf_counter()
-        items = [(w.conditioning, w.options) for w in group]
-        try:
-            compositions = await self._in_thread(self.pipeline.compose, items, self._progress_fn(group, "composing"))
-        except _Aborted:
-            return
-        except Exception as error:
-            await self._one_by_one(group, error, self._compose_one)
-        else:
-            for work, composition in zip(group, compositions):
-                work.composition = composition
-        elapsed = time.perf_counter() - started
-        self.metrics.stage_seconds.labels("composing").observe(elapsed)
-        for work in group:
-            work.timings["composing"] = elapsed
-            if work.composition is not None and "tokens_per_s" in work.composition.stats:
-                self.metrics.tokens_per_s.observe(work.composition.stats["tokens_per_s"])
-
-    async def _compose_one(self, work: _Work) -> None:
-        progress = self._progress_fn([work], "composing")
-        work.composition = (await self._in_thread(self.pipeline.compose, [(work.conditioning, work.options)], progress))[0]
-
-    async def _one_by_one(self, group: list[_Work], error: Exception, run_one: Callable) -> None:
-        """A batched stage failed: run each job alone, so one bad request fails only itself."""
-        if len(group) == 1:
-            self._fail(group[0], error)
-            return
-        for work in group:
-            if not work.live:
-                continue
-            try:
-                await run_one(work)
-            except _Aborted:
-                pass
-            except Exception as own_error:
-                self._fail(work, own_error)
-
-    async def _finish(self, work: _Work) -> None:
-        try:
-            result = await self._in_thread(
-                self.pipeline.finish, work.emotion, work.trajectory, work.encoder, work.composition,
-                work.options, self._progress_fn([work], None), work.request.max_upload_bytes,
-            )
-        except _Aborted:
-            return
-        except Exception as error:
-            self._fail(work, error)
-            return
-        for stage in ("rendering", "drawing"):
-            if stage in result.timings:
-                self.metrics.stage_seconds.labels(stage).observe(result.timings[stage])
-        result.timings = {**work.timings, **result.timings}
-        self._emit(work.job, Done(result))
-
-    def _fail(self, work: _Work, error: BaseException) -> None:
-        if isinstance(error, _Aborted) or not work.live:
-            return
-        known = user_facing_message(error)
-        if known is not None:
-            kind, sentence = known
-            self._emit(work.job, Failed(sentence, kind=kind))
-            return
-        log_id = log_failure(work.job.id, error)
-        self._emit(work.job, Failed(polite_failure(log_id), log_id))
-
-    def _timed(self, work: _Work, stage: str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        work.timings[stage] = elapsed
-        self.metrics.stage_seconds.labels(stage).observe(elapsed)
-
-    # -- progress -------------------------------------------------------------------------------
-
-    def _progress_fn(self, group: Sequence[_Work], stage: str | None) -> Callable:
-        """A callback for a stage running in a thread: throttled, hops to the loop, and aborts
-        the stage once every job it serves has ended (cancelled, timed out).
-
-        With `stage` None it takes (stage, fraction), as Pipeline.finish reports; else (fraction).
-        """
-        loop = self._loop
-        interval = self.progress_interval_s
-        last = {"stage": None, "at": 0.0}
-
-        def report(*args) -> None:
-            name, fraction = (args if stage is None else (stage, args[0]))
-            if all(not w.live for w in group):
-                raise _Aborted()
-            now = time.monotonic()
-            if name == last["stage"] and 0.0 < fraction < 1.0 and now - last["at"] < interval:
-                return
-            last["stage"], last["at"] = name, now
-            loop.call_soon_threadsafe(self._report, group, name, float(fraction))
-
-        return report
-
-    def _report(self, group: Sequence[_Work], stage: str, fraction: float, together: int | None = None) -> None:
-        """Progress for every job of a group; `together`: how many pieces share the work
-        (default: the group)."""
-        fraction = min(1.0, max(0.0, fraction))
-        together = len(group) if together is None else together
-        for work in group:
-            event = Progress(stage, fraction, _detail(work, stage, fraction, together))
-            if work.live and work.job.history[-1] != event:
-                self._emit(work.job, event)
-
-
-def _detail(work: _Work, stage: str, fraction: float, batch_size: int) -> str:
-    """The stage in words: "composing 128 of 512 tokens", "composing 12 of 30 seconds"."""
-    if stage != "composing":
-        return stage
-    options = work.options
-    if work.composer == "transformer":
-        words = f"composing {round(fraction * options.length)} of {options.length} tokens"
-    else:
-        words = f"composing {round(fraction * options.duration_s)} of {options.duration_s:g} seconds"
-    if batch_size > 1:
-        words += f" (together with {batch_size - 1} other piece{'s' if batch_size > 2 else ''})"
-    return words
+        session.add_group(group)
