@@ -1,5 +1,8 @@
 """Requests, results and events as bytes, for the trip through Redis.
 
+One module on purpose (~550 lines): it is the whole trust boundary with Redis, every format and its
+checks on read side by side, so a reviewer reads it in one place (SECURITY.md points here).
+
 Nothing read from Redis is unpickled or executed: whoever can write one key must not be able to
 run code in a bot (which holds the platform tokens) or a worker. Everything travels as data with
 a schema, and is validated on read, so a malformed or hostile message raises WireError, which

@@ -1,5 +1,8 @@
 """Cached, batched decoding of the Music Transformer, with the reference sampler.
 
+One module on purpose (~540 lines): the per-request state and the `Decoder` that steps it are one
+state machine; the cache (`kv_cache`), the sampler and the tiled products are their own modules.
+
 The reference (midi-emotion's `generate`) runs the whole input window through the model for
 every token. Here a prompt is prefilled once, then each step runs only the newest token
 against a key/value cache (`kv_cache`). This module decides, request by request and step by
