@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,13 @@ def have_redis_server() -> bool:
     return Path(REDIS_SERVER).exists()
 
 
-needs_redis = pytest.mark.skipif(not have_redis_server(), reason="needs a redis-server binary")
+def have_redis_client() -> bool:
+    """The redis extra (a core install has none)."""
+    return importlib.util.find_spec("redis") is not None
+
+
+needs_redis = pytest.mark.skipif(not (have_redis_server() and have_redis_client()),
+                                 reason="needs a redis-server binary and the redis extra")
 
 
 def free_port() -> int:
