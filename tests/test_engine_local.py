@@ -173,7 +173,7 @@ async def test_an_identical_request_is_answered_from_the_cache_at_once(pipeline)
 async def test_the_loop_stays_responsive_while_a_long_piece_is_made(pipeline):
     async with LocalEngine(pipeline, concurrency=1) as engine:
         job = await engine.submit(Request(
-            emotion=Trajectory.linear([Emotion(-0.5, -0.5), Emotion(0.7, 0.8)]), options=options(duration=20),
+            emotion=Trajectory.linear([Emotion(-0.5, -0.5), Emotion(0.7, 0.8)]), options=options(duration=60),
         ))
         engine.lag.reset()
         lags = []
