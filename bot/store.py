@@ -1,6 +1,10 @@
 """The bot's SQLite database: settings, usage, results, meta, audit and the platform events
 already seen. All SQL lives here.
 
+It stays one module (about 700 lines) on purpose: the schema, its migrations, the damage checks
+and every query are one contract with one file, and reading them side by side is how a change to
+a table is checked against every statement that touches it.
+
 One file, WAL mode, one connection guarded by a re-entrant lock, so any thread (and code on the
 asyncio loop) may call in. Every operation touches a handful of rows and takes well under a
 millisecond, which is why the API is synchronous; `purge_*` on a large database is the one call
