@@ -5,13 +5,17 @@ Everything a chat user uploads passes through `load_image`. The order of the che
 2. format by content (magic bytes), never by file name: only JPEG, PNG, WebP, GIF and BMP are
    decoded, and Pillow is told to try only the plugin the magic bytes named;
 3. pixel count and decoded bytes from the header, before a single pixel is decoded
-   (`Image.open` is lazy);
+   (`Image.open` is lazy); for a JPEG, its scans counted by walking the marker segments (more
+   than MAX_JPEG_SCANS is refused: each scan is a pass over the picture, and a decode cannot be
+   interrupted);
 4. decode the first frame only (animated GIF / WebP / APNG frames after it are never touched);
 5. conversion of every mode (palette, alpha, CMYK, 16-bit, grey) to RGB, then EXIF orientation.
 
 Memory: a small file can claim a big picture, so the cost of decoding is bounded in bytes, not
-only pixels. The decoded buffer (Pillow's storage: 1, 2 or 4 bytes a pixel) must fit
-`max_decode_bytes`; conversion then works in bands of about a megapixel, so no full-size
+only pixels. What decoding allocates must fit `max_decode_bytes`: Pillow's buffer (1, 2 or 4
+bytes a pixel, at the size a JPEG is drafted to) and the decoder's own (WebP: libwebp's
+animation decoder, 12 bytes a pixel more; a JPEG in several scans: every DCT coefficient, 2
+bytes per component per pixel at full size); conversion then works in bands of about a megapixel, so no full-size
 intermediate copy is ever made, and a picture over `WORK_PIXELS` is reduced (box filter) band
 by band on the way, since the encoders look at a few hundred pixels a side at most. A 39 MP
 picture of any mode costs its decoded buffer plus a few MB.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +39,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_DECODE_BYTES = 192 * 1024 * 1024  # 40 MP at 4 bytes a pixel fits; more does not
 WORK_PIXELS = 16_000_000  # bigger pictures are reduced while converted (the encoders need far less)
 _BAND_PIXELS = 1_000_000  # conversion works on bands of about this many pixels
+MAX_JPEG_SCANS = 100  # progressive JPEGs from real encoders have about 10; each scan costs a pass
 
 # Formats we decode: sniffed name -> Pillow plugin name.
 _PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP"}
@@ -175,11 +181,13 @@ def load_image(
     data = bytes(data)
     _check_size(data, max_bytes)
     fmt = _check_format(data)
+    jpeg = _jpeg_structure(data) if fmt == "jpeg" else None
     image = _open_lazily(data, fmt, max_pixels)
     _check_pixels(image, fmt, max_pixels)
-    _check_decode_bytes(image, max_decode_bytes)
+    full_size = image.size
     if fmt == "jpeg":
-        _draft(image, max_side)
+        _draft(image, max_side)  # the decoder's output shrinks; its coefficient buffers do not
+    _check_decode_bytes(image, max_decode_bytes, fmt=fmt, full_size=full_size, jpeg=jpeg)
     _decode_first_frame(image, fmt, max_pixels)
     orientation = _exif_orientation(image)
     rgb = to_rgb(image, reduce=_reduction(image.size))
@@ -244,17 +252,143 @@ def _check_pixels(image: Image.Image, fmt: str, max_pixels: int) -> None:
 # 16-bit RGB PNG is stored as 8-bit RGB in 4 bytes, 16-bit grey as 2).
 _STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 
+# What a format's decoder holds beside Pillow's buffer while it decodes, in bytes a pixel of the
+# canvas. Pillow decodes every WebP through libwebp's animation decoder, which keeps two RGBA
+# canvases (the frame and the disposed previous one) and hands the frame over as a bytes copy:
+# 12 bytes a pixel on top of the 4 of Pillow's RGB(A) buffer, measured at 14.5-15 in all
+# (lossy, lossy with alpha, lossless; tests/test_image_memory.py).
+_DECODER_BYTES = {"webp": 12}
 
-def decode_bytes(size: tuple[int, int], mode: str) -> int:
-    """What decoding a picture of this size and mode allocates, in bytes."""
-    return size[0] * size[1] * _STORAGE_BYTES.get(mode, 4)
+
+@dataclass(frozen=True)
+class JpegStructure:
+    """What the marker segments of a JPEG say about its decoding cost, read before decoding.
+
+    `components` are (horizontal, vertical) sampling factors from the frame header (SOF); `scans`
+    counts the SOS segments up to EOI; `progressive` is SOF2/6/10/14.
+    """
+
+    scans: int = 0
+    progressive: bool = False
+    components: tuple[tuple[int, int], ...] = ()
+    first_scan_components: int = 0
+
+    @property
+    def buffers_whole_image(self) -> bool:
+        """libjpeg keeps every DCT coefficient of the picture (2 bytes each, 64 per 8x8 block of
+        each component) when the picture comes in more than one scan: always for progressive
+        files, and for sequential ones whose first scan does not carry every component."""
+        return self.progressive or self.scans > 1 or (
+            0 < self.first_scan_components < len(self.components))
+
+    def coefficient_bytes(self, size: tuple[int, int]) -> int:
+        """libjpeg's whole-image coefficient arrays for a picture of `size` (full scale: scaled
+        decoding shrinks the output, never these), as jdcoefct.c allocates them."""
+        if not self.buffers_whole_image or not self.components:
+            return 0
+        width, height = size
+        h_max = max(h for h, _ in self.components) or 1
+        v_max = max(v for _, v in self.components) or 1
+        total = 0
+        for h, v in self.components:
+            blocks_w = math.ceil(math.ceil(width * h / h_max) / 8)
+            blocks_h = math.ceil(math.ceil(height * v / v_max) / 8)
+            blocks_w = math.ceil(blocks_w / max(1, h)) * max(1, h)  # rounded up to whole MCUs
+            blocks_h = math.ceil(blocks_h / max(1, v)) * max(1, v)
+            total += blocks_w * blocks_h * 64 * 2
+        return total
 
 
-def _check_decode_bytes(image: Image.Image, max_decode_bytes: int) -> None:
-    cost = decode_bytes(image.size, image.mode)
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG, DAC are not frames
+_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length follows
+# The end of entropy-coded data: a 0xFF followed by a marker byte, not by 0x00 (a stuffed 0xFF),
+# RSTn (restart markers live inside the data) or 0xFF (fill). A lookahead, so the search is linear.
+_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+
+
+def _jpeg_structure(data: bytes) -> JpegStructure:
+    """Walk a JPEG's marker segments (honouring their lengths, skipping entropy-coded data) and
+    count its scans; refuse one with more than MAX_JPEG_SCANS, whose decoding would take minutes
+    of CPU no timeout can stop. A walk that runs off the data stops; the decoder judges the rest.
+    """
+    scans = 0
+    progressive = False
+    components: tuple[tuple[int, int], ...] = ()
+    first_scan = 0
+    pos = 2  # after SOI
+    end = len(data)
+    while pos + 1 < end:
+        if data[pos] != 0xFF:  # garbage between segments: libjpeg skips to the next marker too
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+        while pos + 1 < end and data[pos + 1] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos + 1 >= end:
+            break
+        marker = data[pos + 1]
+        pos += 2
+        if marker == 0xD9:  # EOI
+            break
+        if marker in _STANDALONE or marker == 0x00:
+            continue
+        if pos + 2 > end:
+            break
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2:
+            break
+        segment = data[pos + 2 : pos + length]
+        pos += length
+        if marker in _SOF_MARKERS and not components and len(segment) >= 6:
+            progressive = marker in _PROGRESSIVE_SOF
+            count = segment[5]
+            components = tuple(
+                (segment[7 + 3 * i] >> 4, segment[7 + 3 * i] & 0x0F)
+                for i in range(count) if 8 + 3 * i < len(segment)
+            )
+        elif marker == 0xDA:
+            scans += 1
+            if scans == 1 and segment:
+                first_scan = segment[0]
+            if scans > MAX_JPEG_SCANS:
+                raise ImageRejected(
+                    "too_many_scans",
+                    f"That JPEG is built from more than {MAX_JPEG_SCANS} scans (ordinary ones have about "
+                    "10), which would take minutes to decode. Save it again from any editor and try again.",
+                )
+            found = _NEXT_MARKER.search(data, pos)  # skip the scan's entropy-coded data
+            if found is None:
+                break
+            pos = found.start()
+    return JpegStructure(scans, progressive, components, first_scan)
+
+
+def decode_bytes(size: tuple[int, int], mode: str, fmt: str | None = None) -> int:
+    """What decoding a picture of this size and mode allocates, in bytes: Pillow's buffer, and
+    for a format whose decoder keeps more beside it (WebP), that too."""
+    pixels = size[0] * size[1]
+    return pixels * (_STORAGE_BYTES.get(mode, 4) + _DECODER_BYTES.get(fmt or "", 0))
+
+
+def _check_decode_bytes(
+    image: Image.Image,
+    max_decode_bytes: int,
+    *,
+    fmt: str | None = None,
+    full_size: tuple[int, int] | None = None,
+    jpeg: JpegStructure | None = None,
+) -> None:
+    """Refuse, from the header, a picture whose decoding would allocate over `max_decode_bytes`:
+    Pillow's buffer at the size it will decode to (a JPEG's after draft), the decoder's own
+    buffers (WebP's canvases; a multi-scan JPEG's coefficients, at full size)."""
+    cost = decode_bytes(image.size, image.mode, fmt)
+    if jpeg is not None:
+        cost += jpeg.coefficient_bytes(full_size or image.size)
     if cost <= max_decode_bytes:
         return
-    width, height = image.size
+    width, height = full_size or image.size
     raise ImageRejected(
         "too_much_memory",
         f"That picture ({width} × {height} pixels) would take {_megabytes(cost)} of memory to open; "
@@ -275,9 +409,10 @@ def _draft(image: Image.Image, max_side: int | None) -> None:
     width, height = image.size
     if max_side is not None and max(width, height) > max_side:
         image.draft("RGB", (max_side, max_side))
-    elif _reduction(image.size) > 1:
-        scale = math.sqrt(WORK_PIXELS / (width * height))
-        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+    elif (factor := _reduction(image.size)) > 1:
+        # The size the reduction would reach: libjpeg then decodes at 1/2 (DCT scaling) what a
+        # full decode would box-average by 2, with a quarter of the output buffer.
+        image.draft("RGB", (max(1, width // factor), max(1, height // factor)))
 
 
 def _decode_first_frame(image: Image.Image, fmt: str, max_pixels: int) -> None:
