@@ -17,6 +17,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pretty_midi
@@ -133,6 +134,29 @@ def emotion_chart(emotion: Emotion, *, trajectory: Trajectory | None = None, siz
         _draw_path(canvas, [e for _, e in trajectory.keyframes])
     _draw_point(canvas, emotion)
     return _png(big.reduce(SUPERSAMPLE))  # a box average of each 2x2 block: the antialiasing
+
+
+def trajectory_chart(points: list[tuple[str, Emotion]], *, size_px: int = 512) -> bytes:
+    """PNG: a jam's path on the valence-arousal plane, each contribution a numbered point with
+    its contributor's name beside it (the board redraws it as the jam grows)."""
+    big = Image.new("RGB", (size_px * SUPERSAMPLE, size_px * SUPERSAMPLE), WHITE)
+    canvas = _Canvas(ImageDraw.Draw(big), size_px)
+    _draw_plane(canvas)
+    _draw_axis_labels(big, canvas)
+    d, u = canvas.draw, canvas.unit
+    xy = [canvas.at(e.valence, e.arousal) for _, e in points]
+    if len(xy) > 1:
+        d.line(xy, fill=PATH_COLOUR, width=round(2.2 * u), joint="curve")
+        _arrowhead(d, xy[-2], xy[-1], 12 * u, PATH_COLOUR)
+    number_font, name_font = canvas.font(11, bold=True), canvas.font(11)
+    for number, ((name, emotion), (x, y)) in enumerate(zip(points, xy), start=1):
+        r = 9 * u
+        d.ellipse((x - r, y - r, x + r, y + r), fill=POINT_COLOUR, outline=WHITE, width=round(1.5 * u))
+        d.text((x, y), str(number), font=number_font, fill=WHITE, anchor="mm")
+        right_side = emotion.valence <= 0.4
+        d.text((x + (13 if right_side else -13) * u, y), f"{name} ({emotion.label})", font=name_font,
+               fill=INK, anchor="lm" if right_side else "rm")
+    return _png(big.reduce(SUPERSAMPLE))
 
 
 def _draw_plane(c: _Canvas) -> None:
@@ -269,8 +293,10 @@ class _Band:
         return self.bottom - (np.asarray(value) - self.low) / (self.high - self.low) * (self.bottom - self.top)
 
 
-def piano_roll(midi: pretty_midi.PrettyMIDI, *, width_px: int = 1024, height_px: int = 400) -> bytes:
-    """PNG: notes as bars coloured by instrument family over time; drums in a band of their own."""
+def piano_roll(midi: pretty_midi.PrettyMIDI, *, width_px: int = 1024, height_px: int = 400,
+               sections: Sequence[tuple[float, str]] = ()) -> bytes:
+    """PNG: notes as bars coloured by instrument family over time; drums in a band of their own;
+    `sections` ((start time, label), e.g. a jam's contributors) as numbered boundary lines."""
     image = Image.new("RGB", (width_px, height_px), WHITE)
     draw = ImageDraw.Draw(image)
     by_family = _notes_by_family(midi)
@@ -303,7 +329,17 @@ def piano_roll(midi: pretty_midi.PrettyMIDI, *, width_px: int = 1024, height_px:
         bands.append(band)
     _draw_time_axis(draw, bands[-1], end)
     _draw_legend(draw, [f for f in FAMILIES if f in by_family], left, 10)
+    _draw_sections(draw, bands[0].top, bands[-1], sections)
     return _png(image)
+
+
+def _draw_sections(draw, top: int, band: _Band, sections: Sequence[tuple[float, str]]) -> None:
+    label_font = font(10, bold=True)
+    for number, (start, label) in enumerate(sections, start=1):
+        x = float(band.x(start))
+        if number > 1:
+            draw.line((x, top, x, band.bottom), fill=POINT_COLOUR, width=2)
+        draw.text((x + 4, top + 2), f"{number}. {label}", font=label_font, fill=POINT_COLOUR, anchor="lt")
 
 
 def _notes_by_family(midi: pretty_midi.PrettyMIDI) -> dict[str, np.ndarray]:

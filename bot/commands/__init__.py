@@ -1,4 +1,4 @@
 """`aria` subcommands, one module each. Every module defines `register(subparsers)`, which adds
 its parser and sets `func(args) -> int` (the exit code)."""
 
-MODULES = ("compose", "models", "worker", "loadtest", "bots", "admin")
+MODULES = ("compose", "jam", "models", "worker", "loadtest", "bots", "admin")

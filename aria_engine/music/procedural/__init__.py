@@ -50,6 +50,8 @@ The modules, in the order a piece is made: `plan` (the mapping above: an emotion
 `harmony` (scales, progressions, chords from numerals), `form` (bars, phrases and their dynamics,
 `arrange`), `chords` (which chord each bar plays), `rhythm` (melody cells, accompaniment grooves),
 `melody`, `accompaniment` (bass, pads, guitar, drums), `midi_file` (the parts into a MIDI file).
+`sections` plans a piece in sections, one per emotion (a jam, `compose_sections`): keys that
+modulate, a bounded tempo ramp at each boundary, one motif through every section.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from aria_engine.music.procedural.melody import MelodyWriter
 from aria_engine.music.procedural.midi_file import assemble, midi_bytes
 from aria_engine.music.procedural.plan import MusicalPlan, plan_for
 from aria_engine.music.procedural.rhythm import Grooves
+from aria_engine.music.procedural.sections import JamMelodyWriter, arrange_sections, plan_sections
 from aria_engine.options import GenerationOptions
 
 __all__ = ["ProceduralComposer", "MusicalPlan", "plan_for", "midi_bytes", "Chord", "parse_numeral",
@@ -100,16 +103,7 @@ class ProceduralComposer:
         report(0.3)
         tonic_pc = phrases[0].plan.tonic_pc
         seed = options.seed
-        melody = MelodyWriter(seed, tonic_pc)
-        grooves = Grooves(seed)
-        parts = {
-            "piano": [h for p in phrases for h in melody.phrase(p)],
-            "bass": bass_line(bars, tonic_pc, random.Random(f"{seed}/bass"), grooves, phrases),
-            "strings": string_pads(bars, tonic_pc, random.Random(f"{seed}/strings"), grooves, phrases),
-            "guitar": guitar_part(bars, tonic_pc, random.Random(f"{seed}/guitar"), grooves, phrases),
-            "drums": drum_part(bars, phrases, random.Random(f"{seed}/drums"), grooves),
-        }
-        parts = {family: with_dynamics(hits, bars) for family, hits in parts.items()}
+        parts = self._parts(bars, phrases, tonic_pc, seed, MelodyWriter(seed, tonic_pc))
         report(0.7)
         midi = assemble(bars, phrases, parts, options.duration_s)
         report(1.0)
@@ -121,6 +115,44 @@ class ProceduralComposer:
             notes=[f"procedural: {phrases[0].plan.describe()}"],
             stats=self._stats(bars, phrases, midi),
         )
+
+    def compose_sections(self, emotions: Sequence[Emotion], seconds: float, options: GenerationOptions,
+                         progress: ProgressFn | None = None) -> Composition:
+        """One piece, one section of `seconds` per emotion (see `sections`); `stats["sections"]`
+        says where each section starts, its key and its tempi."""
+        if options.seed is None:
+            raise ValueError("options.seed must be set (use options.with_seed())")
+        report = progress or (lambda fraction: None)
+        report(0.0)
+        seed = options.seed
+        sections = plan_sections(emotions, seed)
+        bars, phrases = arrange_sections(sections, seconds, seed)
+        report(0.3)
+        tonic_pc = sections[0].tonic_pc
+        melody = JamMelodyWriter(seed, tonic_pc)
+        parts = self._parts(bars, phrases, tonic_pc, seed, melody)
+        report(0.7)
+        midi = assemble(bars, phrases, parts, seconds * len(emotions))
+        report(1.0)
+        stats = self._stats(bars, phrases, midi)
+        stats["sections"] = [{"start_s": round(s.start_s, 4), "key": s.key, "mode": s.mode,
+                              "tempo_bpm": [b.bpm for b in s.bars], "bars": len(s.bars)} for s in sections]
+        stats["motif_steps"] = list(melody.motif_steps or ())
+        return Composition(midi=midi, composer=self.name, seed=seed, mode=None,
+                           notes=[f"procedural: {len(sections)} sections, " + " -> ".join(s.key for s in sections)],
+                           stats=stats)
+
+    @staticmethod
+    def _parts(bars, phrases, tonic_pc: int, seed: int, melody: MelodyWriter) -> dict:
+        grooves = Grooves(seed)
+        parts = {
+            "piano": [h for p in phrases for h in melody.phrase(p)],
+            "bass": bass_line(bars, tonic_pc, random.Random(f"{seed}/bass"), grooves, phrases),
+            "strings": string_pads(bars, tonic_pc, random.Random(f"{seed}/strings"), grooves, phrases),
+            "guitar": guitar_part(bars, tonic_pc, random.Random(f"{seed}/guitar"), grooves, phrases),
+            "drums": drum_part(bars, phrases, random.Random(f"{seed}/drums"), grooves),
+        }
+        return {family: with_dynamics(hits, bars) for family, hits in parts.items()}
 
     def compose_batch(self, requests: Sequence[tuple[Emotion | Trajectory, GenerationOptions]],
                       progress: ProgressFn | None = None) -> list[Composition]:

@@ -123,7 +123,7 @@ class MelodyWriter:
         previous = None
         for bar in phrase.bars:
             rhythm, offsets = self._bar_material(bar, len(phrase.bars), idea, answer, varied, plan)
-            chord_degrees = [i for i, pc in enumerate(bar.scale) if pc in bar.chord.tones] or range(7)
+            chord_degrees = [i for i, pc in enumerate(bar.scale) if pc % 12 in bar.chord.tones] or range(7)
             for index, ((onset, length), offset) in enumerate(zip(rhythm, offsets)):
                 t = (4.0 * bar.position + onset) / total
                 target = centre + _CONTOUR_SPAN * contour(t, plan.valence) + offset

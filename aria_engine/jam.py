@@ -1,0 +1,265 @@
+"""A jam: ordered contributions (a picture or a mood, who gave it, an optional caption) composed
+as ONE piece, one section per contribution.
+
+The procedural composer writes the sections itself (`music/procedural/sections.py`: keys that
+modulate, a tempo ramp, one motif). The transformer gets one condition per generated token: a
+`Trajectory` that holds each contribution's emotion over its share of the tokens and moves
+linearly to the next over the first TRANSITION_SHARE of the next share (`jam_trajectory`); its
+section times are read back from the tokens (where the section's first token plays). The
+`discrete_token` models take one emotion per piece and cannot follow a jam, so a jam refuses them.
+
+Every section gets a MIDI marker meta-event (`1. @ana: serene`) at its start (`with_markers`):
+pretty_midi does not write markers, so they are added to the file's bytes with mido. The reply's
+pictures are the jam's trajectory chart and a piano roll with the section boundaries; `credits`
+is the text that names each contributor with the section's time span. `sidecar` is what `aria
+extend` needs to continue the piece: the contributions' emotions, the seed, the section length.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.options import GenerationOptions
+
+MAX_CONTRIBUTIONS = 12
+SECONDS_RANGE = (6.0, 120.0)  # per section, procedural
+TOKENS_RANGE = (64, 2048)  # per section, transformer
+TRANSITION_SHARE = 0.25  # of a section's tokens, moving from the previous emotion
+JAM_MODES = ("continuous_concat", "continuous_token")  # the modes that condition per token
+SIDECAR_VERSION = 1
+
+
+class JamError(ValueError):
+    """A jam that cannot be composed as asked (the message says why, for the person)."""
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One member's part: a picture (bytes) or a mood, in the order given."""
+
+    contributor: str
+    emotion: Emotion | None = None
+    image: bytes | None = None
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.emotion is None):
+            raise JamError("a contribution is a picture or a mood, exactly one of them")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A composed section: who gave it, its emotion and where it sits in the piece."""
+
+    number: int  # 1-based
+    contributor: str
+    caption: str
+    emotion: Emotion
+    encoder: str  # "explicit" for a mood
+    start_s: float
+    end_s: float
+    key: str = ""
+    tempo_bpm: tuple[float, float] | None = None  # (first bar, last bar): a ramp when they differ
+
+    @property
+    def marker(self) -> str:
+        return f"{self.number}. {self.contributor}: {self.emotion.label}"
+
+    def readout(self) -> str:
+        music = ""
+        if self.key and self.tempo_bpm:
+            first, last = self.tempo_bpm
+            music = f"  {self.key}, {first:g} BPM" if first == last else f"  {self.key}, {first:g}->{last:g} BPM"
+        return (f"{self.number}. {self.contributor}  {self.emotion.readout()}  "
+                f"{clock(self.start_s)}-{clock(self.end_s)}{music}")
+
+
+@dataclass
+class JamPiece:
+    """A composed jam: the pipeline's result with the jam's MIDI (markers), pictures and credits."""
+
+    result: object  # aria_engine.pipeline.Result, its midi, emotion_chart and piano_roll the jam's
+    sections: list[Section]
+    seconds: float | None  # per section (procedural)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def credits(self) -> str:
+        return credits(self.sections)
+
+    def sidecar(self) -> dict:
+        comp = self.result.composition
+        return {
+            "version": SIDECAR_VERSION,
+            "seed": self.result.options.seed,
+            "composer": comp.composer,
+            "mode": comp.mode,
+            "seconds": self.seconds,
+            "sections": [{"contributor": s.contributor, "caption": s.caption, "valence": round(s.emotion.valence, 4),
+                          "arousal": round(s.emotion.arousal, 4), "start_s": round(s.start_s, 3),
+                          "end_s": round(s.end_s, 3), "key": s.key,
+                          "tempo_bpm": list(s.tempo_bpm) if s.tempo_bpm else None}
+                         for s in self.sections],
+            "final": {"key": self.sections[-1].key,
+                      "tempo_bpm": self.sections[-1].tempo_bpm[-1] if self.sections[-1].tempo_bpm else None,
+                      "motif_steps": comp.stats.get("motif_steps")},
+        }
+
+
+def clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def credits(sections: Sequence[Section]) -> str:
+    """`1. @ana: serene, 0:00-0:15 "the sea"`, one line per section."""
+    lines = []
+    for s in sections:
+        caption = f' "{s.caption}"' if s.caption else ""
+        lines.append(f"{s.number}. {s.contributor}: {s.emotion.label}, {clock(s.start_s)}-{clock(s.end_s)}{caption}")
+    return "\n".join(lines)
+
+
+def jam_trajectory(emotions: Sequence[Emotion]) -> Trajectory:
+    """Keyframes at the section boundaries: each emotion held over its share, reached from the
+    previous one over the first TRANSITION_SHARE of that share."""
+    n = len(emotions)
+    frames: list[tuple[float, Emotion]] = [(0.0, emotions[0])]
+    for i in range(1, n):
+        frames.append((i / n, emotions[i - 1]))
+        frames.append(((i + TRANSITION_SHARE) / n, emotions[i]))
+    frames.append((1.0, emotions[-1]))
+    return Trajectory(tuple(frames))
+
+
+def with_markers(midi: bytes, markers: Sequence[tuple[float, str]]) -> bytes:
+    """The MIDI file with a marker meta-event at each (time in seconds, text), on its first track
+    (UTF-8 text; a marker carries no note, so players and the renderer ignore it)."""
+    import mido
+    import pretty_midi
+
+    timing = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    parsed = mido.MidiFile(file=io.BytesIO(midi), charset="utf-8")
+    track = parsed.tracks[0]
+    absolute, t = [], 0
+    for message in track:
+        t += message.time
+        absolute.append((t, message))
+    end_of_track = [m for m in absolute if m[1].type == "end_of_track"]
+    events = [m for m in absolute if m[1].type != "end_of_track"]
+    for seconds, text in markers:
+        events.append((int(timing.time_to_tick(seconds)), mido.MetaMessage("marker", text=text)))
+    events.sort(key=lambda e: e[0])  # stable: a marker follows the tempo events at its tick
+    last = max([e[0] for e in events] + [e[0] for e in end_of_track])
+    events.append((last, mido.MetaMessage("end_of_track")))
+    track.clear()
+    previous = 0
+    for tick, message in events:
+        track.append(message.copy(time=tick - previous))
+        previous = tick
+    out = io.BytesIO()
+    parsed.save(file=out)
+    return out.getvalue()
+
+
+def markers_of(midi: bytes) -> list[tuple[float, str]]:
+    """(seconds, text) of every marker meta-event in a MIDI file."""
+    import mido
+    import pretty_midi
+
+    timing = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    found = []
+    for track in mido.MidiFile(file=io.BytesIO(midi), charset="utf-8").tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type == "marker":
+                found.append((float(timing.tick_to_time(tick)), message.text))
+    return sorted(found)
+
+
+def check_jam(count: int, options: GenerationOptions, composer: str, seconds: float | None,
+              tokens: int | None) -> None:
+    if not 1 <= count <= MAX_CONTRIBUTIONS:
+        raise JamError(f"a jam takes 1 to {MAX_CONTRIBUTIONS} contributions, got {count}")
+    if composer == "transformer":
+        if options.mode not in JAM_MODES:
+            raise JamError(f"the {options.mode} models take one emotion per piece and cannot follow a jam; "
+                           f"use {' or '.join(JAM_MODES)}")
+        if tokens is not None and not TOKENS_RANGE[0] <= tokens <= TOKENS_RANGE[1]:
+            raise JamError(f"tokens per section must be {TOKENS_RANGE[0]}..{TOKENS_RANGE[1]}, got {tokens}")
+    elif seconds is not None and not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
+        raise JamError(f"seconds per section must be {SECONDS_RANGE[0]:g}..{SECONDS_RANGE[1]:g}, got {seconds:g}")
+
+
+def compose_jam(pipeline, contributions: Sequence[Contribution], options: GenerationOptions, *,
+                seconds: float | None = None, tokens: int | None = None,
+                progress: Callable[[str, float], None] | None = None) -> JamPiece:
+    """Read each picture's emotion, compose the piece in sections, render it, and mark it."""
+    from aria_engine import visuals
+
+    report = progress or (lambda stage, fraction: None)
+    options = options.with_seed()
+    composer_name = pipeline.composer_name(options.composer, options.mode)
+    check_jam(len(contributions), options, composer_name, seconds, tokens)
+    emotions, encoders = _emotions(pipeline, contributions, options, report)
+    report("composing", 0.0)
+    step = lambda fraction: report("composing", fraction)  # noqa: E731
+    if composer_name == "procedural":
+        seconds = float(seconds or 15.0)
+        composition = pipeline.composer("procedural").compose_sections(emotions, seconds, options, step)
+        starts = [s["start_s"] for s in composition.stats["sections"]]
+        keys = [s["key"] for s in composition.stats["sections"]]
+        tempi = [(s["tempo_bpm"][0], s["tempo_bpm"][-1]) for s in composition.stats["sections"]]
+    else:
+        tokens = int(tokens or max(TOKENS_RANGE[0], options.length // len(emotions)))
+        options = options.replace(length=tokens * len(emotions))
+        composition = pipeline.compose([(jam_trajectory(emotions), options)], step)[0]
+        vocab = pipeline.composer(options.composer, options.mode).load()[1]
+        starts = _token_section_starts(vocab, composition, len(emotions))
+        keys, tempi = [""] * len(emotions), [None] * len(emotions)
+    trajectory = jam_trajectory(emotions)
+    picture_encoder = next((e for e in encoders if e != "explicit"), "explicit")
+    result = pipeline.finish(emotions[0], trajectory, picture_encoder, composition, options, progress)
+    end = result.composition.duration_s
+    ends = starts[1:] + [end]
+    sections = [Section(i + 1, c.contributor, c.caption, e, enc, start, stop, key, tempo)
+                for i, (c, e, enc, start, stop, key, tempo)
+                in enumerate(zip(contributions, emotions, encoders, starts, ends, keys, tempi))]
+    result.midi = with_markers(result.midi, [(s.start_s, s.marker) for s in sections])
+    result.emotion_chart = visuals.trajectory_chart([(s.contributor, s.emotion) for s in sections])
+    result.piano_roll = visuals.piano_roll(composition.midi, sections=[(s.start_s, s.contributor) for s in sections])
+    return JamPiece(result, sections, seconds if composer_name == "procedural" else None)
+
+
+def _emotions(pipeline, contributions, options, report) -> tuple[list[Emotion], list[str]]:
+    """Each contribution's emotion, and which encoder read it ("explicit" for a mood)."""
+    encoder = pipeline.encoder_name(options.encoder)
+    pictures = [i for i, c in enumerate(contributions) if c.image is not None]
+    report("decoding image", 0.0)
+    images = [pipeline.decode_image(contributions[i].image) for i in pictures]
+    report("reading emotion", 0.0)
+    read = dict(zip(pictures, pipeline.read_emotions(images, encoder) if images else []))
+    emotions = [read.get(i, c.emotion) for i, c in enumerate(contributions)]
+    return emotions, [encoder if i in read else "explicit" for i in range(len(contributions))]
+
+
+def _token_section_starts(vocab, composition, sections: int) -> list[float]:
+    """Where each section's first token sounds: the piece decoded up to that token ends there."""
+    tokens = composition.tokens or []
+    starts = [0.0]
+    for i in range(1, sections):
+        prefix = tokens[: round(i * len(tokens) / sections)]
+        starts.append(float(vocab.to_midi([vocab.start_id, *prefix]).get_end_time()) if prefix else 0.0)
+    return starts
+
+
+def contributions_from_sidecar(sidecar: dict) -> list[Contribution]:
+    """The earlier piece's contributions as moods (their emotions as they were read)."""
+    if sidecar.get("version") != SIDECAR_VERSION:
+        raise JamError("this jam file was written by another version of ARIA")
+    return [Contribution(s["contributor"], Emotion(s["valence"], s["arousal"]), caption=s.get("caption", ""))
+            for s in sidecar["sections"]]
