@@ -21,8 +21,9 @@ The header holds `format` ("aria-result"), `version` (RESULT_VERSION), the byte 
 section and every other field of the Result. The sections follow it in SECTIONS order: the
 standard MIDI file, the audio clip and the two PNGs. Each section has its own size limit
 (SECTION_LIMITS), the header too, and the whole frame is at most MAX_RESULT_BYTES. The
-composition's pretty_midi object is rebuilt from the MIDI section (after bounding its ticks, so a
-tiny file cannot make pretty_midi allocate gigabytes); everything a .mid does not keep (composer,
+composition's pretty_midi object is rebuilt from the MIDI section (after bounding its ticks and
+its length in seconds, so a tiny file cannot make pretty_midi allocate gigabytes, nor pin tens
+of MB in the bot's result cache); everything a .mid does not keep (composer,
 seed, mode, tokens, notes, stats) is in the header.
 """
 
@@ -50,7 +51,13 @@ SECTIONS = ("midi", "audio", "emotion_chart", "piano_roll")
 SECTION_LIMITS = {"midi": 1 * MiB, "audio": 64 * MiB, "emotion_chart": 8 * MiB, "piano_roll": 8 * MiB}
 MAX_HEADER_BYTES = 1 * MiB
 MAX_RESULT_BYTES = 80 * MiB
-MAX_MIDI_TICKS = 2**23  # pretty_midi allocates 8 bytes per tick of the longest track
+# A piece is at most 600 s (the renderer refuses longer), and its MIDI ends with its last note:
+# the limit leaves room for a tail. pretty_midi keeps an 8-byte entry per tick of the longest
+# track for as long as the object lives (so in the bot's result cache), and real pieces have
+# far fewer: the procedural composer's 600 s at 160 BPM and 480 ticks a beat is 768,001 ticks;
+# the transformer's MIDI (220 ticks a beat at 120 BPM) 264,000. 2**21 ticks is a 16 MB table.
+MAX_PIECE_SECONDS = 660.0
+MAX_MIDI_TICKS = 2**21
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_EVENT_FIELD_BYTES = 8 * 1024
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -432,12 +439,36 @@ def _midi_from(data: bytes):
     longest = max((sum(message.time for message in track) for track in parsed.tracks), default=0)
     if longest > MAX_MIDI_TICKS:
         raise WireError(f"the MIDI file is {longest} ticks long, over the {MAX_MIDI_TICKS}-tick limit")
+    seconds = _midi_seconds(parsed, longest)
+    if seconds > MAX_PIECE_SECONDS:
+        raise WireError(f"the MIDI file lasts {seconds:.0f} s, over the {MAX_PIECE_SECONDS:.0f}-second limit")
     try:
         if _PRETTY_MIDI_TAKES_MIDO:
             return pretty_midi.PrettyMIDI(mido_object=parsed)
         return pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as error:
         raise WireError(f"the MIDI section cannot be read ({type(error).__name__}: {str(error)[:100]})") from None
+
+
+def _midi_seconds(parsed, end_tick: int) -> float:
+    """How long `end_tick` ticks last, as pretty_midi times them: the tempo changes of the first
+    track only, 120 BPM until the first one."""
+    resolution = parsed.ticks_per_beat
+    if not isinstance(resolution, int) or resolution <= 0:
+        raise WireError("the MIDI file's resolution must be a positive number of ticks a beat")
+    changes = []
+    tick = 0
+    for message in parsed.tracks[0] if parsed.tracks else ():
+        tick += message.time
+        if message.type == "set_tempo":
+            changes.append((tick, message.tempo))
+    seconds, at, tempo = 0.0, 0, 500_000  # microseconds a beat
+    for change_tick, change_tempo in changes:
+        if change_tick >= end_tick:
+            break
+        seconds += (change_tick - at) * tempo / (1e6 * resolution)
+        at, tempo = change_tick, change_tempo
+    return seconds + max(0, end_tick - at) * tempo / (1e6 * resolution)
 
 
 def _takes_mido() -> bool:
