@@ -26,7 +26,7 @@ from aria_engine.options import GenerationOptions
 
 MAX_CONTRIBUTIONS = 12
 SECONDS_RANGE = (6.0, 120.0)  # per section, procedural
-TOKENS_RANGE = (64, 2048)  # per section, transformer
+TOKENS_RANGE = (64, 640)  # per section, transformer: 12 sections stay within the 8192-token option
 TRANSITION_SHARE = 0.25  # of a section's tokens, moving from the previous emotion
 JAM_MODES = ("continuous_concat", "continuous_token")  # the modes that condition per token
 SIDECAR_VERSION = 1
@@ -48,6 +48,37 @@ class Contribution:
     def __post_init__(self) -> None:
         if (self.image is None) == (self.emotion is None):
             raise JamError("a contribution is a picture or a mood, exactly one of them")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A contribution once its emotion is known: what the composer and the credits need."""
+
+    contributor: str
+    emotion: Emotion
+    caption: str = ""
+    encoder: str = "explicit"  # which encoder read it; "explicit" for a mood
+
+
+@dataclass(frozen=True)
+class JamScore(Trajectory):
+    """A jam as the engine's conditioning: the per-token trajectory (`jam_trajectory`) that the
+    transformer follows, with the parts in order and the section length the procedural composer
+    needs. One request carries it, so the queue treats a jam as one job."""
+
+    parts: tuple[Part, ...] = ()
+    seconds: float = 15.0  # per section, procedural
+
+    @classmethod
+    def of(cls, parts: Sequence[Part], seconds: float | None = None) -> "JamScore":
+        if not parts:
+            raise JamError("a jam needs at least one contribution")
+        keyframes = jam_trajectory([p.emotion for p in parts]).keyframes
+        return cls(keyframes, tuple(parts), float(seconds or 15.0))
+
+    @property
+    def emotions(self) -> list[Emotion]:
+        return [p.emotion for p in self.parts]
 
 
 @dataclass(frozen=True)
@@ -186,9 +217,7 @@ def check_jam(count: int, options: GenerationOptions, composer: str, seconds: fl
     if not 1 <= count <= MAX_CONTRIBUTIONS:
         raise JamError(f"a jam takes 1 to {MAX_CONTRIBUTIONS} contributions, got {count}")
     if composer == "transformer":
-        if options.mode not in JAM_MODES:
-            raise JamError(f"the {options.mode} models take one emotion per piece and cannot follow a jam; "
-                           f"use {' or '.join(JAM_MODES)}")
+        refuse_unfit_mode(options.mode)
         if tokens is not None and not TOKENS_RANGE[0] <= tokens <= TOKENS_RANGE[1]:
             raise JamError(f"tokens per section must be {TOKENS_RANGE[0]}..{TOKENS_RANGE[1]}, got {tokens}")
     elif seconds is not None and not SECONDS_RANGE[0] <= seconds <= SECONDS_RANGE[1]:
@@ -198,41 +227,64 @@ def check_jam(count: int, options: GenerationOptions, composer: str, seconds: fl
 def compose_jam(pipeline, contributions: Sequence[Contribution], options: GenerationOptions, *,
                 seconds: float | None = None, tokens: int | None = None,
                 progress: Callable[[str, float], None] | None = None) -> JamPiece:
-    """Read each picture's emotion, compose the piece in sections, render it, and mark it."""
-    from aria_engine import visuals
-
+    """Read each picture's emotion, then compose, render and mark the piece as one request
+    would (`JamScore` through `Pipeline.compose` and `Pipeline.finish`, as the engine runs it)."""
     report = progress or (lambda stage, fraction: None)
     options = options.with_seed()
     composer_name = pipeline.composer_name(options.composer, options.mode)
     check_jam(len(contributions), options, composer_name, seconds, tokens)
     emotions, encoders = _emotions(pipeline, contributions, options, report)
-    report("composing", 0.0)
-    step = lambda fraction: report("composing", fraction)  # noqa: E731
-    if composer_name == "procedural":
-        seconds = float(seconds or 15.0)
-        composition = pipeline.composer("procedural").compose_sections(emotions, seconds, options, step)
-        starts = [s["start_s"] for s in composition.stats["sections"]]
-        keys = [s["key"] for s in composition.stats["sections"]]
-        tempi = [(s["tempo_bpm"][0], s["tempo_bpm"][-1]) for s in composition.stats["sections"]]
+    parts = [Part(c.contributor, e, c.caption, enc) for c, e, enc in zip(contributions, emotions, encoders)]
+    score = JamScore.of(parts, seconds)
+    if composer_name == "procedural":  # the piece's length, for progress and the reply
+        options = options.replace(duration_s=min(600.0, score.seconds * len(parts)))
     else:
-        tokens = int(tokens or max(TOKENS_RANGE[0], options.length // len(emotions)))
-        options = options.replace(length=tokens * len(emotions))
-        composition = pipeline.compose([(jam_trajectory(emotions), options)], step)[0]
-        vocab = pipeline.composer(options.composer, options.mode).load()[1]
-        starts = _token_section_starts(vocab, composition, len(emotions))
-        keys, tempi = [""] * len(emotions), [None] * len(emotions)
-    trajectory = jam_trajectory(emotions)
+        per_section = int(tokens or max(TOKENS_RANGE[0], options.length // len(parts)))
+        options = options.replace(length=per_section * len(parts))
+    report("composing", 0.0)
+    composition = pipeline.compose([(score, options)], lambda fraction: report("composing", fraction))[0]
     picture_encoder = next((e for e in encoders if e != "explicit"), "explicit")
-    result = pipeline.finish(emotions[0], trajectory, picture_encoder, composition, options, progress)
-    end = result.composition.duration_s
-    ends = starts[1:] + [end]
-    sections = [Section(i + 1, c.contributor, c.caption, e, enc, start, stop, key, tempo)
-                for i, (c, e, enc, start, stop, key, tempo)
-                in enumerate(zip(contributions, emotions, encoders, starts, ends, keys, tempi))]
-    result.midi = with_markers(result.midi, [(s.start_s, s.marker) for s in sections])
-    result.emotion_chart = visuals.trajectory_chart([(s.contributor, s.emotion) for s in sections])
-    result.piano_roll = visuals.piano_roll(composition.midi, sections=[(s.start_s, s.contributor) for s in sections])
-    return JamPiece(result, sections, seconds if composer_name == "procedural" else None)
+    result = pipeline.finish(parts[0].emotion, score, picture_encoder, composition, options, progress)
+    return JamPiece(result, sections_of(score, result.composition),
+                    score.seconds if composer_name == "procedural" else None)
+
+
+def refuse_unfit_mode(conditioning: str) -> None:
+    """The transformer's own conditioning mode must follow a trajectory per token."""
+    if conditioning not in JAM_MODES:
+        raise JamError(f"the {conditioning} models take one emotion per piece and cannot follow a jam; "
+                       f"use {' or '.join(JAM_MODES)}")
+
+
+def note_sections(score: JamScore, composition, vocab) -> None:
+    """Put where each section starts in `composition.stats["sections"]`: the procedural composer
+    writes its own; a transformer piece's come from its tokens (`vocab`: the model's)."""
+    if "sections" not in composition.stats:
+        starts = _token_section_starts(vocab, composition, len(score.parts))
+        composition.stats["sections"] = [{"start_s": round(t, 4)} for t in starts]
+
+
+def sections_of(score: JamScore, composition) -> list[Section]:
+    stats = composition.stats["sections"]
+    starts = [s["start_s"] for s in stats]
+    ends = starts[1:] + [composition.duration_s]
+    sections = []
+    for number, (part, stat, start, end) in enumerate(zip(score.parts, stats, starts, ends), start=1):
+        tempo = (stat["tempo_bpm"][0], stat["tempo_bpm"][-1]) if "tempo_bpm" in stat else None
+        sections.append(Section(number, part.contributor, part.caption, part.emotion, part.encoder, start, end,
+                                stat.get("key", ""), tempo))
+    return sections
+
+
+def jam_files(score: JamScore, composition, midi: bytes) -> tuple[bytes, bytes, bytes]:
+    """(the MIDI with its markers, the trajectory chart, the piano roll with section boundaries)."""
+    from aria_engine import visuals
+
+    sections = sections_of(score, composition)
+    marked = with_markers(midi, [(s.start_s, s.marker) for s in sections])
+    chart = visuals.trajectory_chart([(s.contributor, s.emotion) for s in sections])
+    roll = visuals.piano_roll(composition.midi, sections=[(s.start_s, s.contributor) for s in sections])
+    return marked, chart, roll
 
 
 def _emotions(pipeline, contributions, options, report) -> tuple[list[Emotion], list[str]]:

@@ -22,6 +22,7 @@ from PIL import Image
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.encoders import Encoder
 from aria_engine.images import ImageLimits, load_image
+from aria_engine.jam import JamScore, jam_files, note_sections, refuse_unfit_mode
 from aria_engine.music import Composer, Composition
 from aria_engine.options import GenerationOptions
 
@@ -154,8 +155,11 @@ def _midi_and_pictures(emotion: Emotion, trajectory: Trajectory | None, composit
     started = time.perf_counter()
     midi = midi_bytes(composition)
     drawing_started = time.perf_counter()
-    chart = visuals.emotion_chart(emotion, trajectory=trajectory)
-    roll = visuals.piano_roll(composition.midi)
+    if isinstance(trajectory, JamScore):  # markers, the jam's path, the section boundaries
+        midi, chart, roll = jam_files(trajectory, composition, midi)
+    else:
+        chart = visuals.emotion_chart(emotion, trajectory=trajectory)
+        roll = visuals.piano_roll(composition.midi)
     done = time.perf_counter()
     timings = {"writing midi": drawing_started - started, "drawing": done - drawing_started}
     return _Files(midi, chart, roll, timings)
@@ -284,7 +288,14 @@ class Pipeline:
             self.composer(o.composer, o.mode) is composer for _, o in items
         )
         if same:
-            return composer.compose_batch([(e, o.with_seed()) for e, o in items], progress)
+            jams = [(e, o) for e, o in items if isinstance(e, JamScore)]
+            if jams and composer.name == "transformer":
+                refuse_unfit_mode(composer.load()[2])
+            compositions = composer.compose_batch([(e, o.with_seed()) for e, o in items], progress)
+            for (conditioning, _), composition in zip(items, compositions):
+                if isinstance(conditioning, JamScore):
+                    note_sections(conditioning, composition, composer.load()[1] if composer.name == "transformer" else None)
+            return compositions
         return [self.compose([item])[0] for item in items]
 
     def finish(

@@ -187,3 +187,30 @@ def test_a_transformer_jam_conditions_per_token_and_marks_its_sections(tmp_path)
     assert [s.start_s for s in piece.sections] == sorted(s.start_s for s in piece.sections)
     with pytest.raises(JamError, match="discrete_token"):
         compose_jam(pipeline, contributions, options.replace(mode="discrete_token"), tokens=64)
+
+
+async def test_the_engine_runs_a_jam_as_one_job_beside_single_pieces(tmp_path):
+    from aria_engine.engine import Done, LocalEngine, Progress
+    from aria_engine.jam import JamScore, Part
+    from aria_engine.pipeline import Origin, Request
+
+    score = JamScore.of([Part(f"@m{i}", e) for i, e in enumerate(MOODS, start=1)], seconds=8)
+    options = GenerationOptions(composer="procedural", seed=4, duration_s=24)
+    async with LocalEngine(Pipeline(models_dir=tmp_path), concurrency=1, progress_interval_s=0.05) as engine:
+        jam = await engine.submit(Request(emotion=score, options=options, origin=Origin("test", "a", "c", "host")))
+        single = await engine.submit(Request(emotion=Emotion(0.2, 0.2), options=options.replace(duration_s=4),
+                                             origin=Origin("test", "b", "c", "u")))
+        jam_end, single_end = await jam.wait(), await single.wait()
+    assert isinstance(jam_end, Done) and isinstance(single_end, Done)
+    assert [t for _, t in markers_of(jam_end.result.midi)] == ["1. @m1: serene", "2. @m2: sad", "3. @m3: joyful"]
+    assert markers_of(single_end.result.midi) == []
+    assert sum(isinstance(e, Done) for e in jam.history) == 1
+    assert any(isinstance(e, Progress) and e.stage == "composing" for e in jam.history)
+    assert abs(jam_end.result.composition.duration_s - 24) < 0.01
+
+
+def test_the_markers_cross_the_redis_wire_with_the_midi(jam):
+    from aria_engine.engine.wire import dump_result, load_result
+
+    back = load_result(dump_result(jam.result))
+    assert markers_of(back.midi) == markers_of(jam.result.midi) and len(markers_of(back.midi)) == 3

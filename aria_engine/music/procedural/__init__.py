@@ -60,6 +60,7 @@ import random
 from typing import Sequence
 
 from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.jam import JamScore
 from aria_engine.music import Composition, ProgressFn
 from aria_engine.music.procedural.accompaniment import bass_line, drum_part, guitar_part, string_pads
 from aria_engine.music.procedural.form import arrange, with_dynamics
@@ -94,6 +95,8 @@ class ProceduralComposer:
 
     def compose(self, emotion: Emotion | Trajectory, options: GenerationOptions,
                 progress: ProgressFn | None = None) -> Composition:
+        if isinstance(emotion, JamScore):  # a jam: one section per contribution
+            return self.compose_sections(emotion.emotions, emotion.seconds, options, progress)
         trajectory = _as_trajectory(emotion)
         if options.seed is None:
             raise ValueError("options.seed must be set (use options.with_seed())")
