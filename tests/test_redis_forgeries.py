@@ -153,3 +153,45 @@ def test_the_longest_real_piece_is_inside_both_limits():
     buffer = io.BytesIO()
     piece.midi.write(buffer)
     assert _midi_from(buffer.getvalue()).get_end_time() == pytest.approx(600.0, abs=1.0)
+
+
+# -- bad values in the keys every follower reads ----------------------------------------------
+
+BAD_VALUES = {
+    "a heartbeat that is no number": lambda redis, p: redis.hset(f"{p}:workers", "evil", "not-a-number"),
+    "a heartbeat of nan": lambda redis, p: redis.hset(f"{p}:workers", "evil", "nan"),
+    "the heartbeats as a string": lambda redis, p: redis.set(f"{p}:workers", "x"),
+    "the completions as a string": lambda redis, p: redis.set(f"{p}:completions", "x"),
+    "the completions as a list": lambda redis, p: redis.rpush(f"{p}:completions", "x"),
+    "the queue as a string": lambda redis, p: redis.set(f"{p}:queued", "x"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_VALUES))
+async def test_one_bad_value_in_redis_stalls_no_followed_job(server, pipeline, caplog, bad):
+    """Before: the follower read the queue's figures before every read of events, and one value
+    that is no number (or a key of the wrong type) raised there: no job was delivered again, and
+    a traceback was logged twice a second."""
+    caplog.set_level(logging.INFO)
+    result = pipeline.run(mood(seed=21))
+    redis = connect(server.url)
+    queue = RedisQueue(redis, "bad")
+    try:
+        async with RedisEngine(server.url, prefix="bad", block_ms=50) as engine:
+            jobs = [await engine.submit(mood(seed=seed)) for seed in (5, 6)]
+            await BAD_VALUES[bad](redis, "bad")
+            await asyncio.sleep(2.5)  # past the next reading of the queue's figures
+            for job in jobs:  # finished as a worker's script would (its own ZADD may now fail)
+                await redis.set(queue.key("result", job.id), dump_result(result))
+                await redis.xadd(queue.key("events", job.id), {"type": "done", "cached": "false"})
+                end = await asyncio.wait_for(job.wait(), 10)
+                assert type(end).__name__ == "Done", end
+                await asyncio.sleep(2.1)  # and through another reading
+            status = await engine.status()  # what /healthz and the bots show still reads
+            assert status.workers == 0 and status.queued >= 0
+    finally:
+        await redis.aclose()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "queue's figures" in r.getMessage()]
+    assert not tracebacks, tracebacks[0].getMessage()
+    assert len(warnings) <= 1, [w.getMessage() for w in warnings]

@@ -189,11 +189,28 @@ class RedisEngine(Engine):
         next_lost_check = time.monotonic() + self.lost_check_s
         next_rate = 0.0
         failures = 0
+        status_failures = 0
         while not self._stopping:
             try:
                 if time.monotonic() >= next_rate:
-                    await self.status()
                     next_rate = time.monotonic() + 2.0
+                    try:  # the queue's figures are for ETAs: never a reason to stop reading events
+                        await self.status()
+                        status_failures = 0
+                    except asyncio.CancelledError:
+                        raise
+                    except RedisError as error:
+                        if not isinstance(error, ResponseError):
+                            raise  # unreachable: the outer handler waits and retries
+                        status_failures += 1
+                        if status_failures in (1, 10) or status_failures % 100 == 0:
+                            log.warning("cannot read the queue's figures from Redis (%s); "
+                                        "following jobs without them", str(error)[:200])
+                    except Exception as error:
+                        status_failures += 1
+                        if status_failures in (1, 10) or status_failures % 100 == 0:
+                            log.warning("cannot read the queue's figures from Redis (%s: %s); "
+                                        "following jobs without them", type(error).__name__, str(error)[:200])
                 if not self._last_ids:
                     self._redis_ok = bool(await self.redis.ping())
                     await asyncio.sleep(self.block_ms / 1000)

@@ -34,6 +34,7 @@ step. Every state change that must not half-happen is one Lua script.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -334,23 +335,33 @@ class RedisQueue:
         return {_text(k): v for k, v in (await self.redis.hgetall(self.key("job", job_id))).items()}
 
     async def counts(self, worker_timeout_s: float, window_s: float = 120.0) -> dict:
-        """Queue depth, jobs handed out, live workers and recent completion times."""
+        """Queue depth, jobs handed out, live workers and recent completion times.
+
+        Anyone who writes to Redis can put anything under these keys: a key of the wrong type
+        counts as empty and a value that is no number is skipped, so one bad entry never stops
+        the bot from following its jobs (an unreachable Redis still raises)."""
         now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(self.key("queued"))
             pipe.exists(self.work_stream)
             pipe.hgetall(self.key("workers"))
             pipe.zrangebyscore(self.key("completions"), now - window_s, "+inf", withscores=True)
-            queued, has_stream, workers, recent = await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
+        queued, has_stream, workers, recent = (None if isinstance(r, Exception) else r for r in replies)
         running = 0
         if has_stream:
             try:
                 running = int((await self.redis.xpending(self.work_stream, GROUP))["pending"])
-            except Exception:  # no group yet: nothing handed out
+            except Exception:  # no group yet (or no stream): nothing handed out
                 running = 0
-        live = sum(1 for seen in workers.values() if now - float(seen) < worker_timeout_s)
-        return {"queued": int(queued), "running": running, "workers": live,
-                "completions": [score for _, score in recent], "now": now}
+        live = 0
+        for seen in (workers or {}).values():
+            beat = _finite(seen)
+            if beat is not None and now - beat < worker_timeout_s:
+                live += 1
+        completions = [score for score in (_finite(pair[1]) for pair in _pairs(recent)) if score is not None]
+        return {"queued": _count(queued), "running": running, "workers": live, "completions": completions,
+                "now": now}
 
     # -- the worker side ------------------------------------------------------------------------
 
@@ -446,3 +457,26 @@ class RedisQueue:
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
             taken.append((entry_id, _text(fields[b"job"] if b"job" in fields else fields["job"]), deliveries))
         return taken
+
+
+def _finite(value) -> float | None:
+    """A finite number from what Redis held, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(value) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _pairs(value) -> list:
+    """(member, score) pairs from a ZRANGE ... WITHSCORES reply; anything else counts as none."""
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [pair for pair in value if isinstance(pair, (list, tuple)) and len(pair) == 2]
