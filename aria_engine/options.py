@@ -12,6 +12,7 @@ COMPOSERS = ("auto", "procedural", "transformer")
 ENCODERS = ("auto", "palette", "clip")
 DECODE_STRATEGIES = ("fast", "exact")
 AUDIO_FORMATS = ("ogg", "mp3")
+SAFETY_MODES = ("off", "refuse", "spoiler")  # aria_engine.safety
 
 
 def random_seed() -> int:
@@ -37,6 +38,9 @@ class GenerationOptions:
     window: int = 1216  # the reference's max_input_len
     decode: str = "fast"
     audio_format: str = "ogg"
+    # The image-safety gate (aria_engine.safety): set by the bot from the server's settings.
+    image_safety: str = "off"  # off | refuse | spoiler
+    image_safety_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -48,6 +52,9 @@ class GenerationOptions:
         check(self.mode in MODES, f"mode must be one of {', '.join(MODES)}")
         check(self.decode in DECODE_STRATEGIES, f"decode must be one of {', '.join(DECODE_STRATEGIES)}")
         check(self.audio_format in AUDIO_FORMATS, f"format must be one of {', '.join(AUDIO_FORMATS)}")
+        check(self.image_safety in SAFETY_MODES, f"image_safety must be one of {', '.join(SAFETY_MODES)}")
+        check(isinstance(self.image_safety_threshold, (int, float)) and 0 <= self.image_safety_threshold <= 1,
+              "image_safety_threshold must be a number between 0 and 1")
         for option in NUMBERS:
             value = getattr(self, option.field)
             check(value is None and option.field == "seed" or value is not None and option.accepts(value),

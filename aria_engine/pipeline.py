@@ -29,7 +29,7 @@ from aria_engine.options import GenerationOptions
 if TYPE_CHECKING:
     from aria_engine.render import RenderedAudio
 
-STAGES = ("decoding image", "reading emotion", "composing", "drawing", "rendering")
+STAGES = ("decoding image", "safety", "reading emotion", "composing", "drawing", "rendering")
 UPLOAD_MARGIN_BYTES = 64 * 1024  # message text and multipart overhead
 
 StageProgress = Callable[[str, float], None]
@@ -271,6 +271,32 @@ class Pipeline:
         return load_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, max_side=limits.max_side,
                           max_decode_bytes=limits.max_decode_bytes)
 
+    def check_safety(self, images: Sequence[Image.Image], options: Sequence[GenerationOptions]) -> list[float | None]:
+        """The image-safety gate (aria_engine.safety), right after decoding, one batch for the
+        pictures whose options turn it on: each one's score (None where it is off). Raises
+        SafetyUnavailable when the classifier cannot run: never a silent pass."""
+        wanted = [i for i, o in enumerate(options) if o.image_safety != "off"]
+        scores: list[float | None] = [None] * len(images)
+        if wanted:
+            from aria_engine import safety
+
+            for i, score in zip(wanted, safety.classifier().scores([images[i] for i in wanted])):
+                scores[i] = score
+        return scores
+
+    @staticmethod
+    def apply_safety(score: float | None, options: GenerationOptions) -> dict | None:
+        """What a score means for one request: raises ImageUnsafe when it refuses; with spoiler,
+        the note the result carries (`composition.stats["image_safety"]`); else None."""
+        if score is None:
+            return None
+        from aria_engine.safety import ImageUnsafe, verdict
+
+        flagged = verdict(score, options.image_safety, options.image_safety_threshold)
+        if flagged and options.image_safety == "refuse":
+            raise ImageUnsafe(score, options.image_safety_threshold)
+        return {"score": round(score, 4), "flagged": flagged, "mode": options.image_safety}
+
     def read_emotions(self, images: Sequence[Image.Image], encoder: str = "auto") -> list[Emotion]:
         return self.encoder(encoder).encode(list(images))
 
@@ -372,11 +398,18 @@ class Pipeline:
         timings: dict[str, float] = {}
 
         trajectory: Trajectory | None = None
+        safety_note = None
         if request.image is not None:
             report("decoding image", 0.0)
             started = time.perf_counter()
             image = self.decode_image(request.image)
             timings["decoding image"] = time.perf_counter() - started
+
+            if options.image_safety != "off":  # the image-safety gate, right after decoding
+                report("safety", 0.0)
+                started = time.perf_counter()
+                safety_note = self.apply_safety(self.check_safety([image], [options])[0], options)
+                timings["safety"] = time.perf_counter() - started
 
             report("reading emotion", 0.0)
             started = time.perf_counter()
@@ -399,6 +432,8 @@ class Pipeline:
             [(conditioning, options)], lambda fraction: report("composing", fraction)
         )[0]
         timings["composing"] = time.perf_counter() - started
+        if safety_note is not None:
+            composition.stats["image_safety"] = safety_note
 
         result = self.finish(
             emotion, trajectory, encoder, composition, options, progress, request.max_upload_bytes

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 STAGES = {  # timing key: how the table shows it
     "decoding image": "decoding image",
+    "safety": "safety",
     "reading emotion": "reading emotion",
     "composing": "composing",
     "rendering": "rendering",
@@ -47,6 +48,14 @@ def main() -> None:
     pipeline = Pipeline()
     renderer = pipeline.renderer()  # loads the SoundFont
     pipeline.encoder("palette")
+    safety = "off"
+    try:  # the image-safety gate, as the bots run it by default (the [safety] extra)
+        from aria_engine.safety import SafetyUnavailable, check_available
+
+        check_available()
+        safety = "refuse"
+    except SafetyUnavailable as missing:
+        print(f"no safety stage: {missing}")
     pipeline.composer("procedural")
     import aria_engine.visuals  # noqa: F401
 
@@ -61,7 +70,8 @@ def main() -> None:
         order = list(variants) if seed % 2 == 0 else list(reversed(variants))  # neither always goes first
         for name in order:
             renderer.synth_parts = variants[name]
-            request = Request(image=data, options=GenerationOptions(seed=seed, duration_s=args.duration))
+            request = Request(image=data, options=GenerationOptions(seed=seed, duration_s=args.duration,
+                                                                       image_safety=safety))
             t0, cpu0 = time.perf_counter(), time.process_time()
             result = pipeline.run(request)
             total, cpu = time.perf_counter() - t0, time.process_time() - cpu0

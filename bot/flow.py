@@ -52,6 +52,9 @@ class ChatSink(Protocol):
     async def withdraw(self, text: str) -> None:
         """The job never started (the engine refused it): take the status back, tell the requester."""
 
+    async def audit(self, channel: str, text: str) -> None:
+        """Post a line to the server's audit channel (an image-safety refusal; never the picture)."""
+
 
 class AdmittedUse:
     """A use the policy granted, held while the job is set up; given back on leaving the `with`
@@ -135,6 +138,8 @@ class ChatFlow:
             await sink.deliver(ending)
         elif isinstance(ending, Failed):
             await (sink.refuse(ending.message) if ending.refusal else sink.say(ending.message))
+            if ending.audit_channel and ending.audit_text:
+                await sink.audit(ending.audit_channel, ending.audit_text)
         elif isinstance(ending, Cancelled):
             await sink.say(endings.cancelled(ending.by, sink.requester))
         else:

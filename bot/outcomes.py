@@ -95,6 +95,8 @@ class Failed:
     message: str
     refusal: bool = False  # the input was at fault: show privately, like a refusal
     log_id: str | None = None
+    audit_channel: str | None = None  # where to log it (the image-safety gate's refusals), with audit_text
+    audit_text: str | None = None
     terminal = True
 
     @property

@@ -52,6 +52,7 @@ class Actor:
     user_id: str
     role_ids: tuple[str, ...] = ()  # Discord roles; Slack user groups (those allowed_roles names)
     is_admin: bool = False
+    age_restricted: bool = False  # the platform marks the channel so (Discord's NSFW flag)
 
     @property
     def server_key(self) -> str:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from aria_engine.pipeline import Result
 
+SPOILER_NOTE = "the image-safety check flagged the picture as possibly sensitive, so this reply is marked as a spoiler"
+
+
 @dataclass(frozen=True)
 class Attachment:
     filename: str
@@ -28,6 +31,7 @@ class Reply:
     notes: list[str] = field(default_factory=list)
     files: list[Attachment] = field(default_factory=list)
     offers_modes: bool = False  # made by a composer with conditioning modes, so Another mode differs
+    spoiler: bool = False  # the image-safety check flagged the picture and the server asks for spoilers
 
     @property
     def total_bytes(self) -> int:
@@ -59,6 +63,10 @@ def build_reply(result: Result, *, name: str = "aria", upload_limit: int | None 
     if comp.instruments:
         details.append(("instruments", ", ".join(comp.instruments)))
     notes = list(result.notes) + list(comp.notes) + list(getattr(result.audio, "notes", []))
+    safety = comp.stats.get("image_safety") or {}
+    spoiler = bool(safety.get("flagged")) and safety.get("mode") == "spoiler"
+    if spoiler:
+        notes.append(SPOILER_NOTE)
     files = [
         Attachment(f"{name}.mid", result.midi, "audio/midi", "midi"),
         Attachment(f"{name}.{result.audio.format}", result.audio.data, result.audio.mime_type, "audio"),
@@ -85,4 +93,5 @@ def build_reply(result: Result, *, name: str = "aria", upload_limit: int | None 
         notes=notes,
         files=files,
         offers_modes=comp.mode is not None,
+        spoiler=spoiler,
     )

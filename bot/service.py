@@ -85,7 +85,7 @@ SHUTDOWN = "shutdown"  # who "cancelled" the jobs of an engine that is closing
 CANNOT_START = "Sorry, I couldn't start on that just now. Please try again in a moment."
 
 # How much of a job each stage is, roughly, so one progress fraction moves evenly.
-_STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
+_STAGE_WEIGHTS = {"decoding image": 0.05, "safety": 0.0, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
 _STAGE_STARTS = {stage: sum(_STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)]) for stage in STAGES}
 
 
@@ -118,6 +118,7 @@ class AriaService:
               kind: str = "compose") -> Admission | Refusal:
         """Fit the defaults to this place and ask the policy; a yes counts one use."""
         options = self.policy.fit_defaults(actor, options, explicit)
+        options = options.replace(**self.image_safety(actor))
         decision = self.policy.try_acquire(actor, options, kind=kind)
         if not decision.allowed:
             return Refusal(decision.reason_code, decision.message, decision.retry_after_s)
@@ -163,7 +164,8 @@ class AriaService:
             result_id=job.id, platform=actor.platform, server_id=actor.server_id, channel_id=actor.channel_id,
             user_id=actor.user_id, source_kind="image" if request.image is not None else "mood",
             options=request.options.as_dict(), seed=request.options.seed,
-            image_sha256=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
+            # A gated picture's hash is kept only once the image-safety gate passed it (see _on_event).
+            image_sha256=_sha256(request.image) if request.options.image_safety == "off" else None,
             image_ref=image_ref or {}, extra=extra,
         )
         if request.emotion is not None and isinstance(request.emotion, Emotion):
@@ -198,10 +200,14 @@ class AriaService:
                 rid, status="done", seed=result.options.seed, valence=result.emotion.valence,
                 arousal=result.emotion.arousal, composer=result.composition.composer, encoder=result.encoder,
                 options=result.options.as_dict(),
+                **({"image_sha256": _sha256(getattr(getattr(ticket.job, "request", None), "image", None))}
+                   if ticket.record.image_sha256 is None else {}),
             ) or ticket.record
             reply = build_reply(result, name=self.name, upload_limit=ticket.upload_limit)
             return Finished(reply, record, event.cached)
         if isinstance(event, jobs.Failed):
+            if event.kind == "image_unsafe":
+                return self._refused_unsafe(ticket, event)
             self.store.update_result(rid, status="failed", error=event.reason)
             refusal = event.kind == "image_rejected"
             if refusal:
@@ -217,6 +223,32 @@ class AriaService:
                 self.release(ticket.admission)
             return Cancelled(event.by)
         return None
+
+    def image_safety(self, actor: Actor) -> dict[str, Any]:
+        """The image-safety gate's options here: the channel's, else the server's, else the default
+        (refuse), which is off in an age-restricted channel (the platform's flag, or listed in
+        age_restricted_channels)."""
+        where = dict(server=actor.server_key, channel=actor.channel_id)
+        mode = self.settings.lookup("image_safety", **where)
+        value = mode.value
+        if mode.source is None and (actor.age_restricted or actor.channel_id in self.settings.get(
+                "age_restricted_channels", server=actor.server_key)):
+            value = "off"
+        return {"image_safety": value,
+                "image_safety_threshold": float(self.settings.get("image_safety_threshold", **where))}
+
+    def _refused_unsafe(self, ticket: Ticket, event: Any) -> Failed:
+        """A picture the image-safety gate turned down: the use goes back, the record keeps no trace
+        of the picture (no hash, nothing to fetch it again by), and the refusal is audited without it."""
+        actor = ticket.admission.actor
+        self.release(ticket.admission)
+        self.store.update_result(ticket.result_id, status="failed", error="image_unsafe", image_ref={})
+        threshold = ticket.admission.options.image_safety_threshold
+        self.store.audit(actor, "image_refused", {"channel": actor.channel_id, "result_id": ticket.result_id,
+                                                  "threshold": threshold})
+        text = (f"The image-safety check turned down a picture from {_who(actor)} in <#{actor.channel_id}> "
+                f"(threshold {threshold:g}); the picture was not kept.")
+        return Failed(event.reason, True, None, self._audit_channel(actor), text)
 
     # -- after a restart -----------------------------------------------------------------------
 
@@ -521,6 +553,10 @@ def _latest_position(job: Any) -> tuple[int | None, float | None]:
 def _explicit_fields(record: ResultRecord) -> set[str]:
     """Options the requester chose themselves keep being theirs on a variation."""
     return set(record.extra.get("explicit", []))
+
+
+def _sha256(image: bytes | None) -> str | None:
+    return hashlib.sha256(image).hexdigest() if image is not None else None
 
 
 def _who(actor: Actor) -> str:

@@ -168,6 +168,18 @@ def choice_list(choices: Iterable[str]) -> Parser:
     return parse
 
 
+def one_of(choices: Iterable[str]) -> Parser:
+    choices = tuple(choices)
+
+    def parse(name: str, value: Any) -> str:
+        text = str(value).strip().lower() if isinstance(value, str) else value
+        if text not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 
@@ -243,6 +255,9 @@ def aria_registry() -> SettingsRegistry:
                description="Conditioning modes members may pick.")
     r.register("private_by_default", default=False, parse=boolean(), scopes={g, s, c, u},
                description="Whether results are shown only to the requester unless they ask otherwise.")
+    from bot.jams import register_jam_settings  # the jam rules own their settings; here for the order
+
+    register_jam_settings(r)
     r.register("audit_channel", default=None, parse=optional_id(), scopes={s},
                description="Channel that receives a log of admin actions; none to turn it off.")
     r.register("admin_user_ids", default=[], parse=id_list(), scopes={s},
@@ -251,6 +266,12 @@ def aria_registry() -> SettingsRegistry:
                description="Whether admins skip the cooldown and the daily quota.")
     r.register("results_retention_days", default=30, parse=whole(1, 3650, "days"), scopes={g, s},
                description="Days a result's buttons keep working before it is forgotten.")
+    r.register("image_safety", default="refuse", parse=one_of(("off", "refuse", "spoiler")), scopes={g, s, c},
+               description="Flagged pictures: refuse, spoiler the reply, or off (default off in age-restricted channels).")
+    r.register("image_safety_threshold", default=0.5, parse=number(0, 1, "probability"), scopes={g, s, c},
+               description="Image-safety score (0..1) at or above which a picture is flagged; 0 flags all.")
+    r.register("age_restricted_channels", default=[], parse=id_list(), scopes={s},
+               description="Channels treated as age-restricted, besides Discord's NSFW flag.")
     return r
 
 

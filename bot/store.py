@@ -116,6 +116,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE seen_events (key TEXT PRIMARY KEY, at REAL NOT NULL)",
         "CREATE INDEX seen_events_by_age ON seen_events (at)",
     ),
+    # 2 -> 3: jams (bot/jams.py) and their contributions, so an open jam survives a restart and
+    # a finished one is never composed twice (its status moves open -> composing once).
+    (
+        """CREATE TABLE jams (
+            jam_id TEXT PRIMARY KEY,
+            platform TEXT NOT NULL,
+            server_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            host_id TEXT NOT NULL,
+            host_name TEXT NOT NULL,
+            title TEXT NOT NULL,
+            status TEXT NOT NULL,
+            deadline REAL NOT NULL,
+            max_contributions INTEGER NOT NULL,
+            options TEXT NOT NULL,
+            seconds REAL,
+            board TEXT NOT NULL DEFAULT '{}',
+            result_id TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL)""",
+        "CREATE INDEX jams_by_channel ON jams (platform, server_id, channel_id, status)",
+        """CREATE TABLE jam_contributions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            jam_id TEXT NOT NULL REFERENCES jams (jam_id),
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            valence REAL NOT NULL,
+            arousal REAL NOT NULL,
+            encoder TEXT NOT NULL,
+            caption TEXT NOT NULL DEFAULT '',
+            removed INTEGER NOT NULL DEFAULT 0,
+            at REAL NOT NULL)""",
+        "CREATE INDEX jam_contributions_by_jam ON jam_contributions (jam_id, removed, id)",
+    ),
 )
 
 

@@ -18,10 +18,19 @@ DEFAULTS = {
     "max_duration_s": 60.0,
     "allowed_modes": list(MODES),
     "private_by_default": False,
+    "jam_starters": [],
+    "jam_open_per_channel": 1,
+    "jam_open_per_server": 5,
+    "jam_contributions_per_member": 2,
+    "jam_max_contributions": 12,
+    "jam_longest_minutes": 1440,
     "audit_channel": None,
     "admin_user_ids": [],
     "admins_bypass_limits": False,
     "results_retention_days": 30,
+    "image_safety": "refuse",
+    "image_safety_threshold": 0.5,
+    "age_restricted_channels": [],
 }
 
 

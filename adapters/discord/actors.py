@@ -25,6 +25,7 @@ def actor_of(interaction: discord.Interaction) -> Actor:
         user_id=str(member.id),
         role_ids=roles,
         is_admin=permissions.manage_guild or permissions.administrator,
+        age_restricted=bool(getattr(interaction.channel, "nsfw", False)),  # an age-restricted channel
     )
 
 

@@ -39,6 +39,8 @@ def reply_embed(reply: Reply, *, valence: float, arousal: float) -> discord.Embe
     if reply.notes:
         embed.add_field(name="notes", value=_clip("\n".join(f"- {n}" for n in reply.notes), 1024), inline=False)
     chart, roll = reply.file("emotion_chart"), reply.file("piano_roll")
+    if reply.spoiler:  # the pictures stay behind their spoiler files, not inline in the embed
+        chart = roll = None
     if chart is not None:
         embed.set_thumbnail(url=f"attachment://{chart.filename}")
     if roll is not None:
@@ -47,7 +49,9 @@ def reply_embed(reply: Reply, *, valence: float, arousal: float) -> discord.Embe
 
 
 def reply_files(reply: Reply) -> list[discord.File]:
-    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in reply.files]
+    """The reply's files; spoilered (Discord blurs them until clicked) when the image-safety check
+    flagged the picture on a server that asks for spoilers."""
+    return [discord.File(io.BytesIO(f.data), filename=f.filename, spoiler=reply.spoiler) for f in reply.files]
 
 
 def midi_only(reply: Reply, why: str) -> Reply:
@@ -193,6 +197,14 @@ class Conversation:
     async def withdraw(self, text: str) -> None:
         """The engine refused the job: only the requester hears why."""
         await self.refuse(text)
+
+    async def audit(self, channel: str, text: str) -> None:
+        """A line in the server's audit channel, mentioning nobody (an image-safety refusal)."""
+        try:
+            await self.client.get_partial_messageable(int(channel), guild_id=self.guild_id).send(
+                text, allowed_mentions=discord.AllowedMentions.none())
+        except (discord.HTTPException, ValueError) as error:
+            log.warning("could not post to the audit channel %s: %s", channel, error)
 
     async def _post_text(self, text: str) -> None:
         try:

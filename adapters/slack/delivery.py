@@ -27,6 +27,9 @@ Tell = Callable[[str], Awaitable[Any]]  # a message only the requester sees
 FILE_TITLES = {"midi": "MIDI", "audio": "Audio", "emotion_chart": "Emotion chart", "piano_roll": "Piano roll"}
 
 
+SLACK_SPOILER_NOTE = "Slack cannot hide pictures behind a spoiler, so the emotion chart and piano roll were left out"
+
+
 class StatusMessage:
     """The bot's message for one request, and the thread its files go into."""
 
@@ -78,9 +81,19 @@ class StatusMessage:
         await self.say(f"{endings.mention(self.requester)} {endings.REFUSED_IN_PUBLIC}")
         await self.tell(text)
 
+    async def audit(self, channel: str, text: str) -> None:
+        """A line in the workspace's audit channel (an image-safety refusal; never the picture)."""
+        try:
+            await self.client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as error:
+            log.warning("could not post to the audit channel: %s", error.response.get("error"))
+
     async def deliver(self, finished: Finished) -> None:
         """Upload the files into the thread, then turn the status message into the readout."""
         reply, record = finished.reply, finished.record
+        if reply.spoiler:  # Slack has no spoilers: the pictures stay out of the channel, the note says why
+            reply.files = [f for f in reply.files if f.kind in ("midi", "audio")]
+            reply.notes.append(SLACK_SPOILER_NOTE)
         file_ids, upload_note = await self._upload(reply)
         if upload_note:
             reply.notes.append(upload_note)

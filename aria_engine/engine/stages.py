@@ -39,6 +39,7 @@ class Work:
     deadline: asyncio.TimerHandle | None = None
     piece: object = None  # its piece in a decode session (neural.Piece), while composing there
     reported_at: float = 0.0  # when its composing progress last went out
+    safety_note: dict | None = None  # the image-safety gate's score, for the result (aria_engine.safety)
 
     @property
     def request(self) -> Request:
@@ -57,9 +58,12 @@ class Work:
 def user_facing_message(error: BaseException) -> tuple[str, str] | None:
     """(kind, sentence) for errors whose message is written for the user; None otherwise."""
     from aria_engine.images import ImageRejected
+    from aria_engine.safety import ImageUnsafe
 
     if isinstance(error, ImageRejected):
         return "image_rejected", error.message
+    if isinstance(error, ImageUnsafe):
+        return "image_unsafe", error.message
     try:
         from aria_engine.render import RenderError, SoundFontError
     except ImportError:  # pragma: no cover - render.py always ships with the engine
@@ -91,6 +95,7 @@ class Stages:
             except Exception as error:
                 self.fail(work, error)
             self._timed(work, "decoding image", started)
+        await self.check_safety([w for w in pictures if w.live])
         by_encoder: dict[str, list[Work]] = defaultdict(list)
         for work in pictures:
             if work.live:
@@ -110,6 +115,35 @@ class Stages:
             for work in group:
                 work.timings["reading emotion"] = elapsed
                 work.image = None  # the pixels are not needed any more
+
+    async def check_safety(self, group: list[Work]) -> None:
+        """The image-safety gate on the decoded pictures, one batch (see aria_engine.safety): a
+        refused picture fails its job (kind image_unsafe) and its pixels go at once; a classifier
+        that cannot run fails the jobs that asked for it, never lets them through."""
+        gated = [w for w in group if w.options.image_safety != "off"]
+        if not gated:
+            return
+        self.progress.report(gated, "safety", 0.0)
+        started = time.perf_counter()
+        try:
+            scores = await self.in_thread(self.pipeline.check_safety, [w.image for w in gated],
+                                          [w.options for w in gated])
+        except Exception as error:
+            scores = None
+            for work in gated:
+                work.image = None
+                self.fail(work, error)
+        elapsed = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("safety").observe(elapsed)
+        for i, work in enumerate(gated):
+            work.timings["safety"] = elapsed
+            if scores is None:
+                continue
+            try:
+                work.safety_note = self.pipeline.apply_safety(scores[i], work.options)
+            except Exception as refused:
+                work.image = None
+                self.fail(work, refused)
 
     async def _read_one(self, work: Work) -> None:
         emotion = (await self.in_thread(self.pipeline.read_emotions, [work.image], work.encoder))[0]
@@ -160,6 +194,8 @@ class Stages:
 
     async def finish(self, work: Work) -> None:
         """Render and draw; the job ends Done (or Failed)."""
+        if work.safety_note is not None and work.composition is not None:
+            work.composition.stats["image_safety"] = work.safety_note
         try:
             result = await self.in_thread(
                 self.pipeline.finish, work.emotion, work.trajectory, work.encoder, work.composition,

@@ -117,6 +117,22 @@ def _device_refused(args: argparse.Namespace) -> bool:
     return False
 
 
+def _safety_refused(args: argparse.Namespace) -> bool:
+    """The image-safety gate is on by default (image_safety: refuse): with the models in this
+    process its classifier must load now, or the bot does not start (one line, exit 2). With
+    --redis the workers run it, and each checks it at its own start."""
+    if args.redis:
+        return False
+    from aria_engine.safety import SafetyUnavailable, check_available
+
+    try:
+        check_available()
+    except SafetyUnavailable as error:
+        print(f"aria: the image-safety gate is on by default, and {error}", file=sys.stderr)
+        return True
+    return False
+
+
 def _engine(args: argparse.Namespace):
     """Models in this process by default; with --redis, a pool of `aria worker` processes."""
     from aria_engine.engine import LocalEngine, ResultCache
@@ -143,7 +159,7 @@ def run_discord(args: argparse.Namespace) -> int:
         print("aria: set ARIA_DISCORD_TOKEN to the bot token (Discord developer portal > your app > Bot)",
               file=sys.stderr)
         return 2
-    if _device_refused(args):
+    if _device_refused(args) or _safety_refused(args):
         return 2
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     try:
@@ -197,7 +213,7 @@ def run_slack(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"aria: {problem}", file=sys.stderr)
         return 2
-    if _device_refused(args):
+    if _device_refused(args) or _safety_refused(args):
         return 2
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     try:

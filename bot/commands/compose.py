@@ -16,7 +16,7 @@ from bot.commands.devices import add_device_argument, check_device
 from bot.texts import ACCEPTED_PICTURES
 
 # How much of a run each stage takes, roughly, for a progress bar that moves evenly.
-_STAGE_WEIGHTS = {"decoding image": 0.05, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
+_STAGE_WEIGHTS = {"decoding image": 0.05, "safety": 0.0, "reading emotion": 0.1, "composing": 0.6, "drawing": 0.05, "rendering": 0.2}
 
 
 GENERATION_FIELDS = ("seed", "duration_s", "min_instruments", "length", "window", "note_temperature",

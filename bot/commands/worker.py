@@ -74,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
     except DeviceError as error:
         print(f"aria worker: {error}", file=sys.stderr)
         return 2
+    from aria_engine.safety import SafetyUnavailable, check_available
+
+    try:  # the bots ask for the image-safety gate by default: a worker that cannot run it does not start
+        check_available()
+    except SafetyUnavailable as error:
+        print(f"aria worker: the image-safety gate is on by default, and {error}", file=sys.stderr)
+        return 2
     worker = Worker(
         args.redis, pipeline=pipeline, prefix=args.prefix, name=args.name, concurrency=args.concurrency,
         max_batch=args.max_batch or default_max_batch(pipeline), visibility_timeout_s=args.visibility_timeout,

@@ -106,10 +106,11 @@ class Channel:
     guild_id: int
     name: str
     position: int = 0
+    nsfw: bool = False  # Discord's age-restricted flag
 
     def payload(self) -> dict:
         return {"id": str(self.id), "type": 0, "guild_id": str(self.guild_id), "name": self.name,
-                "position": self.position, "permission_overwrites": [], "nsfw": False, "topic": None,
+                "position": self.position, "permission_overwrites": [], "nsfw": self.nsfw, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None, "flags": 0}
 
 

@@ -23,7 +23,8 @@ from bot.texts import sentence, setting_value
 log = logging.getLogger(__name__)
 
 RESETTABLE = ("enabled", "allowed_roles", "cooldown_s", "daily_quota", "max_length", "max_duration_s",
-              "allowed_modes", "private_by_default", "audit_channel", "admin_user_ids", "admins_bypass_limits")
+              "allowed_modes", "private_by_default", "audit_channel", "admin_user_ids", "admins_bypass_limits",
+              "image_safety", "image_safety_threshold")
 CHANNEL_HELP = "Only this channel (default: the whole server)"
 
 
@@ -140,6 +141,24 @@ class Admin(commands.Cog):
     async def audit_channel(self, interaction: discord.Interaction,
                             channel: Optional[discord.TextChannel] = None) -> None:
         await self._change(interaction, "audit_channel", str(channel.id) if channel else None)
+
+    @group.command(name="image-safety", description="What ARIA does with pictures its safety check flags")
+    @app_commands.describe(mode="refuse them (default), spoiler the reply, or off (default in NSFW channels)",
+                           threshold="Score from 0 to 1 at which a picture is flagged (default 0.5)",
+                           channel=CHANNEL_HELP)
+    @app_commands.choices(mode=[app_commands.Choice(name=n, value=n) for n in ("refuse", "spoiler", "off")])
+    async def image_safety(self, interaction: discord.Interaction, mode: app_commands.Choice[str],
+                           threshold: Optional[app_commands.Range[float, 0, 1]] = None,
+                           channel: Optional[discord.TextChannel] = None) -> None:
+        if threshold is not None:
+            actor, channel_id = actor_of(interaction), str(channel.id) if channel is not None else None
+            try:  # both changes, one answer
+                change = self.bot.service.change_setting(actor, "image_safety_threshold", threshold, channel=channel_id)
+            except (PermissionError, ValueError) as error:
+                await interaction.response.send_message(sentence(str(error)), ephemeral=True)
+                return
+            await self._audit(change)
+        await self._change(interaction, "image_safety", mode.value, channel)
 
     @group.command(name="reset", description="Put a setting back to its default")
     @app_commands.describe(setting="The setting", channel=CHANNEL_HELP)
