@@ -221,8 +221,9 @@ async def test_cancel_while_queued(double, tmp_path, transport):
 async def test_progress_edits_are_throttled(double, tmp_path, transport):
     world = make_world(double)
     async with running_app(double, tmp_path, transport=transport, progress_interval_s=0.5,
-                           settings={"max_duration_s": 16}):
-        await double.slash(world.general, world.alice, "mood 0.3 0.3 duration=16")  # a few seconds of work
+                           settings={"max_duration_s": 90}):
+        # A minute of music: over a second of work even on an idle machine, so edits fall in between.
+        await double.slash(world.general, world.alice, "mood 0.3 0.3 duration=90")
         result = await wait_for_result(double, world.general)
     texts = [u["text"] for u in double.updates if u["ts"] == result["ts"]]
     assert texts[0] == "Next in line." and texts[-1].startswith(result["text"]), texts
