@@ -98,7 +98,7 @@ async def test_waiting_jobs_are_batched_and_each_result_equals_its_unbatched_run
 
 async def test_cancel_a_waiting_job_and_a_running_one(pipeline):
     async with LocalEngine(pipeline, concurrency=1, max_batch=1) as engine:
-        running = await engine.submit(mood(user="a", duration=20))
+        running = await engine.submit(mood(user="a", duration=90))
         waiting = await engine.submit(mood(user="b"))
         async for event in running.events():
             if isinstance(event, Started):
@@ -153,7 +153,7 @@ async def test_a_server_flooding_500_jobs_does_not_delay_another_servers_job(pip
 
 async def test_a_job_running_past_its_timeout_fails_with_a_reason(pipeline):
     async with LocalEngine(pipeline, concurrency=1, limits=Limits(job_timeout_s=0.2)) as engine:
-        job = await engine.submit(mood(duration=20))
+        job = await engine.submit(mood(duration=90))
         end = await job.wait()
     assert isinstance(end, Failed) and end.kind == "timeout" and "took longer than" in end.reason
 

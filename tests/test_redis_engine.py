@@ -109,7 +109,7 @@ async def test_jobs_run_on_worker_processes_and_results_come_back(server, worker
 async def test_a_worker_killed_mid_job_hands_it_to_another(server, workers):
     pool = workers(2)
     async with RedisEngine(server.url) as engine:
-        job = await engine.submit(mood(duration=20))
+        job = await engine.submit(mood(duration=90))
         victim = await started_by(job)
         pool.kill(pool.index_of(victim))
         end = await asyncio.wait_for(job.wait(), timeout=90)

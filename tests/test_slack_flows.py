@@ -203,9 +203,9 @@ async def test_another_mode_of_a_procedural_piece_is_explained(double, tmp_path,
 
 async def test_cancel_while_queued(double, tmp_path, transport):
     world = make_world(double)
-    async with running_app(double, tmp_path, transport=transport, settings={"max_duration_s": 20}) as running:
+    async with running_app(double, tmp_path, transport=transport, settings={"max_duration_s": 90}) as running:
         # Bob's long piece keeps the single worker busy; Alice's waits in line and is cancelled.
-        await double.slash(world.general, world.bob, "mood 0.1 0.1 duration=20")
+        await double.slash(world.general, world.bob, "mood 0.1 0.1 duration=90")
         await double.slash(world.quiet, world.alice, "mood -0.5 0.5")
         status = await wait_for_status(double, world.quiet)
         await double.click(world.quiet, world.alice, status, "aria_cancel")

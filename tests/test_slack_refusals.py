@@ -263,8 +263,8 @@ async def test_modal_refusals_stay_in_the_modal(double, tmp_path, transport):
 
 async def test_buttons_on_gone_or_foreign_results(double, tmp_path, transport):
     world = make_world(double)
-    async with running_app(double, tmp_path, transport=transport, settings={"max_duration_s": 20}) as running:
-        await double.slash(world.general, world.alice, "mood 0.3 0.3 duration=20")
+    async with running_app(double, tmp_path, transport=transport, settings={"max_duration_s": 90}) as running:
+        await double.slash(world.general, world.alice, "mood 0.3 0.3 duration=90")
         status = await wait_for_status(double, world.general)
         await double.click(world.general, world.bob, status, "aria_cancel")
         assert await refused(double, world.bob) == "Only the person who asked (or a moderator) can cancel this piece."
