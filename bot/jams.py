@@ -13,7 +13,7 @@ out the cooldown since the member's last use or contribution. A refusal is a `Ja
 message is for the member alone; the jam goes on. A moderator (an ARIA admin) may remove a
 contribution and cancel a jam; the host may cancel their own.
 
-Jams live in the store (`bot.jam_store`): after a restart an open jam is still open, `due()`
+Jams need the in-process engine for now (`runs_jams`). Jams live in the store (`bot.jam_store`): after a restart an open jam is still open, `due()`
 still finds it when its deadline passes (on the injected clock), and `JamBook.claim` lets only
 one finisher compose it.
 """
@@ -90,6 +90,8 @@ class JamService:
     def start(self, actor: Actor, host_name: str, *, title: str, minutes: float = DEFAULT_MINUTES,
               max_contributions: int | None = None, seconds: float | None = None,
               options: GenerationOptions | None = None) -> Jam:
+        if not runs_jams(self.service.engine):
+            raise JamRefused("Jams are not available on this bot yet: its models run on a worker pool.")
         starters = self._limit("jam_starters", actor)
         if starters and not self.is_moderator(actor) and not set(starters) & set(actor.role_ids):
             raise JamRefused("Only members with a jam role may start a jam here.")
@@ -250,6 +252,15 @@ class JamService:
         jam = self.book.get(jam_id)
         if jam is not None:
             self.book.set_outcome(jam_id, DONE if ok else FAILED, self.clock(), jam.result_id)
+
+
+def runs_jams(engine) -> bool:
+    """Whether this engine composes a `JamScore` as a jam. The in-process engine does; the Redis
+    wire carries only the score's keyframes for now, so a worker would make a gliding single
+    piece without sections or markers: jams are refused there rather than made wrong."""
+    from aria_engine.engine import LocalEngine
+
+    return isinstance(engine, LocalEngine)
 
 
 def board_text(jam: Jam, clock: Callable[[], float] = time.time) -> str:

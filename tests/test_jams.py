@@ -167,3 +167,11 @@ def test_the_last_allowed_contribution_fills_the_jam(world):
         jams.add_mood(member("cy"), "@cy", jam.jam_id, 0.4, 0.4)
     with pytest.raises(JamRefused, match="2 to 12 contributions"):
         jams.start(member("x", channel="c9"), "@x", title="Big", max_contributions=13)
+
+
+def test_a_bot_on_the_worker_pool_refuses_jams_rather_than_compose_them_wrong(world, tmp_path):
+    clock, store, service, jams, _ = world
+    on_workers = AriaService(object(), store, settings=service.settings, policy=service.policy)  # not in-process
+    elsewhere = JamService(on_workers, JamBook(store), jams.read_emotion, clock)
+    with pytest.raises(JamRefused, match="worker pool"):
+        elsewhere.start(member("host"), "@host", title="x")
