@@ -254,6 +254,35 @@ class JamService:
             self.book.set_outcome(jam_id, DONE if ok else FAILED, self.clock(), jam.result_id)
 
 
+async def watch_deadlines(jams: JamService, on_finished: Callable[[Jam, Ticket], Awaitable[None]], *,
+                          interval_s: float = 5.0, rounds: int | None = None) -> None:
+    """Finish every jam whose deadline passed (on the service's clock), every `interval_s`, and
+    hand each started job to `on_finished` (the adapter follows it into the jam's thread). A jam
+    another process claimed first is skipped; a failure to finish one never stops the watch.
+    `rounds` bounds the loop (tests); None watches until cancelled."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger(__name__)
+    done_rounds = 0
+    while rounds is None or done_rounds < rounds:
+        for jam in jams.due():
+            try:
+                finished, ticket = await jams.finish(None, jam.jam_id)
+            except JamRefused as refused:  # claimed elsewhere, or nothing to compose
+                log.info("deadline of jam %s: %s", jam.jam_id, refused)
+                if not jam.entries:
+                    jams.book.claim(jam.jam_id, jams.clock(), to=CANCELLED)
+                continue
+            except Exception:
+                log.exception("could not finish jam %s at its deadline", jam.jam_id)
+                continue
+            await on_finished(finished, ticket)
+        done_rounds += 1
+        if rounds is None or done_rounds < rounds:
+            await asyncio.sleep(interval_s)
+
+
 def runs_jams(engine) -> bool:
     """Whether this engine composes a `JamScore` as a jam. The in-process engine does; the Redis
     wire carries only the score's keyframes for now, so a worker would make a gliding single

@@ -175,3 +175,25 @@ def test_a_bot_on_the_worker_pool_refuses_jams_rather_than_compose_them_wrong(wo
     elsewhere = JamService(on_workers, JamBook(store), jams.read_emotion, clock)
     with pytest.raises(JamRefused, match="worker pool"):
         elsewhere.start(member("host"), "@host", title="x")
+
+
+async def test_the_deadline_watch_finishes_a_due_jam_once_and_cancels_an_empty_one(world):
+    from bot.jams import watch_deadlines
+
+    clock, store, service, jams, _ = world
+    jam = jams.start(member("host"), "@host", title="Timed", minutes=1, seconds=6, options=OPTIONS)
+    empty = jams.start(member("host", channel="c2"), "@host", title="Nobody came", minutes=1, options=OPTIONS)
+    jams.add_mood(member("ana"), "@ana", jam.jam_id, 0.3, -0.3)
+    started = []
+
+    async def on_finished(finished, ticket):
+        started.append((finished.jam_id, await ticket.job.wait()))
+
+    async with service.engine:
+        await watch_deadlines(jams, on_finished, interval_s=0, rounds=1)
+        assert started == []  # not due yet
+        clock.now += 61
+        await watch_deadlines(jams, on_finished, interval_s=0, rounds=2)
+    assert [(jam_id, isinstance(end, Done)) for jam_id, end in started] == [(jam.jam_id, True)]
+    assert markers_of(started[0][1].result.midi)[0][1].startswith("1. @ana: ")
+    assert jams.book.get(empty.jam_id).status == "cancelled"
