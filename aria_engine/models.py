@@ -45,6 +45,21 @@ def checkpoint_refusal(name: str | os.PathLike, error: BaseException) -> str:
     return f"{name} was not loaded: {why}. Download the published file again with `aria models pull`."
 
 
+def load_data_only(path: str | os.PathLike, **options):
+    """`torch.load(path, map_location="cpu", weights_only=True)`, with torch's UserWarnings about
+    the file (an unexpected pickle protocol, a legacy format...) kept off stderr: whatever is
+    wrong with a file is said once, by `checkpoint_refusal`. Raises whatever torch raises (on a
+    damaged or foreign file that is nearly anything: KeyError, EOFError, OSError, RuntimeError,
+    UnpicklingError...); callers turn every failure into one refusal."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(Path(path), map_location="cpu", weights_only=True, **options)
+
+
 def default_models_dir() -> Path:
     """$ARIA_MODELS_DIR, else `<user data dir>/aria/models`."""
     configured = os.environ.get("ARIA_MODELS_DIR")

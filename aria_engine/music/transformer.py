@@ -235,12 +235,14 @@ _STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
 def _load_trusted_format(path: Path):
     """torch.load with weights_only=True (tensors, dicts, lists, tuples, strings, numbers only).
     weights_only=False is never used: an untrusted file cannot run code."""
+    from aria_engine.models import load_data_only
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_data_only(path)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path.name} holds objects outside the checkpoint format: {exc}") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path.name} could not be read ({exc})") from exc
+    except Exception as exc:  # a damaged or foreign file: torch raises nearly anything (KeyError, EOFError...)
+        raise CheckpointError(f"{path.name} could not be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _unwrap_state_dict(obj) -> dict:

@@ -110,15 +110,21 @@ class Vocab:
         tuples, strings and numbers, which is all the format needs. `weights_only=False` is
         never used, so a hostile file cannot run code.
         """
-        import torch
+        from aria_engine.models import load_data_only
 
+        path = Path(path)
         try:
-            mappings = torch.load(Path(path), map_location="cpu", weights_only=True)
+            mappings = load_data_only(path)
         except pickle.UnpicklingError as exc:
             raise VocabError(f"{path} holds objects other than the vocabulary format allows: {exc}") from exc
+        except Exception as exc:  # a damaged or foreign file: torch raises nearly anything (KeyError, EOFError...)
+            raise VocabError(f"{path} could not be read ({type(exc).__name__}: {exc})") from exc
         if not isinstance(mappings, dict):
             raise VocabError(f"{path} does not hold a mappings dict")
-        return cls(mappings)
+        try:
+            return cls(mappings)
+        except Exception as exc:  # the right container, the wrong contents
+            raise VocabError(f"{path} does not hold the vocabulary format ({type(exc).__name__}: {exc})") from exc
 
     def mappings(self) -> dict:
         return {
