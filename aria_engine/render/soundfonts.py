@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -44,10 +45,27 @@ def find_soundfont(configured: str | os.PathLike | None = None) -> Path:
 
 
 def _checked_soundfont(path: Path, source: str) -> Path:
-    """`path` if it is a readable SoundFont 2 file (a RIFF 'sfbk' chunk), else SoundFontError."""
+    """`path` if it is a readable SoundFont 2 file (a RIFF 'sfbk' chunk), else SoundFontError.
+
+    Only a regular file is read: a FIFO would block the open (or the read) forever, and a device
+    such as /dev/zero never ends. The path is looked at first, for a plain message, and the file
+    is then opened without blocking and looked at again, in case it changed in between."""
     where = f"The SoundFont {path} ({source})"
     try:
-        with path.open("rb") as file:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise SoundFontError(f"{where} does not exist.") from None
+    except OSError as error:
+        raise SoundFontError(f"{where} cannot be read: {error.strerror or error}.") from None
+    if stat.S_ISDIR(mode):
+        raise SoundFontError(f"{where} is a directory, not a SoundFont file.")
+    if not stat.S_ISREG(mode):
+        raise SoundFontError(f"{where} is not a regular file (a pipe, device or socket), so it is not a SoundFont.")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise SoundFontError(f"{where} is not a regular file, so it is not a SoundFont.")
             header = file.read(12)
     except FileNotFoundError:
         raise SoundFontError(f"{where} does not exist.") from None
