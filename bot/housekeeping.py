@@ -56,17 +56,30 @@ class Housekeeping:
                 pass
 
     def run_due(self) -> None:
-        """Do whatever is due now (blocking: call it on a worker thread)."""
+        """Do whatever is due now (blocking: call it on a worker thread). Each step is tried on its
+        own: a purge that fails (say, the database locked by another process) must not also stop
+        the backup. The first failure is raised once both were tried; any other is logged."""
         now = self._clock()
+        failures: list[Exception] = []
         if self._next_purge is None or now >= self._next_purge:
             self._next_purge = now + self.purge_every_s
-            removed = self.policy.purge_expired()
-            self.purged += removed
-            if removed:
-                log.info("retention: forgot %d results past their servers' retention", removed)
+            try:
+                removed = self.policy.purge_expired()
+                self.purged += removed
+                if removed:
+                    log.info("retention: forgot %d results past their servers' retention", removed)
+            except Exception as error:
+                failures.append(error)
         if self.backup_every_s is not None and (self._next_backup is None or now >= self._next_backup):
             self._next_backup = now + self.backup_every_s
-            log.info("backed up the store to %s", self.store.backup())
+            try:
+                log.info("backed up the store to %s", self.store.backup())
+            except Exception as error:
+                failures.append(error)
+        for later in failures[1:]:
+            log.error("housekeeping: the backup failed too", exc_info=later)
+        if failures:
+            raise failures[0]
 
     async def _run(self) -> None:
         while True:
