@@ -31,8 +31,9 @@ class Housekeeping:
 
     def __init__(self, policy, store, *, purge_every_s: float = PURGE_EVERY_S,
                  backup_every_s: float | None = BACKUP_EVERY_S, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, members=None) -> None:
         self.policy = policy
+        self.members = members  # bot.members.MemberData: the member data results' retention misses
         self.store = store
         self.purge_every_s = purge_every_s
         self.backup_every_s = backup_every_s if str(store.path) != ":memory:" else None
@@ -65,6 +66,8 @@ class Housekeeping:
             self._next_purge = now + self.purge_every_s
             try:
                 removed = self.policy.purge_expired()
+                if self.members is not None:
+                    self.members.purge_expired(now)
                 self.purged += removed
                 if removed:
                     log.info("retention: forgot %d results past their servers' retention", removed)

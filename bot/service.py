@@ -64,6 +64,7 @@ from aria_engine.options import MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Origin, Request
 from bot.endings import LOST_IN_PROCESS, LOST_RESUMABLE, LOST_UNDELIVERED
 from bot.housekeeping import Housekeeping
+from bot.members import MemberData
 from bot.outcomes import (Admission, Cancelled, Deletion, Failed, Finished, Progressed, Queued, QueueEntry,
                           QueueView, Refusal, Resumption, SettingChange, Started, Ticket, Update)
 from bot.policy import Actor, Policy, format_wait
@@ -103,7 +104,9 @@ class AriaService:
         self.settings = settings or Settings(store)
         self.policy = policy or Policy(self.settings, store)
         self.name = name
-        self.housekeeping = housekeeping or Housekeeping(self.policy, store, clock=self.policy.clock)
+        self.members = MemberData(self)  # forget-me, purges, the retention of jam contributions
+        self.housekeeping = housekeeping or Housekeeping(self.policy, store, clock=self.policy.clock,
+                                                         members=self.members)
 
     async def start(self) -> None:
         """Start retention and backups on their schedule (the process owns the store)."""

@@ -154,6 +154,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
+# Every table the migrations create, so a store missing one is found at open.
+EXPECTED_TABLES = frozenset(
+    {"schema_version"}
+    | {statement.split("(")[0].split()[-1] for steps in MIGRATIONS for statement in steps
+       if statement.lstrip().upper().startswith("CREATE TABLE")}
+)
+
 _HEADER = b"SQLite format 3\x00"
 BACKUP_SUFFIX = ".backup"
 
@@ -364,7 +371,7 @@ class Store:
             raise StoreError(f"cannot open the store {self.path}: {error}") from None
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal(busy_timeout_s)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as error:
@@ -375,6 +382,20 @@ class Store:
         except BaseException:
             self._conn.close()
             raise
+
+    def _set_wal(self, busy_timeout_s: float) -> None:
+        """WAL mode. Switching a new file to it needs the file to itself, and SQLite answers
+        "database is locked" at once, without waiting, when another process opening it at the
+        same moment holds it: so try again for as long as a write would wait."""
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _check_file(self) -> None:
         """Refuse a damaged file before any connection could write to it."""
@@ -463,22 +484,41 @@ class Store:
         return rows[0]["version"] if rows else 0
 
     def _migrate(self) -> None:
+        """Bring the schema up to date in one write transaction, the version read inside it, so
+        that processes opening a new store at once migrate it once (the others wait for the
+        write lock, then find it current); then check every table the schema names is there."""
+        applied = []
         with self.transaction():
             self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            if not self._conn.execute("SELECT 1 FROM schema_version").fetchone():
+            row = self._conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
                 self._conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise SchemaTooNewError(
-                f"{self.path} has schema version {current}, but this ARIA knows only up to "
-                f"{len(MIGRATIONS)}; upgrade ARIA or use another data directory"
-            )
-        for version in range(current, len(MIGRATIONS)):
-            with self.transaction():
+            current = row[0] if row is not None else 0
+            if not isinstance(current, int) or current < 0:
+                raise StoreDamaged(_damaged_message(self.path, f"its schema version is {current!r}"))
+            if current > len(MIGRATIONS):
+                raise SchemaTooNewError(
+                    f"{self.path} has schema version {current}, but this ARIA knows only up to "
+                    f"{len(MIGRATIONS)}; upgrade ARIA or use another data directory"
+                )
+            for version in range(current, len(MIGRATIONS)):
                 for statement in MIGRATIONS[version]:
                     self._conn.execute(statement)
-                self._conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
-            log.info("migrated %s to schema version %d", self.path, version + 1)
+                applied.append(version + 1)
+            if applied:
+                self._conn.execute("UPDATE schema_version SET version = ?", (applied[-1],))
+        for version in applied:
+            log.info("migrated %s to schema version %d", self.path, version)
+        self._check_tables()
+
+    def _check_tables(self) -> None:
+        """A store at the right version without one of its tables would open, then fail on
+        every call that needs it: refuse it at open, as other damage."""
+        present = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(EXPECTED_TABLES - present)
+        if missing:
+            raise StoreDamaged(_damaged_message(
+                self.path, f"it lacks the table{'s' if len(missing) > 1 else ''} {', '.join(missing)}"))
 
     # -- settings --------------------------------------------------------------------------
 

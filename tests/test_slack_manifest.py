@@ -28,6 +28,7 @@ METHOD_SCOPES = {
     "conversations_replies": {"channels:history", "groups:history"},
     "conversations_open": "im:write",
     "files_upload_v2": "files:write",
+    "files_delete": "files:write",  # forget-me and purge delete the files ARIA uploaded
     "users_info": "users:read",
     "usergroups_list": "usergroups:read",
     "usergroups_users_list": "usergroups:read",

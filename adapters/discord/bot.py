@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 # One extension per feature, loaded as discord.py loads extensions (each module's `setup(bot)`).
-EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin"))
+EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin", "members"))
 
 
 def use_endpoints(config: DiscordConfig) -> None:

@@ -215,6 +215,7 @@ def help_text(bot_user_id: str | None) -> str:
         "• `/aria last`: the newest picture you posted in this channel in the last 10 minutes.",
         "• `/aria mood VALENCE AROUSAL`: no picture, just a mood, each from -1 to 1 (e.g. `/aria mood 0.6 -0.3`).",
         "• `/aria queue`: your pieces in line, and what is left of today's quota.",
+        "• `/aria forget-me`: delete everything I keep about you in this workspace, and my messages with your pieces.",
         "• Add `private` (to `/aria` or a mention) to get the result in your direct messages with me only; "
         "`public` to have it in the channel where results are private by default.",
         "• `/aria admin show | set NAME VALUE [#channel] | reset NAME [#channel]`: settings (workspace admins).",

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.blocks import context, result_blocks, section, status_blocks, without_images
 from bot import endings
 from bot.outcomes import Finished, Ticket
+from bot.members import remember_files
 from bot.reply import Attachment, Reply
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class StatusMessage:
             reply.files = [f for f in reply.files if f.kind in ("midi", "audio")]
             reply.notes.append(SLACK_SPOILER_NOTE)
         file_ids, upload_note = await self._upload(reply)
+        remember_files(self.service.store, record.result_id, list(file_ids.values()))  # for a forget-me
         if upload_note:
             reply.notes.append(upload_note)
         blocks = result_blocks(reply, record.result_id, requester=self.requester, mode=record.options.get("mode"),

@@ -36,7 +36,7 @@ _CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 @dataclass(frozen=True)
 class Command:
-    kind: str  # compose (the modal), last, mood, help, queue, admin
+    kind: str  # compose (the modal), last, mood, help, queue, admin, forget-me
     options: GenerationOptions = field(default_factory=GenerationOptions)
     explicit: frozenset[str] = frozenset()  # option fields the person typed
     valence: float | None = None
@@ -49,7 +49,7 @@ def parse_command(text: str) -> Command:
     """The `/aria` text. Raises ValueError politely."""
     words = text.split()
     head = words[0].lower() if words else ""
-    if head in ("help", "queue"):
+    if head in ("help", "queue", "forget-me"):
         return Command(head)
     if head == "admin":
         return Command("admin", admin=tuple(words[1:]))

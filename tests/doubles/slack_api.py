@@ -173,6 +173,7 @@ class SlackDouble:
         self.ephemerals: list[dict] = []  # what only one user saw: acks, postEphemeral, response_url
         self.updates: list[dict] = []  # every chat.update: {"at", "channel", "ts", "text", "blocks"}
         self.deleted: list[dict] = []  # messages the bot deleted
+        self.deleted_files: list[dict] = []  # files the bot deleted (files.delete)
         self.deliveries: list[Delivery] = []
         self.downloads: list[dict] = []  # url_private fetches: {"file_id", "authorized"}
         self.file_redirects: dict[str, str] = {}  # file id -> where its url_private answers 302 to
@@ -911,6 +912,22 @@ class SlackDouble:
         self._pending_uploads[file_id] = {"filename": filename, "length": int(length), "data": None}
         return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
 
+    def files_delete(self, args: dict) -> dict:
+        """A file the bot uploaded, deleted: gone from the workspace and from the messages sharing it."""
+        obj = self.files.get(args.get("file", ""))
+        if obj is None:
+            raise _ApiError("file_not_found")
+        if obj["user"] != self.bot_user_id:
+            raise _ApiError("cant_delete_file")
+        del self.files[obj["id"]]
+        self.file_data.pop(obj["id"], None)
+        for channel in self.channels.values():
+            for message in channel.messages:
+                if message.get("files"):
+                    message["files"] = [f for f in message["files"] if f["id"] != obj["id"]]
+        self.deleted_files.append(obj)
+        return {}
+
     def files_complete_upload_external(self, args: dict) -> dict:
         items = _json_arg(args.get("files"))
         if not items:
@@ -997,6 +1014,7 @@ _METHODS: dict[str, Callable[[SlackDouble, dict], dict]] = {
     "usergroups.users.list": SlackDouble.usergroups_users_list,
     "files.getUploadURLExternal": SlackDouble.files_get_upload_url_external,
     "files.completeUploadExternal": SlackDouble.files_complete_upload_external,
+    "files.delete": SlackDouble.files_delete,
 }
 
 

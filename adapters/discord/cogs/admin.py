@@ -160,6 +160,28 @@ class Admin(commands.Cog):
             await self._audit(change)
         await self._change(interaction, "image_safety", mode.value, channel)
 
+    @group.command(name="purge", description="Delete ARIA's data for a member, or for a channel")
+    @app_commands.describe(member="Everything ARIA keeps about this member here", channel="Every piece asked for in this channel")
+    async def purge(self, interaction: discord.Interaction, member: Optional[discord.User] = None,
+                    channel: Optional[discord.TextChannel] = None) -> None:
+        if (member is None) == (channel is None):
+            await interaction.response.send_message("Please pick a member or a channel (one of them).", ephemeral=True)
+            return
+        members, actor = self.bot.service.members, actor_of(interaction)
+        try:
+            if member is not None:
+                forgotten = await members.purge_member(actor, str(member.id))
+            else:
+                forgotten = await members.purge_channel(actor, str(channel.id))
+        except PermissionError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        confirmation = await self.bot.get_cog("Members").finish(forgotten)
+        await interaction.followup.send(confirmation, ephemeral=True)
+        await self._audit(SettingChange(confirmation, members.audit_text(actor, forgotten),
+                                        self.bot.service.settings.get("audit_channel", server=actor.server_key)))
+
     @group.command(name="reset", description="Put a setting back to its default")
     @app_commands.describe(setting="The setting", channel=CHANNEL_HELP)
     @app_commands.choices(setting=[app_commands.Choice(name=n, value=n) for n in RESETTABLE])

@@ -18,6 +18,7 @@ COMMANDS = (
     ("Apps > Compose music from image", "right-click (long-press) any message with a picture"),
     ("/aria-mood valence: arousal:", "compose for a mood you choose, from -1 to 1 on each axis"),
     ("/aria-queue", "your pieces in the queue, and what today's quota leaves you"),
+    ("/aria-forget-me", "delete everything ARIA keeps about you here, and its messages with your pieces"),
     ("/aria-admin", "server settings (Manage Server)"),
 )
 

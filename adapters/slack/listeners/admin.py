@@ -33,6 +33,9 @@ class Admin:
         if not self.service.is_admin(actor):
             await tell(ADMIN_ONLY)
             return
+        if words and words[0].lower() == "purge":
+            await self.adapter.listener("Members").purge(actor, words[1:], tell)
+            return
         try:
             action, name, value, channel = parse_admin(words)
             if action == "groups":

@@ -1,4 +1,4 @@
-"""`/aria` and its subcommands: the form, `mood`, `last`, `queue`, `help`, `admin`.
+"""`/aria` and its subcommands: the form, `mood`, `last`, `queue`, `help`, `admin`, `forget-me`.
 
 The ack answers what needs nothing slow: a typo in the options and `help` travel in the ack's
 text. Everything else is acknowledged empty and done by the lazy function, which hands the
@@ -48,6 +48,8 @@ class Command:
         actor = await adapter.actor(command["team_id"], command["channel_id"], command["user_id"])
         if parsed.kind == "queue":
             await tell(queue_text(adapter.service.queue(actor)))
+        elif parsed.kind == "forget-me":
+            await adapter.listener("Members").forget_me(actor, tell)
         elif parsed.kind == "admin":
             await adapter.listener("Admin").admin(actor, parsed.admin, tell)
         elif parsed.kind == "mood":
