@@ -738,6 +738,53 @@ class Store:
         cutoff = (self.clock() if now is None else now) - days * DAY_S
         return self._write("DELETE FROM audit WHERE at < ?", (cutoff,)).rowcount
 
+    # -- member data (bot/members.py: forget-me, purge, retention) ---------------------------------
+
+    def member_rows(self, platform: str, server_id: str, *, user_id: str | None = None,
+                    channel_id: str | None = None) -> list[ResultRecord]:
+        """Every result record of one member, or of one channel, on a server (deleted ones too)."""
+        column, value = ("user_id", user_id) if user_id is not None else ("channel_id", channel_id)
+        return [_record(r) for r in self._read(
+            f"SELECT * FROM results WHERE platform = ? AND server_id = ? AND {column} = ? ORDER BY created_at",
+            (platform, server_id, value))]
+
+    def forget_rows(self, platform: str, server_id: str, *, user_id: str | None = None,
+                    channel_id: str | None = None) -> dict[str, int]:
+        """Delete one member's (or one channel's) results, usage, jam contributions and, for a
+        member, their own settings, in one transaction; how many rows of each went."""
+        column, value = ("user_id", user_id) if user_id is not None else ("channel_id", channel_id)
+        where = f"platform = ? AND server_id = ? AND {column} = ?"
+        params = (platform, server_id, value)
+        with self.transaction():
+            counts = {"results": self._write(f"DELETE FROM results WHERE {where}", params).rowcount,
+                      "uses": self._write(f"DELETE FROM usage WHERE {where}", params).rowcount,
+                      "settings": 0, "contributions": 0}
+            if user_id is not None:
+                counts["settings"] = self._write(
+                    "DELETE FROM settings WHERE scope = 'user' AND server_id = ? AND user_id = ?",
+                    (f"{platform}:{server_id}", user_id)).rowcount
+                if self._read("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'jam_contributions'"):
+                    counts["contributions"] = self._write(
+                        "DELETE FROM jam_contributions WHERE user_id = ? AND jam_id IN "
+                        "(SELECT jam_id FROM jams WHERE platform = ? AND server_id = ?)",
+                        (user_id, platform, server_id)).rowcount
+        return counts
+
+    def member_servers(self) -> list[tuple[str, str]]:
+        """(platform, server_id) of every server with results or jams stored (for retention)."""
+        sql = "SELECT platform, server_id FROM results UNION SELECT platform, server_id FROM usage"
+        if self._read("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'jams'"):
+            sql += " UNION SELECT platform, server_id FROM jams"
+        return [(r["platform"], r["server_id"]) for r in self._read(sql)]
+
+    def purge_contributions_before(self, platform: str, server_id: str, at: float) -> int:
+        """Jam contributions (member data) older than `at` on one server, for retention."""
+        if not self._read("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'jam_contributions'"):
+            return 0
+        return self._write("DELETE FROM jam_contributions WHERE at < ? AND jam_id IN "
+                           "(SELECT jam_id FROM jams WHERE platform = ? AND server_id = ?)",
+                           (at, platform, server_id)).rowcount
+
 
 def _record(row: sqlite3.Row) -> ResultRecord:
     values = {name: row[name] for name in _RESULT_COLUMNS}
