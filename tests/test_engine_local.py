@@ -246,3 +246,17 @@ async def test_a_job_cancelled_while_rendering_stops_its_render_and_frees_the_th
         assert isinstance(await asyncio.wait_for(after.wait(), timeout=120), Done)
     assert long_piece.outcome == Cancelled("a")
     assert pipeline.syntheses == ["abandoned", "whole"]  # the thread went to the next job mid-render
+
+
+async def test_finished_jobs_are_kept_for_lookups_within_a_byte_budget(pipeline, monkeypatch):
+    from aria_engine.engine import base
+    from aria_engine.engine.cache import result_nbytes
+
+    async with LocalEngine(pipeline, concurrency=1) as engine:
+        first = await engine.submit(mood(user="a", seed=1))
+        one = result_nbytes((await first.wait()).result)
+        monkeypatch.setattr(base, "_RECENT_BYTES", int(2.5 * one))  # room for two such results
+        later = [await engine.submit(mood(user="a", seed=s)) for s in (2, 3, 4)]
+        for job in later:
+            await job.wait()
+        assert [engine.job(j.id) is not None for j in [first, *later]] == [False, False, True, True]

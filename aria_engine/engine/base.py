@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from aria_engine.engine.cache import ResultCache, result_key
+from aria_engine.engine.cache import ResultCache, result_key, result_nbytes
 from aria_engine.engine.jobs import TERMINAL, Cancelled, Done, Event, Failed, Job
 from aria_engine.engine.metrics import EngineMetrics, LoopLagMonitor
 from aria_engine.engine.scheduler import Busy, Limits
@@ -26,7 +26,8 @@ from aria_engine.pipeline import Request
 
 log = logging.getLogger(__name__)
 
-_RECENT_JOBS = 1000  # finished jobs kept for `engine.job(id)` lookups
+_RECENT_JOBS = 1000  # finished jobs kept for `engine.job(id)` lookups...
+_RECENT_BYTES = 64 * 1024 * 1024  # ...and no more than this of their pictures and results
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class Engine(ABC):
         self.name = name
         self.lag = LoopLagMonitor(observe=self.metrics.loop_lag.observe)
         self._active: dict[str, Job] = {}
-        self._recent: OrderedDict[str, Job] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Job, int]] = OrderedDict()  # job, bytes it holds
+        self._recent_bytes = 0
         self._finished_counts: dict[str, int] = {}
         self._started = False
         self._closed = False
@@ -104,7 +106,8 @@ class Engine(ABC):
 
     def job(self, job_id: str) -> Job | None:
         """A job this process submitted, while running or recently finished."""
-        return self._active.get(job_id) or self._recent.get(job_id)
+        recent = self._recent.get(job_id)
+        return self._active.get(job_id) or (recent[0] if recent else None)
 
     async def start(self) -> None:
         if not self._started:
@@ -155,15 +158,24 @@ class Engine(ABC):
         outcome = type(event).__name__.lower()
         self._finished_counts[outcome] = self._finished_counts.get(outcome, 0) + 1
         self._active.pop(job.id, None)
-        self._recent[job.id] = job
-        while len(self._recent) > _RECENT_JOBS:
-            self._recent.popitem(last=False)
+        self._keep_recent(job, event)
         self.metrics.finished.labels(outcome).inc()
         self.metrics.latency.labels(outcome).observe(time.monotonic() - job.submitted_at)
         if isinstance(event, Failed):
             self.metrics.failures.labels(event.kind).inc()
         if isinstance(event, Done) and not event.cached and self.cache is not None:
             self.cache.put(result_key(job.request, event.result), event.result)
+
+    def _keep_recent(self, job: Job, event: Done | Failed | Cancelled) -> None:
+        """Keep a finished job for lookups, within a count and a byte budget: a finished job holds
+        its picture and its whole result (audio, MIDI, PNGs), which a chat bot making pieces all
+        day must not keep by the thousand."""
+        held = len(job.request.image or b"") + (result_nbytes(event.result) if isinstance(event, Done) else 0)
+        self._recent[job.id] = (job, held)
+        self._recent_bytes += held
+        while len(self._recent) > _RECENT_JOBS or (self._recent_bytes > _RECENT_BYTES and len(self._recent) > 1):
+            _, (_, freed) = self._recent.popitem(last=False)
+            self._recent_bytes -= freed
 
     def _remember(self, job: Job) -> None:
         if not job.done:
