@@ -257,11 +257,13 @@ def refuse_unfit_mode(conditioning: str) -> None:
 
 
 def note_sections(score: JamScore, composition, vocab) -> None:
-    """Put where each section starts in `composition.stats["sections"]`: the procedural composer
-    writes its own; a transformer piece's come from its tokens (`vocab`: the model's)."""
+    """Put where each section starts in `composition.stats["sections"]` (the procedural composer
+    writes its own; a transformer piece's come from its tokens, `vocab` the model's), and the
+    credits in its notes, which every reply shows."""
     if "sections" not in composition.stats:
         starts = _token_section_starts(vocab, composition, len(score.parts))
         composition.stats["sections"] = [{"start_s": round(t, 4)} for t in starts]
+    composition.notes.append("credits:\n" + credits(sections_of(score, composition)))
 
 
 def sections_of(score: JamScore, composition) -> list[Section]:

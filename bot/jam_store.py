@@ -86,6 +86,12 @@ class JamBook:
             params.append(platform)
         return [self._jam(row) for row in self.store._read(sql + " ORDER BY deadline", params)]
 
+    def by_board(self, platform: str, channel_id: str, board_ts: str) -> Jam | None:
+        """The jam whose board is this message (the adapter's thread for it), open or not."""
+        rows = self.store._read("SELECT * FROM jams WHERE platform = ? AND channel_id = ?"
+                                " AND json_extract(board, '$.ts') = ?", (platform, channel_id, board_ts))
+        return self._jam(rows[0]) if rows else None
+
     def add(self, jam_id: str, user_id: str, user_name: str, kind: str, emotion: Emotion, encoder: str,
             caption: str, now: float) -> int:
         cursor = self.store._write(

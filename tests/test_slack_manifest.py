@@ -34,7 +34,8 @@ METHOD_SCOPES = {
     "usergroups_users_list": "usergroups:read",
     "views_open": None,  # needs only a trigger_id
 }
-EVENT_SCOPES = {"app_mention": "app_mentions:read", "subteam_members_changed": "usergroups:read"}
+EVENT_SCOPES = {"app_mention": "app_mentions:read", "subteam_members_changed": "usergroups:read",
+                "message.channels": "channels:history", "message.groups": "groups:history"}
 # Scopes for what arrives rather than what is called.
 INBOUND_SCOPES = {"commands", "files:read"}  # /aria and the shortcut; url_private downloads
 

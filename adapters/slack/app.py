@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 COMMAND = "/aria"
-EVENTS = ("app_mention", "subteam_members_changed")  # the bot events the app subscribes to (manifest.yml)
+# The bot events the app subscribes to (manifest.yml); message.* bring pictures posted in a jam's thread.
+EVENTS = ("app_mention", "subteam_members_changed", "message.channels", "message.groups")
 
 
 class ReportingLazyRunner(AsyncLazyListenerRunner):

@@ -25,6 +25,7 @@ class SlackConfig:
     port: int = 3000
     path: str = "/slack/events"
     progress_interval_s: float = 2.0  # status-message edits at most this often
+    jam_watch_s: float = 5.0  # how often jams past their deadline are looked for
     max_download_bytes: int = 25 * 1024 * 1024
     upload_limit_bytes: int = 50 * 1024 * 1024  # all files of one reply; Slack itself takes up to 1 GB a file
     last_image_window_s: float = 600.0  # how far back `/aria last` looks

@@ -41,7 +41,7 @@ class Command:
     explicit: frozenset[str] = frozenset()  # option fields the person typed
     valence: float | None = None
     arousal: float | None = None
-    admin: tuple[str, ...] = ()  # the words after "admin"
+    admin: tuple[str, ...] = ()  # the words after "admin" (or "jam": listeners/jam.py reads them)
     private: bool | None = None  # `private` / `public` typed; None: the place's private_by_default
 
 
@@ -51,8 +51,8 @@ def parse_command(text: str) -> Command:
     head = words[0].lower() if words else ""
     if head in ("help", "queue", "forget-me"):
         return Command(head)
-    if head == "admin":
-        return Command("admin", admin=tuple(words[1:]))
+    if head in ("admin", "jam"):
+        return Command(head, admin=tuple(words[1:]))
     words, private = _privacy(words)
     head = words[0].lower() if words else ""
     if head == "mood":

@@ -162,10 +162,12 @@ class SocketModeRunner:
                                   f"{error.response.get('error')}") from None
         self.handler.client.wss_uri = opened["url"]
         await self.adapter.pick_up_unfinished()
+        self.adapter.listener("JamListener").start_watch()  # jams past their deadline finish
         await self.handler.connect_async()
         log.info("connected to Slack over Socket Mode")
 
     async def close(self) -> None:
+        await self.adapter.listener("JamListener").stop_watch()
         await self.handler.close_async()
         await self.handler.client.aiohttp_client_session.close()
         await self.adapter.close()
@@ -221,6 +223,7 @@ class HttpRunner:
     async def start(self) -> None:
         await check_bot_token(self.adapter)
         await self.adapter.pick_up_unfinished()
+        self.adapter.listener("JamListener").start_watch()  # jams past their deadline finish
         config = self.adapter.config
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
@@ -235,6 +238,7 @@ class HttpRunner:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}{self.adapter.config.path}"
 
     async def close(self) -> None:
+        await self.adapter.listener("JamListener").stop_watch()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.adapter.close()

@@ -159,6 +159,7 @@ class SlackDouble:
         self.app_id = app_id
         self.transport = "socket"  # how user actions reach the app: "socket" or "http"
         self.slack_files_ready = True  # False: image blocks showing an uploaded file fail (Slack still processing)
+        self.message_events = False  # True: every post also reaches the app as a `message` event (message.channels)
         self.events_url: str | None = None  # the app's /slack/events, for transport "http"
 
         self.teams: dict[str, Team] = {}
@@ -376,6 +377,12 @@ class SlackDouble:
             message["thread_ts"] = thread_ts
         channel.messages.append(message)
         self._touch()
+        if self.message_events:  # Slack sends it for mentions too, beside app_mention
+            plain = {k: copy.deepcopy(v) for k, v in message.items()}
+            plain.update(channel=channel.id, channel_type="channel", event_ts=message["ts"])
+            if files:
+                plain["subtype"] = "file_share"
+            await self.send_event(user.team_id, plain)
         if f"<@{self.bot_user_id}>" not in text:
             return message, None
         event = {k: copy.deepcopy(v) for k, v in message.items() if k != "type"}

@@ -6,7 +6,8 @@ from adapters.slack.listeners.admin import Admin
 from adapters.slack.listeners.command import Command
 from adapters.slack.listeners.compose import Compose
 from adapters.slack.listeners.fallbacks import Fallbacks
+from adapters.slack.listeners.jam import JamListener
 from adapters.slack.listeners.members import Members
 from adapters.slack.listeners.results import Results
 
-LISTENERS = (Compose, Results, Admin, Members, Command, Fallbacks)
+LISTENERS = (Compose, Results, Admin, Members, JamListener, Command, Fallbacks)

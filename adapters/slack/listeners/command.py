@@ -57,6 +57,9 @@ class Command:
                                   emotion=Emotion(parsed.valence, parsed.arousal), private=parsed.private)
         elif parsed.kind == "last":
             await compose.compose_last(actor, tell, parsed)
+        elif parsed.kind == "jam":
+            await adapter.listener("JamListener").command(actor, list(parsed.admin), tell,
+                                                          name=f"<@{actor.user_id}>", thread_ts=None)
 
 
 def queue_text(view) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.service import CANNOT_START
 from bot.texts import sentence
 
 log = logging.getLogger(__name__)
+_MENTIONS = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 
 NOT_IN_CHANNEL = ("I'm not in this channel, so I can't post here or see its pictures. "
                   "Invite me with `/invite @ARIA` and try again.")
@@ -62,6 +64,12 @@ class Compose:
         channel, user, ts = event["channel"], event["user"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
         tell = self.adapter.ephemeral(channel, user, thread_ts)
+        words = _MENTIONS.sub(" ", event.get("text", "")).split()
+        if words and words[0].lower() == "jam":  # a jam's command (listeners/jam.py)
+            actor = await self.adapter.actor(team, channel, user)
+            await self.adapter.listener("JamListener").command(actor, words[1:], tell, name=f"<@{user}>",
+                                                               thread_ts=event.get("thread_ts"))
+            return
         try:
             options, explicit = mention_options(event.get("text", ""))
         except ValueError as error:
