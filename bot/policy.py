@@ -34,6 +34,9 @@ LENGTH = "length"
 DURATION = "duration"
 QUOTA = "quota"
 COOLDOWN = "cooldown"
+BLOCKED = "blocked"
+SERVER_BUSY = "server_busy"
+SERVER_BUDGET = "server_budget"
 
 # What each platform calls the groups `allowed_roles` lists (Discord: roles).
 GROUP_WORDS = {"slack": "user groups"}
@@ -53,6 +56,7 @@ class Actor:
     role_ids: tuple[str, ...] = ()  # Discord roles; Slack user groups (those allowed_roles names)
     is_admin: bool = False
     age_restricted: bool = False  # the platform marks the channel so (Discord's NSFW flag)
+    is_moderator: bool = False  # the platform's own moderator sign (Discord: Manage Messages)
 
     @property
     def server_key(self) -> str:
@@ -121,6 +125,23 @@ class Policy:
             limits = self._limits(actor)
         return actor.user_id in limits["admin_user_ids"]
 
+    def is_moderator(self, actor: Actor, limits: dict[str, Any] | None = None) -> bool:
+        """Admins, the platform's moderator sign, or a role (user group) in `moderator_roles`."""
+        if limits is None:
+            limits = self._limits(actor)
+        return (actor.is_moderator or self.is_admin(actor, limits)
+                or bool(set(actor.role_ids) & set(limits["moderator_roles"])))
+
+    def daily_quota(self, actor: Actor, limits: dict[str, Any] | None = None) -> int:
+        """The member's quota: the most generous of their roles' in `role_quotas` (0 is
+        unlimited), else `daily_quota`."""
+        if limits is None:
+            limits = self._limits(actor)
+        theirs = [limits["role_quotas"][r] for r in actor.role_ids if r in limits["role_quotas"]]
+        if not theirs:
+            return limits["daily_quota"]
+        return 0 if 0 in theirs else max(theirs)
+
     def check(self, actor: Actor, options: GenerationOptions, *, kind: str = "compose") -> Decision:
         """Whether this request may run now; records nothing. `kind` (compose, variation,
         mood...) only labels the recorded use: every kind counts the same."""
@@ -153,7 +174,7 @@ class Policy:
         cooldown_left = 0.0 if last is None else max(0.0, last + limits["cooldown_s"] - now)
         return Usage(
             used_today=self.store.uses_since(actor, next_utc_midnight(now) - DAY_S),
-            daily_quota=limits["daily_quota"],
+            daily_quota=self.daily_quota(actor, limits),
             resets_in_s=next_utc_midnight(now) - now,
             cooldown_left_s=cooldown_left,
         )
@@ -200,6 +221,7 @@ class Policy:
         admin = self.is_admin(actor, limits)
         refusal = (
             self._disabled(actor, limits)
+            or _blocked_refusal(actor, limits, admin)
             or _role_refusal(actor, limits, admin)
             or _mode_refusal(options, limits)
             or _length_refusal(options, limits)
@@ -207,7 +229,23 @@ class Policy:
         )
         if refusal is None and not (admin and limits["admins_bypass_limits"]):
             refusal = self._quota_refusal(actor, limits, now) or self._cooldown_refusal(actor, limits, now)
-        return refusal or _allowed()
+        return refusal or self._server_refusal(actor, limits, now) or _allowed()
+
+    def _server_refusal(self, actor: Actor, limits: dict, now: float) -> Decision | None:
+        """The whole server's share of the engine: pieces at once, and pieces a day (for everyone)."""
+        cap = limits["server_max_jobs"]
+        if cap and self.store.server_unfinished(actor.platform, actor.server_id) >= cap:
+            return Decision(False, SERVER_BUSY,
+                            f"This server already has {cap} {'piece' if cap == 1 else 'pieces'} waiting or being "
+                            "composed, its limit at once; please try again when one is done.")
+        budget = limits["server_daily_budget"]
+        midnight = next_utc_midnight(now)
+        if budget and self.store.server_uses_since(actor.platform, actor.server_id, midnight - DAY_S) >= budget:
+            wait = midnight - now
+            return Decision(False, SERVER_BUDGET,
+                            f"This server has used all {budget} of today's pieces. ARIA is back for everyone here "
+                            f"in {format_wait(wait)} (midnight UTC).", retry_after_s=wait)
+        return None
 
     def _disabled(self, actor: Actor, limits: dict) -> Decision | None:
         if limits["enabled"]:
@@ -220,7 +258,7 @@ class Policy:
         return Decision(False, DISABLED, f"ARIA is turned off {where}.")
 
     def _quota_refusal(self, actor: Actor, limits: dict, now: float) -> Decision | None:
-        quota = limits["daily_quota"]
+        quota = self.daily_quota(actor, limits)
         if quota == 0:
             return None
         midnight = next_utc_midnight(now)
@@ -247,6 +285,13 @@ class Policy:
             f"(there's a {format_wait(cooldown)} cooldown here).",
             retry_after_s=wait,
         )
+
+
+def _blocked_refusal(actor: Actor, limits: dict, admin: bool) -> Decision | None:
+    if admin or actor.user_id not in limits["blocked_user_ids"]:
+        return None
+    return Decision(False, BLOCKED, "A moderator has paused your use of ARIA on this server. "
+                                    "If you'd like to talk about it, please ask the moderators.")
 
 
 def _role_refusal(actor: Actor, limits: dict, admin: bool) -> Decision | None:

@@ -65,6 +65,7 @@ from aria_engine.pipeline import STAGES, Origin, Request
 from bot.endings import LOST_IN_PROCESS, LOST_RESUMABLE, LOST_UNDELIVERED
 from bot.housekeeping import Housekeeping
 from bot.members import MemberData
+from bot.moderation import Moderation
 from bot.outcomes import (Admission, Cancelled, Deletion, Failed, Finished, Progressed, Queued, QueueEntry,
                           QueueView, Refusal, Resumption, SettingChange, Started, Ticket, Update)
 from bot.policy import Actor, Policy, format_wait
@@ -105,6 +106,7 @@ class AriaService:
         self.policy = policy or Policy(self.settings, store)
         self.name = name
         self.members = MemberData(self)  # forget-me, purges, the retention of jam contributions
+        self.moderation = Moderation(self)  # moderators, block and unblock
         self.housekeeping = housekeeping or Housekeeping(self.policy, store, clock=self.policy.clock,
                                                          members=self.members)
 
@@ -343,7 +345,7 @@ class AriaService:
         record = self.store.get_result(result_id)
         if record is None:
             return "I can't find that piece any more."
-        if record.user_id != actor.user_id and not (moderator or self.policy.is_admin(actor)):
+        if record.user_id != actor.user_id and not (moderator or self.policy.is_moderator(actor)):
             return "Only the person who asked (or a moderator) can cancel this piece."
         job = self.engine.job(result_id)
         if record.status not in UNFINISHED or job is None or job.done:
@@ -360,7 +362,7 @@ class AriaService:
         if record is None or record.deleted:
             return Deletion(False, "That result is already gone.")
         own = record.user_id == actor.user_id
-        if not (own or moderator or self.policy.is_admin(actor)):
+        if not (own or moderator or self.policy.is_moderator(actor)):
             return Deletion(False, "Only the person who asked (or a moderator) can delete this result.")
         self.store.mark_result_deleted(result_id)
         if not own:

@@ -180,6 +180,32 @@ def one_of(choices: Iterable[str]) -> Parser:
     return parse
 
 
+def quota_map() -> Parser:
+    """`ROLE:N, ROLE:N` (a role or user group mention, or its id) -> {id: N}; none clears it."""
+    def parse(name: str, value: Any) -> dict[str, int]:
+        message = (f"{name} takes pairs of a role (or user group) and a daily quota, like "
+                   "`@supporters:100, @staff:0` (0 means unlimited), or none")
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+            return {}
+        if isinstance(value, dict):
+            pairs = list(value.items())
+        else:
+            items = _items(value)
+            if items is None:
+                raise ValueError(message)
+            pairs = [tuple(item.rsplit(":", 1)) if ":" in item else (item, None) for item in items]
+        out: dict[str, int] = {}
+        for role, quota in pairs:
+            role_id = _one_id(str(role).strip())
+            number = _number_or_none(quota)
+            if role_id is None or number is None or number != int(number) or not 0 <= number <= 10_000:
+                raise ValueError(message)
+            out[role_id] = int(number)
+        return out
+
+    return parse
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 
@@ -266,6 +292,16 @@ def aria_registry() -> SettingsRegistry:
                description="Whether admins skip the cooldown and the daily quota.")
     r.register("results_retention_days", default=30, parse=whole(1, 3650, "days"), scopes={g, s},
                description="Days a result's buttons keep working before it is forgotten.")
+    r.register("moderator_roles", default=[], parse=id_list(), scopes={s},
+               description="Roles (Discord) or user groups (Slack) whose members moderate ARIA.")
+    r.register("blocked_user_ids", default=[], parse=id_list(), scopes={s},
+               description="Members a moderator blocked from ARIA (block and unblock).")
+    r.register("role_quotas", default={}, parse=quota_map(), scopes={s},
+               description="Daily quotas for some roles, like @supporters:100; others get daily_quota.")
+    r.register("server_max_jobs", default=0, parse=whole(0, 1000, "pieces", " (0 means no cap)"), scopes={g, s},
+               description="Pieces of one server queued or being made at once; 0 means no cap.")
+    r.register("server_daily_budget", default=0, parse=whole(0, 1_000_000, "pieces", " (0 means no budget)"),
+               scopes={g, s}, description="Pieces per UTC day for the whole server; 0 means no budget.")
     r.register("image_safety", default="refuse", parse=one_of(("off", "refuse", "spoiler")), scopes={g, s, c},
                description="Flagged pictures: refuse, spoiler the reply, or off (default off in age-restricted channels).")
     r.register("image_safety_threshold", default=0.5, parse=number(0, 1, "probability"), scopes={g, s, c},
@@ -394,4 +430,4 @@ def _check_server(server: Any) -> None:
 
 def _copy(value: Any) -> Any:
     """Defaults are shared: hand out copies of mutable ones."""
-    return list(value) if isinstance(value, list) else value
+    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value

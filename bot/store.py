@@ -770,6 +770,16 @@ class Store:
                         (user_id, platform, server_id)).rowcount
         return counts
 
+    def server_unfinished(self, platform: str, server_id: str) -> int:
+        """A server's pieces waiting or being made (for `server_max_jobs`)."""
+        return self._read(f"SELECT COUNT(*) AS n FROM results WHERE {_UNFINISHED_SQL} AND platform = ? AND server_id = ?",
+                          (platform, server_id))[0]["n"]
+
+    def server_uses_since(self, platform: str, server_id: str, since: float) -> int:
+        """A whole server's uses since `since` (for `server_daily_budget`)."""
+        return self._read("SELECT COUNT(*) AS n FROM usage WHERE platform = ? AND server_id = ? AND at >= ?",
+                          (platform, server_id, since))[0]["n"]
+
     def member_servers(self) -> list[tuple[str, str]]:
         """(platform, server_id) of every server with results or jams stored (for retention)."""
         sql = "SELECT platform, server_id FROM results UNION SELECT platform, server_id FROM usage"

@@ -27,8 +27,14 @@ def setting_value(name: str, value: Any, *, group: Callable[[str], str] | None =
         return "on" if value else "off"
     if name == "allowed_roles":
         return ", ".join(map(group or str, value or ())) or "everyone"
-    if name == "admin_user_ids":
+    if name == "moderator_roles":
+        return ", ".join(map(group or str, value or ())) or "none"
+    if name in ("admin_user_ids", "blocked_user_ids"):
         return ", ".join(f"<@{u}>" for u in value or ()) or "none"
+    if name == "age_restricted_channels":
+        return ", ".join(f"<#{c}>" for c in value or ()) or "none"
+    if name == "role_quotas":
+        return ", ".join(f"{(group or str)(r)}: {n or 'unlimited'}" for r, n in (value or {}).items()) or "none"
     if name == "audit_channel":
         return f"<#{value}>" if value else "off"
     if isinstance(value, list):

@@ -26,6 +26,7 @@ def actor_of(interaction: discord.Interaction) -> Actor:
         role_ids=roles,
         is_admin=permissions.manage_guild or permissions.administrator,
         age_restricted=bool(getattr(interaction.channel, "nsfw", False)),  # an age-restricted channel
+        is_moderator=permissions.manage_messages or permissions.manage_guild or permissions.administrator,
     )
 
 

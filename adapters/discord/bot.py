@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 # One extension per feature, loaded as discord.py loads extensions (each module's `setup(bot)`).
-EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin", "members"))
+EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin", "members",
+                                                                        "moderation"))
 
 
 def use_endpoints(config: DiscordConfig) -> None:

@@ -136,6 +136,10 @@ class SlackAdapter:
         which of those groups they are in (Slack's stand-in for Discord's roles)."""
         allowed = self.service.settings.get("allowed_roles", server=server_key(PLATFORM, team_id),
                                             channel=channel_id, user=user_id)
+        # and the groups that make a moderator or carry a quota of their own (bot.moderation, bot.policy)
+        server = server_key(PLATFORM, team_id)
+        allowed = list(dict.fromkeys([*allowed, *self.service.settings.get("moderator_roles", server=server),
+                                      *self.service.settings.get("role_quotas", server=server)]))
         groups = await self.groups.groups_of(team_id, user_id, allowed) if allowed else ()
         return Actor(PLATFORM, team_id, channel_id, user_id, role_ids=groups,
                      is_admin=await self.workspace_admin(team_id, user_id))

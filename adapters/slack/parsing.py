@@ -36,7 +36,7 @@ _CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 @dataclass(frozen=True)
 class Command:
-    kind: str  # compose (the modal), last, mood, help, queue, admin, forget-me
+    kind: str  # compose (the modal), last, mood, help, queue, admin, forget-me, block, unblock, blocked
     options: GenerationOptions = field(default_factory=GenerationOptions)
     explicit: frozenset[str] = frozenset()  # option fields the person typed
     valence: float | None = None
@@ -51,6 +51,8 @@ def parse_command(text: str) -> Command:
     head = words[0].lower() if words else ""
     if head in ("help", "queue", "forget-me"):
         return Command(head)
+    if head in ("block", "unblock", "blocked"):  # listeners/moderation.py reads the words
+        return Command(head, admin=tuple(words[1:]))
     if head in ("admin", "jam"):
         return Command(head, admin=tuple(words[1:]))
     words, private = _privacy(words)

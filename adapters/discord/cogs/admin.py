@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 RESETTABLE = ("enabled", "allowed_roles", "cooldown_s", "daily_quota", "max_length", "max_duration_s",
               "allowed_modes", "private_by_default", "audit_channel", "admin_user_ids", "admins_bypass_limits",
-              "image_safety", "image_safety_threshold")
+              "image_safety", "image_safety_threshold", "moderator_roles", "role_quotas", "server_max_jobs",
+              "server_daily_budget")
 CHANNEL_HELP = "Only this channel (default: the whole server)"
 
 
@@ -159,6 +160,48 @@ class Admin(commands.Cog):
                 return
             await self._audit(change)
         await self._change(interaction, "image_safety", mode.value, channel)
+
+    @group.command(name="moderator-role", description="Roles whose members moderate ARIA (block, cancel, delete)")
+    @app_commands.describe(action="Add a role, or remove one", role="The role")
+    @app_commands.choices(action=[app_commands.Choice(name=n, value=n) for n in ("add", "remove")])
+    async def moderator_role(self, interaction: discord.Interaction, action: app_commands.Choice[str],
+                             role: discord.Role) -> None:
+        current = list(self.bot.service.limits(actor_of(interaction))["moderator_roles"])
+        wanted = (current + [str(role.id)] if str(role.id) not in current else current) if action.value == "add" \
+            else [r for r in current if r != str(role.id)]
+        await self._change(interaction, "moderator_roles", wanted)
+
+    @group.command(name="role-quota", description="A daily quota for one role (leave per_day out to remove it)")
+    @app_commands.describe(role="The role", per_day="Pieces per member per UTC day (0: unlimited)")
+    async def role_quota(self, interaction: discord.Interaction, role: discord.Role,
+                         per_day: Optional[app_commands.Range[int, 0, 10000]] = None) -> None:
+        quotas = dict(self.bot.service.limits(actor_of(interaction))["role_quotas"])
+        if per_day is None:
+            quotas.pop(str(role.id), None)
+        else:
+            quotas[str(role.id)] = per_day
+        await self._change(interaction, "role_quotas", quotas)
+
+    @group.command(name="server-limits", description="This server's share of ARIA: pieces at once, and per day")
+    @app_commands.describe(at_once="Pieces waiting or being made at once (0: no cap)",
+                           per_day="Pieces per UTC day for the whole server (0: no budget)")
+    async def server_limits(self, interaction: discord.Interaction,
+                            at_once: Optional[app_commands.Range[int, 0, 1000]] = None,
+                            per_day: Optional[app_commands.Range[int, 0, 1000000]] = None) -> None:
+        if at_once is None and per_day is None:
+            await interaction.response.send_message("Please give at_once, per_day or both.", ephemeral=True)
+            return
+        if at_once is not None and per_day is not None:
+            try:  # both changes, one answer
+                change = self.bot.service.change_setting(actor_of(interaction), "server_max_jobs", at_once)
+            except (PermissionError, ValueError) as error:
+                await interaction.response.send_message(sentence(str(error)), ephemeral=True)
+                return
+            await self._audit(change)
+        if per_day is not None:
+            await self._change(interaction, "server_daily_budget", per_day)
+        else:
+            await self._change(interaction, "server_max_jobs", at_once)
 
     @group.command(name="purge", description="Delete ARIA's data for a member, or for a channel")
     @app_commands.describe(member="Everything ARIA keeps about this member here", channel="Every piece asked for in this channel")

@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 from adapters.discord.actors import actor_of, is_moderator
+from adapters.discord.cogs.moderation import post_audit
 from adapters.discord.delivery import Conversation
 from bot.outcomes import Refusal
 
@@ -54,10 +55,12 @@ class Results(commands.Cog):
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def delete(self, interaction: discord.Interaction, result_id: str) -> None:
-        deletion = self.bot.service.delete(actor_of(interaction), result_id, moderator=is_moderator(interaction))
+        actor = actor_of(interaction)
+        deletion = self.bot.service.delete(actor, result_id, moderator=is_moderator(interaction))
         if not deletion.allowed:
             await interaction.response.send_message(deletion.message, ephemeral=True)
             return
+        await post_audit(self.bot, self.bot.service.moderation.notice(actor, "delete", deletion.record))
         await interaction.response.defer()  # a component's deferral: @original is its message
         try:
             await interaction.delete_original_response()
@@ -65,8 +68,12 @@ class Results(commands.Cog):
             pass  # already gone
 
     async def cancel(self, interaction: discord.Interaction, result_id: str) -> None:
-        message = self.bot.service.cancel(actor_of(interaction), result_id, moderator=is_moderator(interaction))
+        actor = actor_of(interaction)
+        message = self.bot.service.cancel(actor, result_id, moderator=is_moderator(interaction))
         await interaction.response.send_message(message, ephemeral=True)
+        if message == "Cancelled.":  # by a moderator, for someone else: the audit channel hears of it too
+            await post_audit(self.bot, self.bot.service.moderation.notice(actor, "cancel",
+                                                                           self.bot.service.result(result_id)))
 
 
 async def setup(bot) -> None:

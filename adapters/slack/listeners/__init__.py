@@ -8,6 +8,7 @@ from adapters.slack.listeners.compose import Compose
 from adapters.slack.listeners.fallbacks import Fallbacks
 from adapters.slack.listeners.jam import JamListener
 from adapters.slack.listeners.members import Members
+from adapters.slack.listeners.moderation import Moderation
 from adapters.slack.listeners.results import Results
 
-LISTENERS = (Compose, Results, Admin, Members, JamListener, Command, Fallbacks)
+LISTENERS = (Compose, Results, Admin, Members, Moderation, JamListener, Command, Fallbacks)

@@ -50,6 +50,8 @@ class Command:
             await tell(queue_text(adapter.service.queue(actor)))
         elif parsed.kind == "forget-me":
             await adapter.listener("Members").forget_me(actor, tell)
+        elif parsed.kind in ("block", "unblock", "blocked"):
+            await adapter.listener("Moderation").command(actor, parsed.kind, parsed.admin, tell)
         elif parsed.kind == "admin":
             await adapter.listener("Admin").admin(actor, parsed.admin, tell)
         elif parsed.kind == "mood":

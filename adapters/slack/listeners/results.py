@@ -50,7 +50,11 @@ class Results:
     async def cancel(self, body: dict, action: dict, respond) -> None:
         result_id = ui.result_id_of(action) or ""
         actor = await self._clicker(body, result_id)
-        await self.adapter.responder(respond)(self.adapter.service.cancel(actor, result_id))
+        message = self.adapter.service.cancel(actor, result_id)
+        await self.adapter.responder(respond)(message)
+        if message == "Cancelled.":  # by a moderator, for someone else: the audit channel hears of it too
+            notice = self.adapter.service.moderation.notice(actor, "cancel", self.adapter.service.result(result_id))
+            await self.adapter.listener("Moderation").post_audit(notice)
 
     async def _clicker(self, body: dict, result_id: str) -> Actor:
         """Who clicked, placed where the piece was asked for: a private piece's buttons are in a
