@@ -1,10 +1,10 @@
 """A member's data on request, once for both platforms: `forget-me` (a member's own), `purge`
 (admins: a member's or a channel's), and retention of the member data the results' retention
-does not reach (jam contributions).
+does not reach (jam contributions, refusals).
 
 What ARIA keeps about a member, per server: results (the piece's settings, seed, emotion, where
 its message is), usage rows (the quota's count), settings of their own (`private_by_default`), jam
-contributions, and their queued or running jobs. `forget` cancels the jobs, deletes the rows in
+contributions, refusals (for the stats), and their queued or running jobs. `forget` cancels the jobs, deletes the rows in
 one transaction and hands the adapter the platform messages (and, on Slack, files) that hold the
 pieces, for it to delete where the platform allows. The audit log is the server's moderation
 record: it is kept (a year, see bot.housekeeping), and each purge is written to it.
@@ -126,8 +126,8 @@ class MemberData:
     # -- retention ----------------------------------------------------------------------------
 
     def purge_expired(self, now: float) -> int:
-        """Jam contributions past each server's `results_retention_days` (results, usage and the
-        audit are Policy.purge_expired's); returns how many went."""
+        """Jam contributions and refusals past each server's `results_retention_days` (results,
+        usage and the audit are Policy.purge_expired's); returns how many went."""
         from bot.settings import server_key
         from bot.store import DAY_S
 
@@ -135,6 +135,7 @@ class MemberData:
         for platform, server_id in self.store.member_servers():
             days = self.service.settings.get("results_retention_days", server=server_key(platform, server_id))
             removed += self.store.purge_contributions_before(platform, server_id, now - days * DAY_S)
+            removed += self.store.purge_refusals_before(platform, server_id, now - days * DAY_S)
         return removed
 
 

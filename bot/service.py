@@ -56,6 +56,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from aria_engine.emotion import Emotion
@@ -126,6 +127,7 @@ class AriaService:
         options = options.replace(**self.image_safety(actor))
         decision = self.policy.try_acquire(actor, options, kind=kind)
         if not decision.allowed:
+            self.store.record_refusal(actor, decision.reason_code)  # for the stats (bot/stats.py)
             return Refusal(decision.reason_code, decision.message, decision.retry_after_s)
         # The seed is fixed now, so the record can show it from the start and a remake is the same piece.
         return Admission(actor, options.with_seed(), decision.use_id, kind)
@@ -156,6 +158,7 @@ class AriaService:
             job = await self.engine.submit(request)
         except Busy as busy:
             self.release(admission)
+            self.store.record_refusal(admission.actor, "busy")
             return Refusal("busy", str(busy))
         except Exception:
             log.exception("the engine refused a request unexpectedly")
@@ -194,7 +197,9 @@ class AriaService:
         if isinstance(event, jobs.Queued):
             return Queued(event.position, event.eta_s)
         if isinstance(event, jobs.Started):
-            self.store.update_result(rid, status="running")
+            current = self.store.get_result(rid) or ticket.record
+            waited = max(0.0, self.store.clock() - current.created_at)  # the queue time, for the stats
+            self.store.update_result(rid, status="running", extra={**current.extra, "queued_s": round(waited, 3)})
             return Started()
         if isinstance(event, jobs.Progress):
             fraction = _STAGE_STARTS.get(event.stage, 0.0) + _STAGE_WEIGHTS.get(event.stage, 0.0) * event.fraction
@@ -217,6 +222,7 @@ class AriaService:
             refusal = event.kind == "image_rejected"
             if refusal:
                 self.release(ticket.admission)
+                self.store.record_refusal(ticket.admission.actor, event.kind)
             return Failed(event.reason, refusal, event.log_id)  # the engine words it for the user
         if isinstance(event, jobs.Cancelled) and event.by == SHUTDOWN:
             # This process stops, not necessarily the job: the record stays unfinished, and the
@@ -247,6 +253,7 @@ class AriaService:
         of the picture (no hash, nothing to fetch it again by), and the refusal is audited without it."""
         actor = ticket.admission.actor
         self.release(ticket.admission)
+        self.store.record_refusal(actor, "image_unsafe")
         self.store.update_result(ticket.result_id, status="failed", error="image_unsafe", image_ref={})
         threshold = ticket.admission.options.image_safety_threshold
         self.store.audit(actor, "image_refused", {"channel": actor.channel_id, "result_id": ticket.result_id,
@@ -447,8 +454,15 @@ class AriaService:
         return SettingChange(message, f"{_who(actor)} reset a setting: {message}", self._audit_channel(actor))
 
     def describe_settings(self, actor: Actor, channel: str | None = None) -> list[SettingView]:
+        """Every setting in force here and where it comes from; image_safety as it applies here
+        (its default is off in an age-restricted channel)."""
         self._require_admin(actor)
-        return self.settings.describe(actor.server_key, channel or actor.channel_id)
+        views = self.settings.describe(actor.server_key, channel or actor.channel_id)
+        if channel in (None, actor.channel_id):
+            safety = self.image_safety(actor)["image_safety"]
+        else:
+            safety = self.image_safety(replace(actor, channel_id=channel, age_restricted=False))["image_safety"]
+        return [view._replace(value=safety) if view.name == "image_safety" else view for view in views]
 
     def _require_admin(self, actor: Actor) -> None:
         if not self.policy.is_admin(actor):

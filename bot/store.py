@@ -151,6 +151,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at REAL NOT NULL)""",
         "CREATE INDEX jam_contributions_by_jam ON jam_contributions (jam_id, removed, id)",
     ),
+    # 3 -> 4: requests ARIA turned down, by reason (quota, cooldown, image_unsafe...), for
+    # `/aria-admin stats`; member data, so retention and forget-me reach it (bot/members.py).
+    (
+        """CREATE TABLE refusals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            platform TEXT NOT NULL,
+            server_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            reason TEXT NOT NULL)""",
+        "CREATE INDEX refusals_by_server ON refusals (platform, server_id, at)",
+    ),
 )
 
 
@@ -756,6 +769,7 @@ class Store:
         where = f"platform = ? AND server_id = ? AND {column} = ?"
         params = (platform, server_id, value)
         with self.transaction():
+            self._write(f"DELETE FROM refusals WHERE {where}", params)
             counts = {"results": self._write(f"DELETE FROM results WHERE {where}", params).rowcount,
                       "uses": self._write(f"DELETE FROM usage WHERE {where}", params).rowcount,
                       "settings": 0, "contributions": 0}
@@ -770,6 +784,22 @@ class Store:
                         (user_id, platform, server_id)).rowcount
         return counts
 
+    # -- refusals and stats (bot/stats.py) ---------------------------------------------------------
+
+    def record_refusal(self, who: Who, reason: str) -> None:
+        self._write("INSERT INTO refusals (at, platform, server_id, channel_id, user_id, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.clock(), who.platform, who.server_id, who.channel_id or "", who.user_id, reason))
+
+    def refusals_since(self, platform: str, server_id: str, since: float) -> dict[str, int]:
+        rows = self._read("SELECT reason, COUNT(*) AS n FROM refusals WHERE platform = ? AND server_id = ? AND at >= ?"
+                          " GROUP BY reason ORDER BY n DESC, reason", (platform, server_id, since))
+        return {r["reason"]: r["n"] for r in rows}
+
+    def results_since(self, platform: str, server_id: str, since: float) -> list[ResultRecord]:
+        return [_record(r) for r in self._read(
+            "SELECT * FROM results WHERE platform = ? AND server_id = ? AND created_at >= ? ORDER BY created_at",
+            (platform, server_id, since))]
+
     def server_unfinished(self, platform: str, server_id: str) -> int:
         """A server's pieces waiting or being made (for `server_max_jobs`)."""
         return self._read(f"SELECT COUNT(*) AS n FROM results WHERE {_UNFINISHED_SQL} AND platform = ? AND server_id = ?",
@@ -782,10 +812,15 @@ class Store:
 
     def member_servers(self) -> list[tuple[str, str]]:
         """(platform, server_id) of every server with results or jams stored (for retention)."""
-        sql = "SELECT platform, server_id FROM results UNION SELECT platform, server_id FROM usage"
+        sql = ("SELECT platform, server_id FROM results UNION SELECT platform, server_id FROM usage"
+               " UNION SELECT platform, server_id FROM refusals")
         if self._read("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'jams'"):
             sql += " UNION SELECT platform, server_id FROM jams"
         return [(r["platform"], r["server_id"]) for r in self._read(sql)]
+
+    def purge_refusals_before(self, platform: str, server_id: str, at: float) -> int:
+        return self._write("DELETE FROM refusals WHERE platform = ? AND server_id = ? AND at < ?",
+                           (platform, server_id, at)).rowcount
 
     def purge_contributions_before(self, platform: str, server_id: str, at: float) -> int:
         """Jam contributions (member data) older than `at` on one server, for retention."""

@@ -18,6 +18,7 @@ from discord.ext import commands
 from adapters.discord.actors import actor_of
 from aria_engine.options import MODES
 from bot.outcomes import SettingChange
+from bot.stats import server_stats
 from bot.texts import sentence, setting_value
 
 log = logging.getLogger(__name__)
@@ -241,9 +242,23 @@ class Admin(commands.Cog):
         except PermissionError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        embed = discord.Embed(title="ARIA settings", description=f"for <#{channel.id if channel else interaction.channel_id}>")
-        for view in views:
-            embed.add_field(name=view.name, value=f"{setting_value(view.name, view.value, group=role_mention)} ({view.source_label})", inline=True)
+        # Every setting, one line each (an embed holds at most 25 fields, and there are more settings).
+        lines = [f"{view.name}: {setting_value(view.name, view.value, group=role_mention)} ({view.source_label})"
+                 for view in views]
+        embed = discord.Embed(title="ARIA settings",
+                              description=f"for <#{channel.id if channel else interaction.channel_id}> "
+                                          "(where each comes from: default, global, server or channel)\n"
+                              + "\n".join(lines))
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @group.command(name="stats", description="The last 7 days: pieces, refusals by reason, top users, queue times")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        try:
+            stats = server_stats(self.bot.service, actor_of(interaction))
+        except PermissionError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        embed = discord.Embed(title=f"ARIA, the last {stats.days} days", description="\n".join(stats.lines()))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

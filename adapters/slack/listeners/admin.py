@@ -14,6 +14,7 @@ from adapters.slack.delivery import Tell
 from adapters.slack.groups import GroupError, mention, mentions
 from adapters.slack.parsing import parse_admin
 from bot.policy import Actor
+from bot.stats import server_stats
 from bot.texts import sentence
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class Admin:
     async def admin(self, actor: Actor, words: tuple[str, ...], tell: Tell) -> None:
         if not self.service.is_admin(actor):
             await tell(ADMIN_ONLY)
+            return
+        if words and words[0].lower() == "stats":  # the last 7 days (bot/stats.py)
+            await tell(server_stats(self.service, actor).text())
             return
         if words and words[0].lower() == "purge":
             await self.adapter.listener("Members").purge(actor, words[1:], tell)
