@@ -83,7 +83,8 @@ class JamService:
         return self.service.settings.get(name, server=actor.server_key, channel=actor.channel_id)
 
     def is_moderator(self, actor: Actor) -> bool:
-        return self.service.is_admin(actor)
+        """An ARIA admin, or a platform moderator where the adapter says so (Discord's Manage Messages)."""
+        return self.service.is_admin(actor) or bool(getattr(actor, "is_moderator", False))
 
     # -- starting -------------------------------------------------------------------------
 

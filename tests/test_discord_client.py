@@ -11,7 +11,8 @@ from tests.doubles.discord_api import EPHEMERAL  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
-EXPECTED_COMMANDS = {"aria", "aria-mood", "aria-queue", "aria-forget-me", "aria-mod", "aria-help", "aria-admin", "Compose music from image"}
+EXPECTED_COMMANDS = {"aria", "aria-mood", "aria-queue", "aria-forget-me", "aria-mod", "aria-help", "aria-admin", "aria-jam",
+                     "Compose music from image"}
 
 
 async def test_login_syncs_commands_and_answers_help(discord_double, tmp_path):

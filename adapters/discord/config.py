@@ -29,6 +29,7 @@ class DiscordConfig:
     gateway_url: str | None = None  # gateway websocket, e.g. "ws://127.0.0.1:9000/"
     guild_ready_timeout: float = 2.0  # discord.py waits this long after the last GUILD_CREATE
     progress_interval_s: float = 2.0  # status-message edits at most this often
+    jam_watch_s: float = 5.0  # how often jams past their deadline are looked for
     token_lifetime_s: float = TOKEN_LIFETIME_S
     token_margin_s: float = 30.0  # switch to a channel message this long before the token dies
     max_download_bytes: int = 25 * 1024 * 1024

@@ -107,8 +107,16 @@ class Channel:
     name: str
     position: int = 0
     nsfw: bool = False  # Discord's age-restricted flag
+    parent_id: int | None = None  # set for a thread (type 11): the channel it lives in
+    owner_id: int = 0  # a thread's: who started it
 
     def payload(self) -> dict:
+        if self.parent_id is not None:  # a public thread
+            return {"id": str(self.id), "type": 11, "guild_id": str(self.guild_id), "name": self.name,
+                    "parent_id": str(self.parent_id), "owner_id": str(self.owner_id), "last_message_id": None,
+                    "rate_limit_per_user": 0, "message_count": 0, "member_count": 0, "flags": 0,
+                    "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                        "archive_timestamp": _now_iso(0)}}
         return {"id": str(self.id), "type": 0, "guild_id": str(self.guild_id), "name": self.name,
                 "position": self.position, "permission_overwrites": [], "nsfw": self.nsfw, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None, "flags": 0}
@@ -120,6 +128,7 @@ class Guild:
     name: str
     owner_id: int
     channels: dict[int, Channel] = field(default_factory=dict)
+    threads: dict[int, Channel] = field(default_factory=dict)  # public threads the bot started on messages
     roles: dict[int, Role] = field(default_factory=dict)
     members: dict[int, list[int]] = field(default_factory=dict)  # user id -> role ids
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
@@ -489,7 +498,7 @@ class DiscordDouble:
         if custom_id not in message.custom_ids():
             raise LookupError(f"no component {custom_id!r} on message {message.id}: {message.custom_ids()}")
         guild = self.guilds[message.guild_id]
-        channel = guild.channels[message.channel_id]
+        channel = self._channel(str(message.channel_id))
         data = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = list(values)
@@ -814,6 +823,7 @@ class DiscordDouble:
             (("DELETE", "webhooks/*/*/messages/*"), self._delete_webhook_message),
             (("POST", "webhooks/*/*"), self._followup),
             (("POST", "users/@me/channels"), self._open_dm),
+            (("POST", "channels/*/messages/*/threads"), self._start_thread),
             (("POST", "channels/*/messages"), self._create_channel_message),
             (("GET", "channels/*/messages/*"), self._get_channel_message),
             (("PATCH", "channels/*/messages/*"), self._edit_channel_message),
@@ -902,7 +912,7 @@ class DiscordDouble:
         kind = body["type"]
         data = body.get("data") or {}
         interaction.callbacks.append(body)
-        channel = self.guilds[interaction.guild_id].channels[interaction.channel_id]
+        channel = self._channel(str(interaction.channel_id))  # a channel or a thread
         message: Message | None = None
         if kind in (4, 5):  # a message, or "thinking..."
             flags = int(data.get("flags", 0)) | (LOADING if kind == 5 else 0)
@@ -960,7 +970,7 @@ class DiscordDouble:
         interaction = self._by_token(app_id, token)
         if not interaction.answered:
             raise DiscordHTTPError(400, 40060, "Interaction has not been acknowledged.")
-        channel = self.guilds[interaction.guild_id].channels[interaction.channel_id]
+        channel = self._channel(str(interaction.channel_id))  # a channel or a thread
         data = body or {}
         original = interaction.original
         if original is not None and original.loading and not original.deleted and original.author.id == self.bot.id:
@@ -980,7 +990,19 @@ class DiscordDouble:
         for guild in self.guilds.values():
             if int(channel_id) in guild.channels:
                 return guild.channels[int(channel_id)]
+            if int(channel_id) in guild.threads:
+                return guild.threads[int(channel_id)]
         raise DiscordHTTPError(404, 10003, "Unknown Channel")
+
+    async def _start_thread(self, request, channel_id, message_id, *, body, **_):
+        """A public thread on a message (its id is the message's, as on Discord)."""
+        message = self._channel_message(channel_id, message_id)
+        guild = self.guilds[self._channel(channel_id).guild_id]
+        thread = Channel(message.id, guild.id, (body or {}).get("name") or "thread", parent_id=int(channel_id),
+                         owner_id=self.bot.id)
+        guild.threads[thread.id] = thread
+        self._notify()
+        return thread.payload()
 
     def _channel_message(self, channel_id: str, message_id: str) -> Message:
         message = self.messages.get(int(message_id))

@@ -1,0 +1,290 @@
+"""`/aria-jam start|add|add-mood|finish|cancel|remove`: community jams on Discord.
+
+`start` answers with the jam board (title, host, deadline, contributions, the trajectory chart,
+buttons Add a mood / Finish / Cancel) and opens a public thread on it: the jam. In the thread,
+`/aria-jam add image:` and `/aria-jam add-mood` (or the Add a mood button's form) contribute;
+each gets its readout in the thread and the board is redrawn. The host's Finish, the deadline
+(a watch this cog runs) or the last allowed contribution composes one piece, posted in the
+thread as any result is. Moderators (Manage Messages, Manage Server, or ARIA's admins) may
+`remove` a contribution and cancel. The rules are bot/jams.py's; none of this needs a privileged
+intent (pictures posted in the thread without the command are not read: that would need the
+Message Content intent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from typing import Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from adapters.discord.actors import actor_of
+from adapters.discord.attachments import AttachmentRefused, check_attachment, download
+from adapters.discord.delivery import Conversation
+from aria_engine import visuals
+from bot.jam_store import Jam, JamBook
+from bot.jams import JamRefused, JamService, board_text, pipeline_reader, watch_deadlines
+
+log = logging.getLogger(__name__)
+
+Axis = app_commands.Range[float, -1.0, 1.0]
+JAM_TEMPLATE = re.compile(r"aria-jam:(?P<action>[mfc]):(?P<jid>[0-9a-f]{1,32})")  # not "aria:": views.py owns those
+ACTIONS = {"m": ("Add a mood", discord.ButtonStyle.secondary), "f": ("Finish", discord.ButtonStyle.primary),
+           "c": ("Cancel", discord.ButtonStyle.danger)}
+CHART = "jam.trajectory.png"
+
+
+class JamButton(discord.ui.DynamicItem[discord.ui.Button], template=JAM_TEMPLATE):
+    """The board's buttons, keyed by jam id so they work after a restart."""
+
+    def __init__(self, action: str, jam_id: str) -> None:
+        label, style = ACTIONS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"aria-jam:{action}:{jam_id}"))
+        self.action, self.jam_id = action, jam_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(match["action"], match["jid"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog = interaction.client.get_cog("Jams")
+        if self.action == "m":
+            await interaction.response.send_modal(MoodForm(cog, self.jam_id))
+        elif self.action == "f":
+            await cog.finish(interaction, self.jam_id)
+        else:
+            await cog.cancel(interaction, self.jam_id)
+
+
+class MoodForm(discord.ui.Modal, title="Add a mood"):
+    valence = discord.ui.TextInput(label="Valence (-1 unpleasant .. +1 pleasant)", max_length=6)
+    arousal = discord.ui.TextInput(label="Arousal (-1 calm .. +1 energetic)", max_length=6)
+    caption = discord.ui.TextInput(label="Caption", required=False, max_length=120)
+
+    def __init__(self, cog: "Jams", jam_id: str) -> None:
+        super().__init__()
+        self.cog, self.jam_id = cog, jam_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        try:
+            valence, arousal = float(self.valence.value), float(self.arousal.value)
+        except ValueError:
+            await interaction.response.send_message("A mood is two numbers, each between -1 and 1.", ephemeral=True)
+            return
+        await self.cog.add_mood_to(interaction, self.jam_id, valence, arousal, self.caption.value or "")
+
+
+def board_view(jam: Jam) -> discord.ui.View | None:
+    if not jam.is_open:
+        return None
+    view = discord.ui.View(timeout=None)
+    for action in ACTIONS:
+        view.add_item(JamButton(action, jam.jam_id))
+    return view
+
+
+def board_embed(jam: Jam, clock) -> discord.Embed:
+    lines = board_text(jam, clock).splitlines()
+    embed = discord.Embed(title=lines[0][:256], description="\n".join(lines[1:])[:4096], colour=0x7B5EA7)
+    if jam.entries:
+        embed.set_image(url=f"attachment://{CHART}")
+    return embed
+
+
+def chart_file(jam: Jam) -> discord.File:
+    png = visuals.trajectory_chart([(e.user_name, e.emotion) for e in jam.entries])
+    return discord.File(io.BytesIO(png), filename=CHART)
+
+
+class Jams(commands.Cog):
+    jam = app_commands.Group(name="aria-jam", description="Community jams: many pictures and moods, one piece",
+                             guild_only=True)
+
+    def __init__(self, bot) -> None:
+        self.bot = bot
+        service = bot.service
+        self.jams = JamService(service, JamBook(service.store),
+                               pipeline_reader(getattr(service.engine, "pipeline", None), "auto"),
+                               clock=lambda: service.policy.clock())
+        self._watch: asyncio.Task | None = None
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(JamButton)
+        self._watch = asyncio.ensure_future(self._watch_when_ready())
+
+    async def cog_unload(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+
+    async def _watch_when_ready(self) -> None:
+        await self.bot.wait_until_ready()
+        await watch_deadlines(self.jams, self._deliver, interval_s=self.bot.config.jam_watch_s)
+
+    # -- the commands ----------------------------------------------------------------------
+
+    @jam.command(name="start", description="Open a jam in this channel: members add pictures and moods")
+    @app_commands.describe(title="What the jam is called", minutes="How long it stays open (default 10)",
+                           max="Most contributions (default 12)", seconds="Seconds per section (default 15)")
+    async def start(self, interaction: discord.Interaction, title: str,
+                    minutes: Optional[app_commands.Range[int, 1, 1440]] = None,
+                    max: Optional[app_commands.Range[int, 2, 12]] = None,
+                    seconds: Optional[app_commands.Range[float, 6, 120]] = None) -> None:
+        actor = actor_of(interaction)
+        try:
+            jam = self.jams.start(actor, interaction.user.mention, title=title, minutes=minutes or 10,
+                                  max_contributions=max, seconds=seconds)
+        except JamRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message(embed=board_embed(jam, self.jams.clock), view=board_view(jam))
+        message = await interaction.original_response()
+        thread = await message.create_thread(name=f"Jam: {jam.title}"[:100])
+        self.jams.book.set_board(jam.jam_id, {"channel": str(interaction.channel_id), "message": str(message.id),
+                                              "ts": str(thread.id)}, self.jams.clock())
+        await thread.send("Add pictures with `/aria-jam add`, or moods with `/aria-jam add-mood`, here.")
+
+    @jam.command(name="add", description="Add a picture to this thread's jam")
+    @app_commands.describe(image="A picture", caption="A few words about it")
+    async def add(self, interaction: discord.Interaction, image: discord.Attachment,
+                  caption: Optional[str] = None) -> None:
+        jam = await self._jam_here(interaction)
+        if jam is None:
+            return
+        try:
+            check_attachment(image, max_bytes=self.bot.config.max_download_bytes,
+                             origins=self.bot.config.attachment_origins())
+        except AttachmentRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            data = await download(self.bot.downloads, image, max_bytes=self.bot.config.max_download_bytes,
+                                  origins=self.bot.config.attachment_origins())
+            added = await self.jams.add_picture(actor_of(interaction), interaction.user.mention, jam.jam_id, data,
+                                                caption or "")
+        except (AttachmentRefused, JamRefused) as refused:
+            await interaction.followup.send(str(refused), ephemeral=True)
+            await interaction.delete_original_response()
+            return
+        await interaction.followup.send(added.readout)
+        await self._contributed(added)
+
+    @jam.command(name="add-mood", description="Add a mood to this thread's jam")
+    @app_commands.describe(valence="-1 unpleasant ... +1 pleasant", arousal="-1 calm ... +1 energetic",
+                           caption="A few words about it")
+    async def add_mood(self, interaction: discord.Interaction, valence: Axis, arousal: Axis,
+                       caption: Optional[str] = None) -> None:
+        jam = await self._jam_here(interaction)
+        if jam is not None:
+            await self.add_mood_to(interaction, jam.jam_id, valence, arousal, caption or "")
+
+    @jam.command(name="finish", description="Compose this thread's jam now (the host)")
+    async def finish_command(self, interaction: discord.Interaction) -> None:
+        jam = await self._jam_here(interaction)
+        if jam is not None:
+            await self.finish(interaction, jam.jam_id)
+
+    @jam.command(name="cancel", description="Cancel this thread's jam (the host or a moderator)")
+    async def cancel_command(self, interaction: discord.Interaction) -> None:
+        jam = await self._jam_here(interaction)
+        if jam is not None:
+            await self.cancel(interaction, jam.jam_id)
+
+    @jam.command(name="remove", description="Remove a contribution from this thread's jam (moderators)")
+    @app_commands.describe(number="The contribution's number on the board")
+    async def remove(self, interaction: discord.Interaction, number: app_commands.Range[int, 1, 12]) -> None:
+        jam = await self._jam_here(interaction)
+        if jam is None:
+            return
+        try:
+            left = self.jams.remove(actor_of(interaction), jam.jam_id, number)
+        except JamRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message(f"Contribution {number} removed.", ephemeral=True)
+        await self._redraw(left)
+
+    # -- what they do --------------------------------------------------------------------------
+
+    async def add_mood_to(self, interaction: discord.Interaction, jam_id: str, valence: float, arousal: float,
+                          caption: str) -> None:
+        try:
+            added = self.jams.add_mood(actor_of(interaction), interaction.user.mention, jam_id, valence, arousal,
+                                       caption)
+        except JamRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message(added.readout)
+        await self._contributed(added)
+
+    async def finish(self, interaction: discord.Interaction, jam_id: str) -> None:
+        try:
+            jam, ticket = await self.jams.finish(actor_of(interaction), jam_id,
+                                                 upload_limit=interaction.filesize_limit)
+        except JamRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message("Composing the jam: the piece will arrive in its thread.",
+                                                ephemeral=True)
+        await self._deliver(jam, ticket)
+
+    async def cancel(self, interaction: discord.Interaction, jam_id: str) -> None:
+        try:
+            jam = self.jams.cancel(actor_of(interaction), jam_id)
+        except JamRefused as refused:
+            await interaction.response.send_message(str(refused), ephemeral=True)
+            return
+        await interaction.response.send_message("The jam is cancelled.", ephemeral=True)
+        await self._redraw(jam)
+
+    async def _contributed(self, added) -> None:
+        await self._redraw(added.jam)
+        if added.full:
+            try:
+                jam, ticket = await self.jams.finish(None, added.jam.jam_id)
+            except JamRefused:
+                return
+            await self._deliver(jam, ticket)
+
+    async def _deliver(self, jam: Jam, ticket) -> None:
+        """The piece into the jam's thread, as a piece picked up after a restart is delivered."""
+        await self._redraw(jam)
+        thread_id = int(jam.board.get("ts") or jam.channel_id)
+        conversation = Conversation(None, self.bot.config, self.bot.service, received_at=self.bot.config.clock(),
+                                    private=False, client=self.bot, user=discord.Object(int(jam.host_id)),
+                                    channel_id=thread_id, guild_id=int(jam.server_id))
+        await self.bot.flow.run(ticket, conversation)
+        record = self.bot.service.result(ticket.result_id)
+        self.jams.finished(jam.jam_id, ok=record is not None and record.status == "done")
+        await self._redraw(self.jams.book.get(jam.jam_id))
+
+    async def _redraw(self, jam: Jam | None) -> None:
+        if jam is None or not jam.board.get("message"):
+            return
+        channel = self.bot.get_partial_messageable(int(jam.board["channel"]), guild_id=int(jam.server_id))
+        message = channel.get_partial_message(int(jam.board["message"]))
+        files = [chart_file(jam)] if jam.entries else []
+        try:
+            await message.edit(embed=board_embed(jam, self.jams.clock), view=board_view(jam), attachments=files)
+        except discord.HTTPException as error:
+            log.warning("could not redraw the board of jam %s: %s", jam.jam_id, error)
+
+    async def _jam_here(self, interaction: discord.Interaction) -> Jam | None:
+        """The jam whose thread this is; tells the member when it is none."""
+        channel = interaction.channel
+        parent = getattr(channel, "parent_id", None)
+        jam = self.jams.book.by_board("discord", str(parent), str(interaction.channel_id)) if parent else None
+        if jam is None:
+            await interaction.response.send_message(
+                "Use this in a jam's thread (start one with `/aria-jam start`).", ephemeral=True)
+        return jam
+
+
+async def setup(bot) -> None:
+    await bot.add_cog(Jams(bot))

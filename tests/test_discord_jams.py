@@ -1,0 +1,109 @@
+"""Jams on Discord end to end: the real discord.py client, engine and SQLite against the double."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("discord")
+
+from aria_engine.jam import markers_of  # noqa: E402
+from tests.discord_harness import ephemeral_answer, make_world, picture, running_bot  # noqa: E402
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def thread_of(world):
+    return next(iter(world.guild.threads.values()))
+
+
+def board_says(board, text: str) -> bool:
+    return any(text in (e.get("description") or "") for e in board.embeds)
+
+
+def jam_result(double, thread):
+    return next((m for m in double.bot_messages(channel=thread) if m.file(".mid") is not None), None)
+
+
+async def start(double, world, **options):
+    interaction = await double.send_slash_command(world.guild, world.general, world.alice, "aria-jam start",
+                                                  {"title": "Evening", "seconds": 6, **options})
+    await double.wait_for(lambda: world.guild.threads, 20, "the jam's thread")
+    return interaction.original
+
+
+async def test_three_members_contribute_and_the_host_finishes_one_piece(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path):
+        board = await start(double, world)
+        assert board_says(board, "Contributions: 0 of 12") and "Jam: Evening" in board.embeds[0]["title"]
+        thread = thread_of(world)
+        for user, colour in ((world.bob, (240, 200, 40)), (world.admin, (20, 20, 60))):
+            image = double.add_attachment(picture(colour), "pic.png")
+            await double.send_slash_command(world.guild, thread, user, "aria-jam add", {"image": image})
+        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "two pictures")
+        mood = await double.send_slash_command(world.guild, thread, world.moderator, "aria-jam add-mood",
+                                               {"valence": 0.5, "arousal": -0.2, "caption": "calm sea"})
+        await double.wait_for(lambda: board_says(board, "Contributions: 3 of 12"), 30, "three contributions")
+        assert "valence +0.50 (pleasant)  arousal -0.20 (calm)  -> content" in mood.original.text()
+        assert board.file("jam.trajectory.png") is not None and '"calm sea"' in board.embeds[0]["description"]
+
+        finish = next(i for i in board.custom_ids() if i.startswith("aria-jam:f:"))
+        refused = await double.click_button(board, finish, world.bob)
+        assert "Only the host" in (await ephemeral_answer(double, refused)).text()
+        await double.click_button(board, finish, world.alice)
+        result = await double.wait_for(lambda: jam_result(double, thread), 60, "the jam's piece")
+        markers = [t for _, t in markers_of(result.file(".mid").data)]
+        assert len(markers) == 3 and markers[2].startswith(f"3. <@{world.moderator.id}>: content")
+        assert result.file(".ogg") is not None and result.file(".emotion.png") is not None
+        assert "credits" in result.text() and f"1. <@{world.bob.id}>" in result.text()
+
+        late = await double.send_slash_command(world.guild, thread, world.bob, "aria-jam add-mood",
+                                               {"valence": 0.1, "arousal": 0.1})
+        assert "closed" in (await ephemeral_answer(double, late)).text()
+
+
+async def test_the_deadline_finishes_a_jam_after_a_restart_and_a_moderator_removes_one(double, tmp_path):
+    world = make_world(double)
+    clock = Clock(1_800_000_000.0)
+    async with running_bot(double, tmp_path, jam_watch_s=0.05) as running:
+        running.service.policy.clock = clock
+        board = await start(double, world, minutes=5)
+        thread = thread_of(world)
+        for user, (v, a) in ((world.bob, (0.4, 0.4)), (world.alice, (-0.6, 0.6))):
+            await double.send_slash_command(world.guild, thread, user, "aria-jam add-mood", {"valence": v, "arousal": a})
+        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "two moods")
+        refused = await double.send_slash_command(world.guild, thread, world.bob, "aria-jam remove", {"number": 2})
+        assert "Only a moderator" in (await ephemeral_answer(double, refused)).text()
+        await double.send_slash_command(world.guild, thread, world.admin, "aria-jam remove", {"number": 2},
+                                        roles=(world.admin_role,))  # Manage Server
+        await double.wait_for(lambda: board_says(board, "Contributions: 1 of 12"), 30, "the removal")
+
+    async with running_bot(double, tmp_path, jam_watch_s=0.05) as running:  # a restart mid-jam
+        running.service.policy.clock = clock
+        await double.send_slash_command(world.guild, thread, world.admin, "aria-jam add-mood",
+                                        {"valence": 0.8, "arousal": -0.5})
+        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "after the restart")
+        clock.now += 5 * 60 + 1
+        result = await double.wait_for(lambda: jam_result(double, thread), 60, "the jam's piece at its deadline")
+        assert len(markers_of(result.file(".mid").data)) == 2 and "credits" in result.text()
+
+
+def test_the_invite_asks_for_the_thread_permissions_jams_need_and_no_more():
+    import re
+    from pathlib import Path
+
+    import discord
+
+    readme = (Path(__file__).resolve().parents[1] / "adapters" / "discord" / "README.md").read_text()
+    wanted = discord.Permissions(view_channel=True, send_messages=True, embed_links=True, attach_files=True,
+                                 create_public_threads=True, send_messages_in_threads=True)
+    assert set(re.findall(r"permissions=(\d+)", readme)) == {str(wanted.value)}
+    assert f"permissions integer {wanted.value}" in readme
