@@ -209,8 +209,7 @@ class JamService:
         return self.book.open_jams(platform)
 
     def score(self, jam: Jam) -> JamScore:
-        parts = [Part(e.user_name, e.emotion, e.caption, e.encoder) for e in jam.entries]
-        return JamScore.of(parts, jam.seconds or 15.0)
+        return score_of_jam(self.book.store, jam.jam_id)
 
     async def finish(self, actor: Actor | None, jam_id: str, *, upload_limit: int | None = None) -> tuple[Jam, Ticket]:
         """Compose the jam: `actor` is the host pressing Finish, None for the deadline or a full
@@ -282,6 +281,15 @@ async def watch_deadlines(jams: JamService, on_finished: Callable[[Jam, Ticket],
         done_rounds += 1
         if rounds is None or done_rounds < rounds:
             await asyncio.sleep(interval_s)
+
+
+def score_of_jam(store, jam_id: str) -> JamScore | None:
+    """A finished jam's score again (Variation and Another mode: same contributions, new seed)."""
+    jam = JamBook(store).get(jam_id)
+    if jam is None or not jam.entries:
+        return None
+    parts = [Part(e.user_name, e.emotion, e.caption, e.encoder) for e in jam.entries]
+    return JamScore.of(parts, jam.seconds or 15.0)
 
 
 def runs_jams(engine) -> bool:

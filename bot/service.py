@@ -342,7 +342,15 @@ class AriaService:
         admission = self.admit(actor, base, explicit=set(explicit) | _explicit_fields(record), kind=kind)
         if isinstance(admission, Refusal):
             return admission
-        request = Request(emotion=Emotion.clamped(record.valence, record.arousal), options=admission.options,
+        emotion = Emotion.clamped(record.valence, record.arousal)
+        if record.extra.get("jam_id"):  # a jam's piece: the same contributions again (bot/jams.py)
+            from bot.jams import score_of_jam
+
+            emotion = score_of_jam(self.store, record.extra["jam_id"])
+            if emotion is None:
+                self.release(admission)
+                return Refusal("unknown_result", "That jam is gone (older than this server keeps results).")
+        request = Request(emotion=emotion, options=admission.options,
                           origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
                           max_upload_bytes=upload_limit)
         return admission, request

@@ -76,6 +76,12 @@ async def test_three_members_contribute_and_the_host_finishes_one_piece(double, 
         names = [f["name"] for f in double.uploaded_files(world.general.id, thread)]
         assert any(n.endswith(".ogg") for n in names) and any(n.endswith(".emotion.png") for n in names)
 
+        await double.click(world.general, world.bob, result, "aria_variation")  # same contributions, new seed
+        await double.wait_for(lambda: sum(f["name"].endswith(".mid") for f in double.uploaded_files(world.general.id, thread)) == 2,
+                              60, "the variation")
+        second = [f for f in double.uploaded_files(world.general.id, thread) if f["name"].endswith(".mid")][-1]
+        assert len(markers_of(double.file_data[second["id"]])) == 3
+
         late = double.add_file(world.bob, "late.png", picture(), "image/png")
         before = len(double.ephemerals_for(world.bob))
         await double.post(world.general, world.bob, "", files=(late,), thread_ts=thread)
