@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Awaitable, Callable
 
@@ -41,6 +42,7 @@ class Housekeeping:
         self._sleep = sleep
         self._next_purge = self._next_backup = None
         self._task: asyncio.Task | None = None
+        self._round = threading.Lock()  # held while a round runs in its thread
         self.purged = 0  # results removed so far, for tests and logs
 
     def start(self) -> None:
@@ -55,11 +57,18 @@ class Housekeeping:
                 await task
             except asyncio.CancelledError:
                 pass
+            # A round already in its thread goes on after the cancel: wait for it, so that the store
+            # is not closed under it (a quick stop, e.g. a bad token, raced it into tracebacks).
+            await asyncio.to_thread(lambda: self._round.acquire() and self._round.release())
 
     def run_due(self) -> None:
         """Do whatever is due now (blocking: call it on a worker thread). Each step is tried on its
         own: a purge that fails (say, the database locked by another process) must not also stop
         the backup. The first failure is raised once both were tried; any other is logged."""
+        with self._round:
+            self._run_due()
+
+    def _run_due(self) -> None:
         now = self._clock()
         failures: list[Exception] = []
         if self._next_purge is None or now >= self._next_purge:
