@@ -7,6 +7,8 @@ The rules, from the settings (`register_jam_settings`, same scopes as the others
 - open jams: `jam_open_per_channel` (1), `jam_open_per_server` (5);
 - contributions: `jam_contributions_per_member` (2) per jam, `jam_max_contributions` (12) per jam;
 - `jam_longest_minutes` (1440: 24 h) caps the deadline.
+A jam's piece lasts its seconds per section (6..120) times its sections, whatever
+`max_duration_s` says for single pieces.
 Finishing costs the host one use (the policy's quota and cooldown apply when the host finishes;
 a deadline finishes regardless and still counts the host's use). Adding costs nothing but waits
 out the cooldown since the member's last use or contribution. A refusal is a `JamRefused` whose
@@ -246,6 +248,52 @@ class JamService:
             raise JamRefused(ticket.message)
         self.book.set_outcome(jam_id, "composing", now, ticket.record.result_id)
         return self.book.get(jam_id), ticket
+
+    async def extend(self, actor: Actor, name: str, jam_id: str, *, image: bytes | None = None,
+                     emotion: Emotion | None = None, caption: str = "",
+                     upload_limit: int | None = None) -> tuple[Jam, Added, Ticket]:
+        """Continue a finished jam with one more picture or mood: the whole longer piece, composed
+        with the earlier piece's seed, so every earlier section but the last replays as it was and
+        the new one is marked. Costs the member one use; the jam's record takes the new part."""
+        jam = self.book.get(jam_id)
+        if jam is None or jam.status != DONE or not jam.result_id:
+            raise JamRefused("Only a finished jam can be extended.")
+        if len(jam.entries) >= MAX_CONTRIBUTIONS:
+            raise JamRefused(f"That jam already has {MAX_CONTRIBUTIONS} sections, the most a piece takes.")
+        record = self.service.result(jam.result_id)
+        if record is None or record.seed is None:
+            raise JamRefused("That jam's piece is gone (older than this server keeps results).")
+        if image is not None:
+            try:
+                emotion, encoder = await self.read_emotion(image)
+            except ValueError as error:
+                raise JamRefused(f"That picture could not be read: {error}") from None
+        elif emotion is not None:
+            encoder = "explicit"
+        else:
+            raise JamRefused("Extend with a picture or a mood.")
+        parts = [Part(e.user_name, e.emotion, e.caption, e.encoder) for e in jam.entries]
+        score = JamScore.of(parts + [Part(name, emotion, caption.strip()[:CAPTION_CHARS], encoder)], jam.seconds or 15.0)
+        options = GenerationOptions(**jam.options).replace(seed=record.seed)
+        if options.composer != "transformer":
+            options = options.replace(duration_s=min(600.0, score.seconds * len(score.parts)))
+        admission = self.service.admit(actor, options, explicit={"seed"}, kind="extend")
+        if isinstance(admission, Refusal):
+            raise JamRefused(admission.message)
+        request = Request(emotion=score, options=admission.options,
+                          origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
+                          max_upload_bytes=upload_limit)
+        ticket = await self.service.submit_request(admission, request, extra={"jam_id": jam_id,
+                                                                             "extends": jam.result_id})
+        if isinstance(ticket, Refusal):
+            raise JamRefused(ticket.message)
+        now = self.clock()
+        self.book.add(jam_id, actor.user_id, name, "picture" if image is not None else "mood", emotion, encoder,
+                      caption.strip()[:CAPTION_CHARS], now)
+        self.book.set_outcome(jam_id, "composing", now, ticket.record.result_id)
+        jam = self.book.get(jam_id)
+        added = Added(jam, f"{len(jam.entries)}. {name}  {emotion.readout()}", False)
+        return jam, added, ticket
 
     def finished(self, jam_id: str, ok: bool) -> None:
         """The composed jam was delivered (or failed): its record says so."""

@@ -39,16 +39,22 @@ async def start(double, world, **options):
     return interaction.original
 
 
+def _actor(user, world):
+    from bot.policy import Actor
+
+    return Actor("discord", str(world.guild.id), str(world.general.id), str(user.id))
+
+
 async def test_three_members_contribute_and_the_host_finishes_one_piece(double, tmp_path):
     world = make_world(double)
-    async with running_bot(double, tmp_path):
+    async with running_bot(double, tmp_path) as running:
         board = await start(double, world)
         assert board_says(board, "Contributions: 0 of 12") and "Jam: Evening" in board.embeds[0]["title"]
         thread = thread_of(world)
-        for user, colour in ((world.bob, (240, 200, 40)), (world.admin, (20, 20, 60))):
+        for n, (user, colour) in enumerate(((world.bob, (240, 200, 40)), (world.admin, (20, 20, 60))), start=1):
             image = double.add_attachment(picture(colour), "pic.png")
             await double.send_slash_command(world.guild, thread, user, "aria-jam add", {"image": image})
-        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "two pictures")
+            await double.wait_for(lambda: board_says(board, f"Contributions: {n} of 12"), 30, f"picture {n}")
         mood = await double.send_slash_command(world.guild, thread, world.moderator, "aria-jam add-mood",
                                                {"valence": 0.5, "arousal": -0.2, "caption": "calm sea"})
         await double.wait_for(lambda: board_says(board, "Contributions: 3 of 12"), 30, "three contributions")
@@ -64,10 +70,22 @@ async def test_three_members_contribute_and_the_host_finishes_one_piece(double, 
         assert len(markers) == 3 and markers[2].startswith(f"3. <@{world.moderator.id}>: content")
         assert result.file(".ogg") is not None and result.file(".emotion.png") is not None
         assert "credits" in result.text() and f"1. <@{world.bob.id}>" in result.text()
+        assert "restarted" not in result.text()
 
         late = await double.send_slash_command(world.guild, thread, world.bob, "aria-jam add-mood",
                                                {"valence": 0.1, "arousal": 0.1})
         assert "closed" in (await ephemeral_answer(double, late)).text()
+
+        await double.wait_for(lambda: running.store.uses_since(_actor(world.alice, world), 0) == 1, 10, "the host's use")
+        extend = await double.send_slash_command(world.guild, thread, world.bob, "aria-jam extend",
+                                                 {"valence": 0.8, "arousal": 0.8, "caption": "sunrise"})
+        await double.wait_for(lambda: [m for m in extend.messages if not m.loading], 20, "the extend's answer")
+        longer = await double.wait_for(
+            lambda: next((m for m in double.bot_messages(channel=thread)[::-1] if m.file(".mid") is not None
+                          and m is not result), None), 60, "the extended piece")
+        markers = [t for _, t in markers_of(longer.file(".mid").data)]
+        assert len(markers) == 4 and markers[3] == f"4. <@{world.bob.id}>: joyful"
+        assert "Extending the jam" in " ".join(m.text() for m in extend.messages)
 
 
 async def test_the_deadline_finishes_a_jam_after_a_restart_and_a_moderator_removes_one(double, tmp_path):

@@ -74,8 +74,9 @@ class Conversation:
     def __init__(self, interaction: discord.Interaction | None, config: DiscordConfig, service: Any, *,
                  received_at: float, private: bool, client: discord.Client | None = None,
                  user: discord.abc.Snowflake | None = None, channel_id: int | None = None,
-                 guild_id: int | None = None) -> None:
+                 guild_id: int | None = None, picked_up: bool = True) -> None:
         self.interaction = interaction
+        self.picked_up = picked_up  # without an interaction: a piece a restart interrupted (not a jam's)
         self.config = config
         self.service = service
         self.received_at = received_at
@@ -156,7 +157,7 @@ class Conversation:
 
     async def _post_result(self, reply: Reply, embed: discord.Embed, view: discord.ui.View):
         """The channel (or, for a private result, the requester's DMs), mentioning the requester."""
-        ready = endings.ready(self.requester, private=self.private, resumed=self.interaction is None)
+        ready = endings.ready(self.requester, private=self.private, resumed=self.interaction is None and self.picked_up)
         if self.private:
             return await (await self._dm()).send(content=ready, embed=embed, files=reply_files(reply), view=view)
         return await self._channel().send(

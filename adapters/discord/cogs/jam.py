@@ -1,4 +1,4 @@
-"""`/aria-jam start|add|add-mood|finish|cancel|remove`: community jams on Discord.
+"""`/aria-jam start|add|add-mood|finish|cancel|remove|extend`: community jams on Discord.
 
 `start` answers with the jam board (title, host, deadline, contributions, the trajectory chart,
 buttons Add a mood / Finish / Cancel) and opens a public thread on it: the jam. In the thread,
@@ -6,7 +6,8 @@ buttons Add a mood / Finish / Cancel) and opens a public thread on it: the jam. 
 each gets its readout in the thread and the board is redrawn. The host's Finish, the deadline
 (a watch this cog runs) or the last allowed contribution composes one piece, posted in the
 thread as any result is. Moderators (Manage Messages, Manage Server, or ARIA's admins) may
-`remove` a contribution and cancel. The rules are bot/jams.py's; none of this needs a privileged
+`remove` a contribution and cancel. `/aria-jam extend` in the thread of a finished jam continues
+it with one more picture or mood (the whole longer piece, the new section marked). The rules are bot/jams.py's; none of this needs a privileged
 intent (pictures posted in the thread without the command are not read: that would need the
 Message Content intent).
 """
@@ -27,6 +28,7 @@ from adapters.discord.actors import actor_of
 from adapters.discord.attachments import AttachmentRefused, check_attachment, download
 from adapters.discord.delivery import Conversation
 from aria_engine import visuals
+from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
 from bot.jams import JamRefused, JamService, board_text, pipeline_reader, watch_deadlines
 
@@ -210,6 +212,43 @@ class Jams(commands.Cog):
         await interaction.response.send_message(f"Contribution {number} removed.", ephemeral=True)
         await self._redraw(left)
 
+    @jam.command(name="extend", description="Continue this thread's finished jam with one more picture or mood")
+    @app_commands.describe(image="A picture", valence="-1 unpleasant ... +1 pleasant (with arousal, for a mood)",
+                           arousal="-1 calm ... +1 energetic", caption="A few words about it")
+    async def extend(self, interaction: discord.Interaction, image: Optional[discord.Attachment] = None,
+                     valence: Optional[Axis] = None, arousal: Optional[Axis] = None,
+                     caption: Optional[str] = None) -> None:
+        jam = await self._jam_here(interaction, finished=True)
+        if jam is None:
+            return
+        if (image is None) == (valence is None or arousal is None):
+            await interaction.response.send_message("Extend with a picture, or a valence and an arousal.",
+                                                    ephemeral=True)
+            return
+        data = None
+        if image is not None:
+            try:
+                check_attachment(image, max_bytes=self.bot.config.max_download_bytes,
+                                 origins=self.bot.config.attachment_origins())
+            except AttachmentRefused as refused:
+                await interaction.response.send_message(str(refused), ephemeral=True)
+                return
+        await interaction.response.defer(thinking=True)
+        try:
+            if image is not None:
+                data = await download(self.bot.downloads, image, max_bytes=self.bot.config.max_download_bytes,
+                                      origins=self.bot.config.attachment_origins())
+            emotion = None if data is not None else Emotion(valence, arousal)
+            jam, added, ticket = await self.jams.extend(actor_of(interaction), interaction.user.mention, jam.jam_id,
+                                                        image=data, emotion=emotion, caption=caption or "",
+                                                        upload_limit=interaction.filesize_limit)
+        except (AttachmentRefused, JamRefused) as refused:
+            await interaction.followup.send(str(refused), ephemeral=True)
+            await interaction.delete_original_response()
+            return
+        await interaction.followup.send(f"{added.readout}\nExtending the jam: the longer piece will arrive here.")
+        await self._deliver(jam, ticket)
+
     # -- what they do --------------------------------------------------------------------------
 
     async def add_mood_to(self, interaction: discord.Interaction, jam_id: str, valence: float, arousal: float,
@@ -253,12 +292,12 @@ class Jams(commands.Cog):
             await self._deliver(jam, ticket)
 
     async def _deliver(self, jam: Jam, ticket) -> None:
-        """The piece into the jam's thread, as a piece picked up after a restart is delivered."""
+        """The piece into the jam's thread, as a channel message (no interaction to answer)."""
         await self._redraw(jam)
         thread_id = int(jam.board.get("ts") or jam.channel_id)
         conversation = Conversation(None, self.bot.config, self.bot.service, received_at=self.bot.config.clock(),
                                     private=False, client=self.bot, user=discord.Object(int(jam.host_id)),
-                                    channel_id=thread_id, guild_id=int(jam.server_id))
+                                    channel_id=thread_id, guild_id=int(jam.server_id), picked_up=False)
         await self.bot.flow.run(ticket, conversation)
         record = self.bot.service.result(ticket.result_id)
         self.jams.finished(jam.jam_id, ok=record is not None and record.status == "done")
@@ -275,7 +314,7 @@ class Jams(commands.Cog):
         except discord.HTTPException as error:
             log.warning("could not redraw the board of jam %s: %s", jam.jam_id, error)
 
-    async def _jam_here(self, interaction: discord.Interaction) -> Jam | None:
+    async def _jam_here(self, interaction: discord.Interaction, *, finished: bool = False) -> Jam | None:
         """The jam whose thread this is; tells the member when it is none."""
         channel = interaction.channel
         parent = getattr(channel, "parent_id", None)
