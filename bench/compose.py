@@ -81,7 +81,9 @@ def main() -> None:
     renderer.synth_parts = SYNTH_PARTS
 
     print(f"one-time load (imports, SoundFont): {load_s * 1000:8.1f} ms")
-    print(f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+    from aria_engine.device import cpu_model
+
+    print(f"on {cpu_model()}; load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           f"(other work on the machine makes times noisy); median of {args.repeat} interleaved runs")
     print(f"{'stage (ms)':<18}" + "".join(f"{name:>14}" for name in variants))
     for stage, label in STAGES.items():

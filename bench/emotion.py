@@ -43,6 +43,7 @@ import pretty_midi
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from aria_engine.device import cpu_model  # noqa: E402
 from aria_engine.emotion import Emotion  # noqa: E402
 from aria_engine.music import FAMILIES, instrument_family  # noqa: E402
 from aria_engine.options import GenerationOptions  # noqa: E402
@@ -532,7 +533,7 @@ def main(argv: list[str] | None = None) -> dict:
         "instruments", "articulation", "est_arousal")
     valence_names = VALENCE_CUES + ("tempo_bpm", "est_valence")
     report = [f"# bench/emotion.py: {args.composer}, {len(pieces)} pieces ({len(LEVELS)}x{len(LEVELS)} grid x "
-              f"{args.seeds} seeds, {args.duration:g} s){'' if renderer else ', no audio'}", ""]
+              f"{args.seeds} seeds, {args.duration:g} s){'' if renderer else ', no audio'}, on {cpu_model()}", ""]
     report.append("## arousal (mean over valence levels and seeds; rho: Spearman over all pieces)")
     lines, arousal = axis_table(pieces, "arousal", arousal_names)
     report += lines + ["", "## valence (mean over arousal levels and seeds)"]

@@ -94,8 +94,10 @@ def main() -> None:
         wait_mean, wait_worst, wait_midi = asyncio.run(staggered(pipeline, False, jobs, args.gap))
         join_mean, join_worst, join_midi = asyncio.run(staggered(pipeline, True, jobs, args.gap))
 
+    from aria_engine.device import cpu_model
+
     print(f"{args.jobs} transformer jobs, {args.length} tokens each, d_model {args.d_model}, "
-          f"{args.layers} layers, one model thread")
+          f"{args.layers} layers, one model thread, on {cpu_model()}")
     print(f"  one at a time : {one_wall:7.2f} s wall   composing {one_compose:6.2f} s per job (alone)")
     print(f"  batched       : {all_wall:7.2f} s wall   composing {all_compose:6.2f} s per batch")
     print(f"  wall ratio one-at-a-time / batched: {one_wall / all_wall:.2f}x")
