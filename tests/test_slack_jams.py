@@ -82,6 +82,13 @@ async def test_three_members_contribute_and_the_host_finishes_one_piece(double, 
         second = [f for f in double.uploaded_files(world.general.id, thread) if f["name"].endswith(".mid")][-1]
         assert len(markers_of(double.file_data[second["id"]])) == 3
 
+        await double.post(world.general, world.bob, f"<@{double.bot_user_id}> jam extend 0.8 0.8 sunrise",
+                          thread_ts=thread)
+        await double.wait_for(lambda: sum(f["name"].endswith(".mid") for f in double.uploaded_files(world.general.id, thread)) == 3,
+                              60, "the extension")
+        longer = [f for f in double.uploaded_files(world.general.id, thread) if f["name"].endswith(".mid")][-1]
+        assert [t for _, t in markers_of(double.file_data[longer["id"]])][-1] == f"4. <@{world.bob.id}>: joyful"
+
         late = double.add_file(world.bob, "late.png", picture(), "image/png")
         before = len(double.ephemerals_for(world.bob))
         await double.post(world.general, world.bob, "", files=(late,), thread_ts=thread)

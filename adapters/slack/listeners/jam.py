@@ -3,7 +3,8 @@ channel; the board's thread is the jam. Members post pictures in the thread (the
 events of the manifest), or `@ARIA jam mood V A [caption]` there, or press *Add a mood*; each
 contribution gets its readout in the thread and the board is redrawn (with the trajectory chart).
 The host's *Finish* (or `@ARIA jam finish`), the deadline or the last allowed contribution
-composes the piece, delivered in the thread as any result is. A moderator (a workspace admin or
+composes the piece, delivered in the thread as any result is; `@ARIA jam extend V A [caption]`
+there continues a finished jam (the whole longer piece, the new section marked). A moderator (a workspace admin or
 an ARIA admin) may `@ARIA jam remove N` and cancel. The rules are bot/jams.py's.
 """
 
@@ -22,6 +23,7 @@ from adapters.slack.app import PLATFORM
 from adapters.slack.delivery import StatusMessage, Tell
 from adapters.slack.files import FileRefused, download, first_image
 from aria_engine import visuals
+from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
 from bot.jams import JamRefused, JamService, board_text, pipeline_reader, watch_deadlines
 from bot.policy import Actor
@@ -45,12 +47,12 @@ def parse_jam(words: list[str]) -> tuple[str, dict]:
         settings = {m.group(1): float(m.group(2)) for m in map(_SETTING.match, rest) if m}
         title = " ".join(w for w in rest if not _SETTING.match(w))
         return "start", {"title": title, **settings}
-    if verb == "mood":
+    if verb in ("mood", "extend"):
         try:
             valence, arousal = float(rest[0]), float(rest[1])
         except (IndexError, ValueError):
-            raise ValueError("jam mood takes two numbers, valence and arousal (each -1..1), then a caption") from None
-        return "mood", {"valence": valence, "arousal": arousal, "caption": " ".join(rest[2:])}
+            raise ValueError(f"jam {verb} takes two numbers, valence and arousal (each -1..1), then a caption") from None
+        return verb, {"valence": valence, "arousal": arousal, "caption": " ".join(rest[2:])}
     if verb == "remove" and len(rest) == 1 and rest[0].isdigit():
         return "remove", {"number": int(rest[0])}
     if verb in ("finish", "cancel"):
@@ -152,6 +154,12 @@ class JamListener:
                 await tell(f"Contribution {args['number']} removed.")
             elif verb == "finish":
                 await self.finish(actor, jam, tell)
+            elif verb == "extend":
+                jam, added, ticket = await self.jams.extend(
+                    actor, name, jam.jam_id, emotion=Emotion(args["valence"], args["arousal"]),
+                    caption=args["caption"], upload_limit=self.adapter.config.upload_limit_bytes)
+                await self._say_in_thread(jam, f"{added.readout}\nExtending the jam: the longer piece follows.")
+                await self._deliver(jam, ticket)
             elif verb == "cancel":
                 await self._cancelled(self.jams.cancel(actor, jam.jam_id), name)
         except JamRefused as refused:
@@ -310,6 +318,12 @@ class JamListener:
                                                   blocks=board_blocks(jam, board.get("chart"), self.jams.clock))
         except SlackApiError as error:
             log.warning("could not redraw a jam board: %s", error.response.get("error"))
+
+    async def _say_in_thread(self, jam: Jam, text: str) -> None:
+        try:
+            await self.adapter.client.chat_postMessage(channel=jam.board["channel"], thread_ts=jam.board["ts"], text=text)
+        except SlackApiError as error:
+            log.warning("could not post in a jam's thread: %s", error.response.get("error"))
 
     async def _cancelled(self, jam: Jam, by: str) -> None:
         await self._redraw(jam)
