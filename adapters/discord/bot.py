@@ -17,6 +17,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from adapters.discord.attachments import check_attachment, download
 from adapters.discord.config import DiscordConfig
 from adapters.discord.delivery import Conversation
 from adapters.discord.sync import sync_if_changed
@@ -68,6 +69,15 @@ class _AriaBot:
             parse(data)
 
         parsers["INTERACTION_CREATE"] = first_delivery_only
+
+    def check_attachment(self, attachment: discord.Attachment) -> None:
+        """Refuse (AttachmentRefused), before a byte is fetched, a file this bot will not read."""
+        check_attachment(attachment, max_bytes=self.config.max_download_bytes, origins=self.config.attachment_origins())
+
+    async def fetch_attachment(self, attachment: discord.Attachment) -> bytes:
+        """The attachment's bytes, within the size limit, from Discord's origins only."""
+        return await download(self.downloads, attachment, max_bytes=self.config.max_download_bytes,
+                              origins=self.config.attachment_origins())
 
     async def setup_hook(self) -> None:
         self.downloads = aiohttp.ClientSession()

@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from adapters.discord.actors import actor_of, chosen_options
-from adapters.discord.attachments import AttachmentRefused, check_attachment, download, first_image
+from adapters.discord.attachments import AttachmentRefused, first_image
 from adapters.discord.delivery import Conversation
 from aria_engine.emotion import Emotion
 from aria_engine.option_schema import MODE_LABELS, NUMBER, chat_help
@@ -118,8 +118,7 @@ class Compose(commands.Cog):
         actor = actor_of(interaction)
         if attachment is not None:
             try:
-                check_attachment(attachment, max_bytes=self.bot.config.max_download_bytes,
-                                 origins=self.bot.config.attachment_origins())
+                self.bot.check_attachment(attachment)
             except AttachmentRefused as refused:
                 await refuse_now(interaction, str(refused))
                 return
@@ -141,9 +140,7 @@ class Compose(commands.Cog):
             image = None
             if attachment is not None:
                 try:
-                    image = await download(self.bot.downloads, attachment,
-                                           max_bytes=self.bot.config.max_download_bytes,
-                                           origins=self.bot.config.attachment_origins())
+                    image = await self.bot.fetch_attachment(attachment)
                 except AttachmentRefused as refused:
                     use.give_back()
                     await conversation.refuse(str(refused))

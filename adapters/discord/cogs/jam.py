@@ -25,7 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from adapters.discord.actors import actor_of
-from adapters.discord.attachments import AttachmentRefused, check_attachment, download
+from adapters.discord.attachments import AttachmentRefused
 from adapters.discord.delivery import Conversation
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
@@ -159,15 +159,13 @@ class Jams(commands.Cog):
         if jam is None:
             return
         try:
-            check_attachment(image, max_bytes=self.bot.config.max_download_bytes,
-                             origins=self.bot.config.attachment_origins())
+            self.bot.check_attachment(image)
         except AttachmentRefused as refused:
             await interaction.response.send_message(str(refused), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         try:
-            data = await download(self.bot.downloads, image, max_bytes=self.bot.config.max_download_bytes,
-                                  origins=self.bot.config.attachment_origins())
+            data = await self.bot.fetch_attachment(image)
             added = await self.jams.add_picture(actor_of(interaction), interaction.user.mention, jam.jam_id, data,
                                                 caption or "")
         except (AttachmentRefused, JamRefused) as refused:
@@ -228,16 +226,14 @@ class Jams(commands.Cog):
         data = None
         if image is not None:
             try:
-                check_attachment(image, max_bytes=self.bot.config.max_download_bytes,
-                                 origins=self.bot.config.attachment_origins())
+                self.bot.check_attachment(image)
             except AttachmentRefused as refused:
                 await interaction.response.send_message(str(refused), ephemeral=True)
                 return
         await interaction.response.defer(thinking=True)
         try:
             if image is not None:
-                data = await download(self.bot.downloads, image, max_bytes=self.bot.config.max_download_bytes,
-                                      origins=self.bot.config.attachment_origins())
+                data = await self.bot.fetch_attachment(image)
             emotion = None if data is not None else Emotion(valence, arousal)
             jam, added, ticket = await self.jams.extend(actor_of(interaction), interaction.user.mention, jam.jam_id,
                                                         image=data, emotion=emotion, caption=caption or "",
