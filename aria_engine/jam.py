@@ -61,6 +61,17 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """The earlier piece a score continues (Extend): its MIDI, markers included, already holds the
+    score's first `sections` parts; only the parts after them are composed, and the reply is the
+    whole longer piece. `composer` says which composer made the earlier piece."""
+
+    midi: bytes
+    sections: int
+    composer: str
+
+
+@dataclass(frozen=True)
 class JamScore(Trajectory):
     """A jam as the engine's conditioning: the per-token trajectory (`jam_trajectory`) that the
     transformer follows, with the parts in order and the section length the procedural composer
@@ -68,6 +79,7 @@ class JamScore(Trajectory):
 
     parts: tuple[Part, ...] = ()
     seconds: float = 15.0  # per section, procedural
+    continues: Continuation | None = None  # Extend: the earlier piece holding the first parts
 
     @classmethod
     def of(cls, parts: Sequence[Part], seconds: float | None = None) -> "JamScore":
