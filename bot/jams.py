@@ -80,6 +80,9 @@ class JamService:
         self.book = book
         self.read_emotion = read_emotion
         self.clock = clock
+        from bot.extend import Extender
+
+        self.extender = Extender(service, book, self.read_picture, clock)
 
     # -- settings -------------------------------------------------------------------------
 
@@ -153,10 +156,10 @@ class JamService:
                           *, in_thread: bool = True) -> Added:
         jam = self._open_jam(jam_id)
         self._check_contributor(actor, jam, in_thread)
-        emotion, encoder = await self._read_picture(actor, image)
+        emotion, encoder = await self.read_picture(actor, image)
         return self._add(actor, name, jam_id, "picture", emotion, encoder, caption)
 
-    async def _read_picture(self, actor: Actor, image: bytes) -> tuple[Emotion, str]:
+    async def read_picture(self, actor: Actor, image: bytes) -> tuple[Emotion, str]:
         """The picture's emotion, after the image-safety gate the server set (as for single
         pieces): a refused picture is never kept, and the refusal is audited without it."""
         from aria_engine.safety import ImageUnsafe
@@ -266,45 +269,20 @@ class JamService:
     async def extend(self, actor: Actor, name: str, jam_id: str, *, image: bytes | None = None,
                      emotion: Emotion | None = None, caption: str = "",
                      upload_limit: int | None = None) -> tuple[Jam, Added, Ticket]:
-        """Continue a finished jam with one more picture or mood: the whole longer piece, composed
-        with the earlier piece's seed, so every earlier section but the last replays as it was and
-        the new one is marked. Costs the member one use; the jam's record takes the new part."""
+        """`/aria-jam extend` in a finished jam's thread: continue the jam's latest piece with one
+        more picture or mood (`bot.extend`); the jam takes the new part."""
         jam = self.book.get(jam_id)
         if jam is None or jam.status != DONE or not jam.result_id:
             raise JamRefused("Only a finished jam can be extended.")
-        if len(jam.entries) >= MAX_CONTRIBUTIONS:
-            raise JamRefused(f"That jam already has {MAX_CONTRIBUTIONS} sections, the most a piece takes.")
-        record = self.service.result(jam.result_id)
-        if record is None or record.seed is None:
-            raise JamRefused("That jam's piece is gone (older than this server keeps results).")
-        if image is not None:
-            emotion, encoder = await self._read_picture(actor, image)
-        elif emotion is not None:
-            encoder = "explicit"
-        else:
-            raise JamRefused("Extend with a picture or a mood.")
-        parts = [Part(e.user_name, e.emotion, e.caption, e.encoder) for e in jam.entries]
-        score = JamScore.of(parts + [Part(name, emotion, caption.strip()[:CAPTION_CHARS], encoder)], jam.seconds or 15.0)
-        options = GenerationOptions(**jam.options).replace(seed=record.seed)
-        if options.composer != "transformer":
-            options = options.replace(duration_s=min(600.0, score.seconds * len(score.parts)))
-        admission = self.service.admit(actor, options, explicit={"seed"}, kind="extend")
-        if isinstance(admission, Refusal):
-            raise JamRefused(admission.message)
-        request = Request(emotion=score, options=admission.options,
-                          origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
-                          max_upload_bytes=upload_limit)
-        ticket = await self.service.submit_request(admission, request, extra={"jam_id": jam_id,
-                                                                             "extends": jam.result_id})
-        if isinstance(ticket, Refusal):
-            raise JamRefused(ticket.message)
-        now = self.clock()
-        self.book.add(jam_id, actor.user_id, name, "picture" if image is not None else "mood", emotion, encoder,
-                      caption.strip()[:CAPTION_CHARS], now)
-        self.book.set_outcome(jam_id, "composing", now, ticket.record.result_id)
-        jam = self.book.get(jam_id)
-        added = Added(jam, f"{len(jam.entries)}. {name}  {emotion.readout()}", False)
-        return jam, added, ticket
+        extension = await self.extend_result(actor, name, jam.result_id, image=image, emotion=emotion,
+                                             caption=caption, upload_limit=upload_limit)
+        return extension.jam, Added(extension.jam, extension.readout, False), extension.ticket
+
+    async def extend_result(self, actor: Actor, name: str, result_id: str, *, image: bytes | None = None,
+                            emotion: Emotion | None = None, caption: str = "", upload_limit: int | None = None):
+        """The Extend button under any piece: see `bot.extend.Extender.extend`."""
+        return await self.extender.extend(actor, name, result_id, image=image, emotion=emotion, caption=caption,
+                                          upload_limit=upload_limit)
 
     def finished(self, jam_id: str, ok: bool) -> None:
         """The composed jam was delivered (or failed): its record says so."""

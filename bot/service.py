@@ -213,6 +213,11 @@ class AriaService:
                 **({"image_sha256": _sha256(getattr(getattr(ticket.job, "request", None), "image", None))}
                    if ticket.record.image_sha256 is None else {}),
             ) or ticket.record
+            self.store.save_midi(rid, result.midi)  # what Extend continues (bot/extend.py)
+            if record.extra.get("extends"):  # an extension is done: its jam record holds the longer piece
+                from bot.jam_store import DONE, JamBook
+
+                JamBook(self.store).set_outcome(record.extra["jam_id"], DONE, self.store.clock(), rid)
             reply = build_reply(result, name=self.name, upload_limit=ticket.upload_limit)
             return Finished(reply, record, event.cached)
         if isinstance(event, jobs.Failed):

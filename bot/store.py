@@ -1,4 +1,4 @@
-"""The bot's SQLite database: settings, usage, results, meta, audit and the platform events
+"""The bot's SQLite database: settings, usage, results (and their MIDI), meta, audit, the platform events
 already seen. All SQL lives here.
 
 It stays one module (about 700 lines) on purpose: the schema, its migrations, the damage checks
@@ -164,7 +164,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason TEXT NOT NULL)""",
         "CREATE INDEX refusals_by_server ON refusals (platform, server_id, at)",
     ),
+    # 4 -> 5: each finished piece's MIDI, so Extend can continue it after a restart (bot/extend.py);
+    # it goes with its result row (retention, forget-me, purge, delete), see _drop_orphan_midi.
+    (
+        """CREATE TABLE result_midi (
+            result_id TEXT PRIMARY KEY,
+            midi BLOB NOT NULL)""",
+    ),
 )
+
+MAX_STORED_MIDI = 2 << 20  # bytes: a 10-minute piece is ~100 KB; larger ones are not kept
 
 
 # Every table the migrations create, so a store missing one is found at open.
@@ -646,7 +655,25 @@ class Store:
             return current
 
     def mark_result_deleted(self, result_id: str) -> bool:
-        return self.update_result(result_id, deleted=True) is not None
+        with self.transaction():
+            self._write("DELETE FROM result_midi WHERE result_id = ?", (result_id,))
+            return self.update_result(result_id, deleted=True) is not None
+
+    def save_midi(self, result_id: str, midi: bytes) -> bool:
+        """Keep a finished piece's MIDI (for Extend); False when it is too large to keep."""
+        if len(midi) > MAX_STORED_MIDI:
+            return False
+        self._write("INSERT OR REPLACE INTO result_midi (result_id, midi) VALUES (?, ?)", (result_id, bytes(midi)))
+        return True
+
+    def midi_of(self, result_id: str) -> bytes | None:
+        rows = self._read("SELECT m.midi FROM result_midi m JOIN results r USING (result_id) "
+                          "WHERE m.result_id = ? AND r.deleted = 0", (result_id,))
+        return bytes(rows[0]["midi"]) if rows else None
+
+    def _drop_orphan_midi(self) -> None:
+        """MIDI whose result row went (retention, forget-me, purge) goes with it."""
+        self._write("DELETE FROM result_midi WHERE result_id NOT IN (SELECT result_id FROM results)")
 
     def list_user_jobs(
         self,
@@ -692,7 +719,10 @@ class Store:
         if platform is not None and server_id is not None:
             sql += " AND platform = ? AND server_id = ?"
             params += [platform, server_id]
-        return self._write(sql, params).rowcount
+        with self.transaction():
+            deleted = self._write(sql, params).rowcount
+            self._drop_orphan_midi()
+        return deleted
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -773,6 +803,7 @@ class Store:
             counts = {"results": self._write(f"DELETE FROM results WHERE {where}", params).rowcount,
                       "uses": self._write(f"DELETE FROM usage WHERE {where}", params).rowcount,
                       "settings": 0, "contributions": 0}
+            self._drop_orphan_midi()
             if user_id is not None:
                 counts["settings"] = self._write(
                     "DELETE FROM settings WHERE scope = 'user' AND server_id = ? AND user_id = ?",
