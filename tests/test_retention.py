@@ -134,6 +134,13 @@ async def test_every_bot_purges_and_backs_up_its_store(tmp_path, platform):
             while not _purged(data_dir / "aria.db") or not (data_dir / "aria.db.backup").is_file():
                 assert process.returncode is None and time.monotonic() < deadline, "no purge or backup"
                 await asyncio.sleep(0.2)
+            # SIGTERM once the bot is up: its stop handler is installed when it connects
+            if platform == "discord":
+                await double.wait_until_connected(timeout=60)
+            else:
+                while not double.connected:
+                    assert process.returncode is None and time.monotonic() < deadline, "never connected"
+                    await asyncio.sleep(0.2)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 30) == 0
         finally:
