@@ -94,6 +94,13 @@ class Extender:
         caption = caption.strip()[:CAPTION_CHARS]
         options = record.generation_options().replace(seed=None)
         seconds = section_seconds(jam, options, len(parts))
+        if (record.composer or options.composer) != "transformer":  # within the longest piece here
+            longest = self.service.settings.get("jam_longest_piece_s", server=actor.server_key,
+                                                channel=actor.channel_id)
+            seconds = min(seconds, longest - options.duration_s)
+            if seconds < SECONDS_RANGE[0]:
+                raise ExtendRefused(f"That piece is already as long as pieces get here ({longest // 60} min "
+                                    f"{longest % 60:02d} s), so it can't be extended.")
         score = JamScore.of(parts + [Part(name, emotion, caption, encoder)], seconds)
         score = JamScore(score.keyframes, score.parts, score.seconds,
                          Continuation(midi, len(parts), record.composer or options.composer))
@@ -148,7 +155,7 @@ def section_seconds(jam: Jam | None, options: GenerationOptions, sections: int) 
 def fit_extension(options: GenerationOptions, score: JamScore) -> GenerationOptions:
     """The whole longer piece's length in the options (progress and the reply read it)."""
     new = len(score.parts) - score.continues.sections
-    if options.composer == "transformer":
+    if score.continues.composer == "transformer":
         per_section = max(64, options.length // max(1, score.continues.sections))
         return options.replace(length=min(8192, options.length + per_section * new))
     return options.replace(duration_s=min(600.0, options.duration_s + score.seconds * new))

@@ -8,7 +8,8 @@ The rules, from the settings (`register_jam_settings`, same scopes as the others
 - contributions: `jam_contributions_per_member` (2) per jam, `jam_max_contributions` (12) per jam;
 - `jam_longest_minutes` (1440: 24 h) caps the deadline.
 A jam's piece lasts its seconds per section (6..120) times its sections, whatever
-`max_duration_s` says for single pieces.
+`max_duration_s` says for single pieces, but at most `jam_longest_piece_s` (600): the sections
+are shortened to fit (`fit_section`).
 Finishing costs the host one use (the policy's quota and cooldown apply when the host finishes;
 a deadline finishes regardless and still counts the host's use). Adding costs nothing but waits
 out the cooldown since the member's last use or contribution. A refusal is a `JamRefused` whose
@@ -63,6 +64,9 @@ def register_jam_settings(r: SettingsRegistry) -> None:
                scopes={g, s, c}, description="Most contributions one jam takes; the jam finishes when it has them.")
     r.register("jam_longest_minutes", default=1440, parse=whole(1, 1440, "minutes"), scopes={g, s, c},
                description="Longest a jam may stay open, in minutes.")
+    r.register("jam_longest_piece_s", default=600, parse=whole(6 * MAX_CONTRIBUTIONS, 600, "seconds"),
+               scopes={g, s, c}, description="Longest a jam's piece (or an extended piece) may last, in seconds; "
+                                             "its sections are shortened to fit.")
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,10 @@ class JamService:
         host = actor or Actor(jam.platform, jam.server_id, jam.channel_id, jam.host_id)
         options = GenerationOptions(**jam.options)
         score = self.score(jam)
+        score = JamScore.of(score.parts, fit_section(score.seconds, len(score.parts),
+                                                     self._limit("jam_longest_piece_s", host)))
         if options.composer != "transformer":
-            options = options.replace(duration_s=min(600.0, score.seconds * len(score.parts)))
+            options = options.replace(duration_s=score.seconds * len(score.parts))
         if actor is not None:
             admission = self.service.admit(host, options, kind="jam")
             if isinstance(admission, Refusal):
@@ -318,6 +324,12 @@ async def watch_deadlines(jams: JamService, on_finished: Callable[[Jam, Ticket],
         done_rounds += 1
         if rounds is None or done_rounds < rounds:
             await asyncio.sleep(interval_s)
+
+
+def fit_section(seconds: float, sections: int, longest_s: float) -> float:
+    """Seconds per section, shortened so the whole piece lasts at most `longest_s` (the
+    `jam_longest_piece_s` setting), never below the shortest section."""
+    return max(SECONDS_RANGE[0], min(float(seconds), longest_s / max(1, sections)))
 
 
 def score_of_jam(store, jam_id: str) -> JamScore | None:

@@ -127,3 +127,22 @@ async def test_forgetting_a_member_drops_their_pieces_midi(world):
     store.forget_rows("test", "s1", user_id="ana")
     assert store.midi_of(first) is None
     assert store._read("SELECT COUNT(*) AS n FROM result_midi")[0]["n"] == 0
+
+
+async def test_the_longest_piece_setting_bounds_jams_and_extensions(world):
+    from bot.jams import fit_section
+
+    assert fit_section(15, 12, 600) == 15 and fit_section(120, 12, 600) == 50 and fit_section(30, 12, 72) == 6
+    clock, store, service, jams = world
+    first = await a_piece(service, clock)  # 8 s
+    service.settings.set("jam_longest_piece_s", 72, scope=Scope.SERVER, server="test:s1")
+    extension = await jams.extend_result(member("bo"), "@bo", first, emotion=Emotion(0.7, 0.6))
+    await finished(service, extension.ticket)
+    assert service.result(extension.ticket.result_id).options["duration_s"] <= 72
+    service.settings.set("jam_longest_piece_s", 600, scope=Scope.SERVER, server="test:s1")
+    long_one = await a_piece(service, clock)
+    service.settings.set("jam_longest_piece_s", 72, scope=Scope.SERVER, server="test:s1")
+    store._write("UPDATE results SET options = json_set(options, '$.duration_s', 70.0) WHERE result_id = ?",
+                 (long_one,))
+    with pytest.raises(JamRefused, match="already as long as pieces get here"):
+        await jams.extend_result(member("cy"), "@cy", long_one, emotion=Emotion(0.1, 0.1))
