@@ -24,6 +24,7 @@ DEFAULTS = {
     "jam_contributions_per_member": 2,
     "jam_max_contributions": 12,
     "jam_longest_minutes": 1440,
+    "jam_longest_piece_s": 600,
     "audit_channel": None,
     "admin_user_ids": [],
     "admins_bypass_limits": False,
