@@ -65,8 +65,7 @@ def register_jam_settings(r: SettingsRegistry) -> None:
     r.register("jam_longest_minutes", default=1440, parse=whole(1, 1440, "minutes"), scopes={g, s, c},
                description="Longest a jam may stay open, in minutes.")
     r.register("jam_longest_piece_s", default=600, parse=whole(6 * MAX_CONTRIBUTIONS, 600, "seconds"),
-               scopes={g, s, c}, description="Longest a jam's piece (or an extended piece) may last, in seconds; "
-                                             "its sections are shortened to fit.")
+               scopes={g, s, c}, description="Longest a jam's or extended piece lasts, in seconds (sections shorten to fit).")
 
 
 @dataclass(frozen=True)
