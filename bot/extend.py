@@ -28,6 +28,7 @@ from bot.jam_store import COMPOSING, DONE, Jam, JamBook
 from bot.jams import JamRefused
 from bot.outcomes import Refusal, Ticket
 from bot.policy import Actor
+from bot.texts import mention
 
 CAPTION_CHARS = 120
 
@@ -43,11 +44,6 @@ class Extension:
     jam: Jam
     readout: str
     ticket: Ticket
-
-
-def mention(user_id: str) -> str:
-    """How both platforms write a member's name in text (`<@U123>` on Slack, `<@123>` on Discord)."""
-    return f"<@{user_id}>"
 
 
 class Extender:

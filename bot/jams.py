@@ -33,8 +33,9 @@ from aria_engine.jam import JAM_MODES, MAX_CONTRIBUTIONS, SECONDS_RANGE, JamScor
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Request
 from bot.jam_store import CANCELLED, DONE, FAILED, Jam, JamBook
-from bot.outcomes import Admission, Refusal, Ticket
+from bot.outcomes import Admission, Refusal, SettingChange, Ticket
 from bot.policy import Actor, format_wait
+from bot.service import unsafe_picture_notice
 from bot.settings import Scope, SettingsRegistry, id_list, whole
 
 # Reads a contribution's picture: (bytes, the image-safety options here) -> (emotion, encoder).
@@ -47,7 +48,12 @@ CAPTION_CHARS = 120
 
 
 class JamRefused(Exception):
-    """Why a jam action was not done, in words for the member who asked (privately)."""
+    """Why a jam action was not done, in words for the member who asked (privately). `audit`,
+    when set, is a line for the server's audit channel too (the image-safety gate's refusals)."""
+
+    def __init__(self, message: str, audit: SettingChange | None = None) -> None:
+        super().__init__(message)
+        self.audit = audit
 
 
 def register_jam_settings(r: SettingsRegistry) -> None:
@@ -173,7 +179,9 @@ class JamService:
             self.service.store.record_refusal(actor, "image_unsafe")
             self.service.store.audit(actor, "image_refused", {"channel": actor.channel_id, "jam": True,
                                                                "threshold": refused.threshold})
-            raise JamRefused(refused.message) from None
+            notice = SettingChange(refused.message, unsafe_picture_notice(actor, refused.threshold),
+                                   self.service.settings.get("audit_channel", server=actor.server_key))
+            raise JamRefused(refused.message, audit=notice) from None
         except ValueError as error:
             raise JamRefused(f"That picture could not be read: {error}") from None
 

@@ -73,7 +73,7 @@ from bot.policy import Actor, Policy, format_wait
 from bot.reply import build_reply
 from bot.settings import Scope, Settings, SettingView
 from bot.store import UNFINISHED, ResultRecord, Store
-from bot.texts import setting_value
+from bot.texts import mention, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +263,7 @@ class AriaService:
         threshold = ticket.admission.options.image_safety_threshold
         self.store.audit(actor, "image_refused", {"channel": actor.channel_id, "result_id": ticket.result_id,
                                                   "threshold": threshold})
-        text = (f"The image-safety check turned down a picture from {_who(actor)} in <#{actor.channel_id}> "
-                f"(threshold {threshold:g}); the picture was not kept.")
-        return Failed(event.reason, True, None, self._audit_channel(actor), text)
+        return Failed(event.reason, True, None, self._audit_channel(actor), unsafe_picture_notice(actor, threshold))
 
     # -- after a restart -----------------------------------------------------------------------
 
@@ -591,6 +589,11 @@ def _sha256(image: bytes | None) -> str | None:
     return hashlib.sha256(image).hexdigest() if image is not None else None
 
 
+def unsafe_picture_notice(actor: Actor, threshold: float) -> str:
+    """The audit channel's line for a picture the image-safety gate turned down (never the picture)."""
+    return (f"The image-safety check turned down a picture from {_who(actor)} in <#{actor.channel_id}> "
+            f"(threshold {threshold:g}); the picture was not kept.")
+
+
 def _who(actor: Actor) -> str:
-    """The actor as their platform mentions people (`<@id>` on Discord and Slack alike)."""
-    return f"<@{actor.user_id}>"
+    return mention(actor.user_id)

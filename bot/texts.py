@@ -44,3 +44,8 @@ def setting_value(name: str, value: Any, *, group: Callable[[str], str] | None =
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def mention(user_id: str) -> str:
+    """A member as both platforms write a mention in text: `<@123>` on Discord, `<@U123>` on Slack."""
+    return f"<@{user_id}>"

@@ -209,6 +209,7 @@ async def test_a_jam_picture_passes_the_image_safety_gate_first(world):
     settings = service.settings
     settings.set("image_safety", "refuse", scope=Scope.SERVER, server="test:s1")
     settings.set("image_safety_threshold", 0.0, scope=Scope.SERVER, server="test:s1")
+    settings.set("audit_channel", "c-audit", scope=Scope.SERVER, server="test:s1")
     jam = jams.start(member("host"), "@host", title="Gate", seconds=6, options=OPTIONS)
     picture = (EXAMPLES / "meadow.png").read_bytes()
     with pytest.raises(JamRefused) as refused:
@@ -216,6 +217,8 @@ async def test_a_jam_picture_passes_the_image_safety_gate_first(world):
     from aria_engine.safety import REFUSED
 
     assert str(refused.value) == REFUSED
+    audit = refused.value.audit  # the audit channel hears of it, as of a single piece's picture
+    assert audit.audit_channel == "c-audit" and "<@ana>" in audit.audit_text and "not kept" in audit.audit_text
     assert jams.book.get(jam.jam_id).entries == [] and jams.book.get(jam.jam_id).status == "open"
     [entry] = [e for e in store.recent_audit("test", "s1") if e.action == "image_refused"]
     assert entry.details["jam"] is True and "meadow" not in str(entry.details)
