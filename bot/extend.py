@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass
 
 from aria_engine.emotion import Emotion
-from aria_engine.jam import MAX_CONTRIBUTIONS, SECONDS_RANGE, Continuation, JamScore, Part, markers_of
+from aria_engine.jam import (MAX_CONTRIBUTIONS, SECONDS_RANGE, TOKENS_RANGE, Continuation, JamScore, Part,
+                             markers_of)
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Request
 from bot.jam_store import COMPOSING, DONE, Jam, JamBook
@@ -88,19 +89,19 @@ class Extender:
         else:
             raise ExtendRefused("Extend with a picture or a mood.")
         caption = caption.strip()[:CAPTION_CHARS]
-        options = record.generation_options().replace(seed=None)
+        composer = record.composer or record.generation_options().composer
+        options = record.generation_options().replace(seed=None, composer=composer)
         seconds = section_seconds(jam, options, len(parts))
-        if (record.composer or options.composer) != "transformer":  # within the longest piece here
+        if composer != "transformer":  # within the longest piece here
             longest = self.service.settings.get("jam_longest_piece_s", server=actor.server_key,
                                                 channel=actor.channel_id)
-            seconds = min(seconds, longest - options.duration_s)
+            seconds = min(seconds, longest - piece_seconds(midi))
             if seconds < SECONDS_RANGE[0]:
                 raise ExtendRefused(f"That piece is already as long as pieces get here ({longest // 60} min "
                                     f"{longest % 60:02d} s), so it can't be extended.")
-        score = JamScore.of(parts + [Part(name, emotion, caption, encoder)], seconds)
-        score = JamScore(score.keyframes, score.parts, score.seconds,
-                         Continuation(midi, len(parts), record.composer or options.composer))
-        options = fit_extension(options, score)
+        whole = JamScore.of(parts + [Part(name, emotion, caption, encoder)], seconds)
+        score = JamScore(whole.keyframes, whole.parts, whole.seconds, Continuation(midi, len(parts), composer))
+        options = fit_extension(options, score, record.extra.get("composed", len(parts)))
         admission = self.service.admit(actor, options, explicit={"seed", "duration_s", "length"}, kind="extend")
         if isinstance(admission, Refusal):
             raise ExtendRefused(admission.message)
@@ -109,7 +110,7 @@ class Extender:
                           max_upload_bytes=upload_limit)
         holder = self._holder(actor, name, record, jam, parts, options, seconds)
         ticket = await self.service.submit_request(admission, request, extra={"jam_id": holder.jam_id,
-                                                                             "extends": result_id})
+                                                                             "extends": result_id, "composed": 1})
         if isinstance(ticket, Refusal):
             if holder is not jam:
                 self.book.set_outcome(holder.jam_id, "cancelled", self.clock())
@@ -148,10 +149,22 @@ def section_seconds(jam: Jam | None, options: GenerationOptions, sections: int) 
     return float(min(high, max(low, options.duration_s / max(1, sections))))
 
 
-def fit_extension(options: GenerationOptions, score: JamScore) -> GenerationOptions:
-    """The whole longer piece's length in the options (progress and the reply read it)."""
+def piece_seconds(midi: bytes) -> float:
+    """How long a stored piece lasts (its MIDI's end)."""
+    import io
+
+    import pretty_midi
+
+    return float(pretty_midi.PrettyMIDI(io.BytesIO(midi)).get_end_time())
+
+
+def fit_extension(options: GenerationOptions, score: JamScore, composed: int) -> GenerationOptions:
+    """What the engine composes, in the options: the new parts' length (a continuation composes
+    only those). A transformer section gets as many tokens as each section the earlier piece's
+    own job composed (`composed` of them in its `length`)."""
     new = len(score.parts) - score.continues.sections
     if score.continues.composer == "transformer":
-        per_section = max(64, options.length // max(1, score.continues.sections))
-        return options.replace(length=min(8192, options.length + per_section * new))
-    return options.replace(duration_s=min(600.0, options.duration_s + score.seconds * new))
+        low, high = TOKENS_RANGE
+        per_section = min(high, max(low, options.length // max(1, composed)))
+        return options.replace(length=per_section * new)
+    return options.replace(duration_s=score.seconds * new)

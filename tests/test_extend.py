@@ -130,6 +130,7 @@ async def test_forgetting_a_member_drops_their_pieces_midi(world):
 
 
 async def test_the_longest_piece_setting_bounds_jams_and_extensions(world):
+    from bot.extend import piece_seconds
     from bot.jams import fit_section
 
     assert fit_section(15, 12, 600) == 15 and fit_section(120, 12, 600) == 50 and fit_section(30, 12, 72) == 6
@@ -138,11 +139,14 @@ async def test_the_longest_piece_setting_bounds_jams_and_extensions(world):
     service.settings.set("jam_longest_piece_s", 72, scope=Scope.SERVER, server="test:s1")
     extension = await jams.extend_result(member("bo"), "@bo", first, emotion=Emotion(0.7, 0.6))
     await finished(service, extension.ticket)
-    assert service.result(extension.ticket.result_id).options["duration_s"] <= 72
+    assert piece_seconds(store.midi_of(extension.ticket.result_id)) <= 72 + 0.5
     service.settings.set("jam_longest_piece_s", 600, scope=Scope.SERVER, server="test:s1")
-    long_one = await a_piece(service, clock)
+    service.settings.set("max_duration_s", 120, scope=Scope.SERVER, server="test:s1")
+    admission = service.admit(member("ana"), OPTIONS.replace(duration_s=70.0),
+                              explicit={"seed", "duration_s", "composer", "encoder"})
+    long_one = await service.submit(admission, emotion=Emotion(0.2, 0.2))
+    await finished(service, long_one)
     service.settings.set("jam_longest_piece_s", 72, scope=Scope.SERVER, server="test:s1")
-    store._write("UPDATE results SET options = json_set(options, '$.duration_s', 70.0) WHERE result_id = ?",
-                 (long_one,))
+    clock.now += 3600
     with pytest.raises(JamRefused, match="already as long as pieces get here"):
-        await jams.extend_result(member("cy"), "@cy", long_one, emotion=Emotion(0.1, 0.1))
+        await jams.extend_result(member("cy"), "@cy", long_one.result_id, emotion=Emotion(0.1, 0.1))
