@@ -13,6 +13,18 @@ pretty_midi does not write markers, so they are added to the file's bytes with m
 pictures are the jam's trajectory chart and a piano roll with the section boundaries; `credits`
 is the text that names each contributor with the section's time span. `sidecar` is what `aria
 extend` needs to continue the piece: the contributions' emotions, the seed, the section length.
+
+Extend (`JamScore.continues`, a `Continuation`): the earlier piece's MIDI, as delivered, already
+holds the score's first `sections` parts; only the parts after them are composed, by the composer
+that made the earlier piece, and the result is the whole longer piece with the earlier notes
+verbatim. The transformer primes with the earlier piece's tokens (`Vocab.from_midi`; the model
+sees their last window) and follows `composed_trajectory`: from the last earlier part's emotion to
+each new part's, as between the sections of a jam. The procedural composer reads the earlier
+piece's closing key, tempo and motif from the state event it writes into every MIDI
+(`music/procedural/state.py`) and continues from there (`music/procedural/continuation.py`). Any
+earlier piece continues this way, a single piece (sections=1, no markers) as well as a jam; the
+earlier sections' times come from the earlier MIDI's markers (`earlier_section_starts`), the new
+ones from the new music, so the reply's markers hold every section once.
 """
 
 from __future__ import annotations
@@ -30,6 +42,9 @@ TOKENS_RANGE = (64, 640)  # per section, transformer: 12 sections stay within th
 TRANSITION_SHARE = 0.25  # of a section's tokens, moving from the previous emotion
 JAM_MODES = ("continuous_concat", "continuous_token")  # the modes that condition per token
 SIDECAR_VERSION = 1
+MAX_EARLIER_MIDI_BYTES = 2 * 1024 * 1024  # a continued piece's MIDI (the Redis wire's bound too)
+MAX_EARLIER_MIDI_TICKS = 2**21
+MAX_EARLIER_SECONDS = 1500.0  # 12 sections of 120 s, and room
 
 
 class JamError(ValueError):
@@ -70,6 +85,12 @@ class Continuation:
     sections: int
     composer: str
 
+    def __repr__(self) -> str:  # the request's cache key reads it: the MIDI's digest, not its bytes
+        import hashlib
+
+        digest = hashlib.sha256(self.midi).hexdigest() if isinstance(self.midi, bytes) else repr(self.midi)
+        return f"Continuation(midi=sha256:{digest}, sections={self.sections!r}, composer={self.composer!r})"
+
 
 @dataclass(frozen=True)
 class JamScore(Trajectory):
@@ -82,15 +103,38 @@ class JamScore(Trajectory):
     continues: Continuation | None = None  # Extend: the earlier piece holding the first parts
 
     @classmethod
-    def of(cls, parts: Sequence[Part], seconds: float | None = None) -> "JamScore":
+    def of(cls, parts: Sequence[Part], seconds: float | None = None,
+           continues: Continuation | None = None) -> "JamScore":
+        """The keyframes span the whole (longer) piece; `composed_trajectory` is what a composer
+        follows over the parts it writes."""
         if not parts:
             raise JamError("a jam needs at least one contribution")
         keyframes = jam_trajectory([p.emotion for p in parts]).keyframes
-        return cls(keyframes, tuple(parts), float(seconds or 15.0))
+        score = cls(keyframes, tuple(parts), float(seconds or 15.0), continues)
+        if continues is not None:
+            check_continuation(score)
+        return score
 
     @property
     def emotions(self) -> list[Emotion]:
         return [p.emotion for p in self.parts]
+
+    @property
+    def held(self) -> int:
+        """Parts the earlier piece already holds (0 without a continuation)."""
+        return self.continues.sections if self.continues is not None else 0
+
+    @property
+    def new_parts(self) -> tuple[Part, ...]:
+        """The parts to compose: all of them, or those after the earlier piece's."""
+        return self.parts[self.held:]
+
+    def composed_trajectory(self) -> Trajectory:
+        """The condition over the tokens a composer writes: the whole score's keyframes, or for a
+        continuation the new parts' from the last earlier part's emotion (its transition first)."""
+        if self.continues is None:
+            return Trajectory(self.keyframes)
+        return jam_trajectory([p.emotion for p in self.new_parts], previous=self.parts[self.held - 1].emotion)
 
 
 @dataclass(frozen=True)
@@ -128,6 +172,7 @@ class JamPiece:
     sections: list[Section]
     seconds: float | None  # per section (procedural)
     notes: list[str] = field(default_factory=list)
+    tokens: int | None = None  # per new section (transformer)
 
     @property
     def credits(self) -> str:
@@ -141,6 +186,7 @@ class JamPiece:
             "composer": comp.composer,
             "mode": comp.mode,
             "seconds": self.seconds,
+            "tokens": self.tokens,
             "sections": [{"contributor": s.contributor, "caption": s.caption, "valence": round(s.emotion.valence, 4),
                           "arousal": round(s.emotion.arousal, 4), "start_s": round(s.start_s, 3),
                           "end_s": round(s.end_s, 3), "key": s.key,
@@ -166,11 +212,15 @@ def credits(sections: Sequence[Section]) -> str:
     return "\n".join(lines)
 
 
-def jam_trajectory(emotions: Sequence[Emotion]) -> Trajectory:
+def jam_trajectory(emotions: Sequence[Emotion], previous: Emotion | None = None) -> Trajectory:
     """Keyframes at the section boundaries: each emotion held over its share, reached from the
-    previous one over the first TRANSITION_SHARE of that share."""
+    previous one over the first TRANSITION_SHARE of that share. With `previous` (a continuation:
+    the earlier piece's last emotion) the first share moves from it too."""
     n = len(emotions)
-    frames: list[tuple[float, Emotion]] = [(0.0, emotions[0])]
+    if previous is None:
+        frames: list[tuple[float, Emotion]] = [(0.0, emotions[0])]
+    else:
+        frames = [(0.0, previous), (TRANSITION_SHARE / n, emotions[0])]
     for i in range(1, n):
         frames.append((i / n, emotions[i - 1]))
         frames.append(((i + TRANSITION_SHARE) / n, emotions[i]))
@@ -238,27 +288,34 @@ def check_jam(count: int, options: GenerationOptions, composer: str, seconds: fl
 
 def compose_jam(pipeline, contributions: Sequence[Contribution], options: GenerationOptions, *,
                 seconds: float | None = None, tokens: int | None = None,
-                progress: Callable[[str, float], None] | None = None) -> JamPiece:
+                progress: Callable[[str, float], None] | None = None,
+                continues: Continuation | None = None) -> JamPiece:
     """Read each picture's emotion, then compose, render and mark the piece as one request
-    would (`JamScore` through `Pipeline.compose` and `Pipeline.finish`, as the engine runs it)."""
+    would (`JamScore` through `Pipeline.compose` and `Pipeline.finish`, as the engine runs it).
+    With `continues`, the first `continues.sections` contributions are the earlier piece's (moods
+    as they were read) and only the rest are composed, after it."""
     report = progress or (lambda stage, fraction: None)
     options = options.with_seed()
+    if continues is not None:
+        options = options.replace(composer=continues.composer)
     composer_name = pipeline.composer_name(options.composer, options.mode)
     check_jam(len(contributions), options, composer_name, seconds, tokens)
     emotions, encoders = _emotions(pipeline, contributions, options, report)
     parts = [Part(c.contributor, e, c.caption, enc) for c, e, enc in zip(contributions, emotions, encoders)]
-    score = JamScore.of(parts, seconds)
-    if composer_name == "procedural":  # the piece's length, for progress and the reply
-        options = options.replace(duration_s=min(600.0, score.seconds * len(parts)))
+    score = JamScore.of(parts, seconds, continues)
+    composed = len(score.new_parts)
+    per_section = None
+    if composer_name == "procedural":  # the length composed, for progress and the reply
+        options = options.replace(duration_s=min(600.0, score.seconds * composed))
     else:
-        per_section = int(tokens or max(TOKENS_RANGE[0], options.length // len(parts)))
-        options = options.replace(length=per_section * len(parts))
+        per_section = int(tokens or max(TOKENS_RANGE[0], options.length // composed))
+        options = options.replace(length=per_section * composed)
     report("composing", 0.0)
     composition = pipeline.compose([(score, options)], lambda fraction: report("composing", fraction))[0]
     picture_encoder = next((e for e in encoders if e != "explicit"), "explicit")
     result = pipeline.finish(parts[0].emotion, score, picture_encoder, composition, options, progress)
     return JamPiece(result, sections_of(score, result.composition),
-                    score.seconds if composer_name == "procedural" else None)
+                    score.seconds if composer_name == "procedural" else None, tokens=per_section)
 
 
 def refuse_unfit_mode(conditioning: str) -> None:
@@ -270,8 +327,11 @@ def refuse_unfit_mode(conditioning: str) -> None:
 
 def note_sections(score: JamScore, composition, vocab) -> None:
     """Put where each section starts in `composition.stats["sections"]` (the procedural composer
-    writes its own; a transformer piece's come from its tokens, `vocab` the model's), and the
-    credits in its notes, which every reply shows."""
+    and a continuation write their own; a transformer piece's come from its tokens, `vocab` the
+    model's), and the credits in its notes, which every reply shows. Once: a second call (the
+    decode session noted it, then the pipeline) changes nothing."""
+    if any(note.startswith("credits:") for note in composition.notes):
+        return
     if "sections" not in composition.stats:
         starts = _token_section_starts(vocab, composition, len(score.parts))
         composition.stats["sections"] = [{"start_s": round(t, 4)} for t in starts]
@@ -321,6 +381,57 @@ def _token_section_starts(vocab, composition, sections: int) -> list[float]:
         prefix = tokens[: round(i * len(tokens) / sections)]
         starts.append(float(vocab.to_midi([vocab.start_id, *prefix]).get_end_time()) if prefix else 0.0)
     return starts
+
+
+def check_continuation(score: JamScore) -> None:
+    """A continuation the composers can make: it holds some parts and leaves some to compose."""
+    continues = score.continues
+    if not isinstance(continues.midi, bytes) or not continues.midi:
+        raise JamError("the earlier piece's MIDI is missing")
+    if len(continues.midi) > MAX_EARLIER_MIDI_BYTES:
+        raise JamError(f"the earlier piece's MIDI is over {MAX_EARLIER_MIDI_BYTES // (1024 * 1024)} MB")
+    if not isinstance(continues.sections, int) or not 1 <= continues.sections < len(score.parts):
+        raise JamError(f"a continuation holds 1 to {len(score.parts) - 1} of the score's {len(score.parts)} parts, "
+                       f"not {continues.sections!r}")
+    if continues.composer not in ("procedural", "transformer"):
+        raise JamError(f"the earlier piece's composer must be procedural or transformer, not {continues.composer!r}")
+
+
+def read_earlier_midi(data: bytes):
+    """(pretty_midi's object, mido's) for an earlier piece's MIDI, once mido has shown it is a
+    small file, short in ticks and in time (it may be a user's file)."""
+    import mido
+    import pretty_midi
+
+    if len(data) > MAX_EARLIER_MIDI_BYTES:
+        raise JamError(f"the earlier piece's MIDI is over {MAX_EARLIER_MIDI_BYTES // (1024 * 1024)} MB")
+    try:
+        parsed = mido.MidiFile(file=io.BytesIO(data), charset="utf-8")
+    except Exception as error:  # mido raises many kinds on a broken file
+        raise JamError(f"the earlier piece is not a readable MIDI file ({type(error).__name__})") from None
+    longest = max((sum(message.time for message in track) for track in parsed.tracks), default=0)
+    if longest > MAX_EARLIER_MIDI_TICKS or not isinstance(parsed.ticks_per_beat, int) or parsed.ticks_per_beat <= 0:
+        raise JamError("the earlier piece's MIDI is too long to continue")
+    try:
+        midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as error:
+        raise JamError(f"the earlier piece's MIDI cannot be read ({type(error).__name__})") from None
+    if midi.get_end_time() > MAX_EARLIER_SECONDS:
+        raise JamError(f"the earlier piece lasts over {MAX_EARLIER_SECONDS:g} s, too long to continue")
+    if not any(i.notes for i in midi.instruments):
+        raise JamError("the earlier piece has no notes to continue")
+    return midi, parsed
+
+
+def earlier_section_starts(data: bytes, sections: int) -> list[float]:
+    """Where the earlier piece's sections start: its first `sections` markers (a jam's), or 0.0
+    for a single piece without markers."""
+    starts = [t for t, _ in markers_of(data)]
+    if not starts and sections == 1:
+        return [0.0]
+    if len(starts) < sections:
+        raise JamError(f"the earlier piece marks {len(starts)} sections, not the {sections} it should hold")
+    return starts[:sections]
 
 
 def contributions_from_sidecar(sidecar: dict) -> list[Contribution]:

@@ -27,6 +27,14 @@ those positions on the emotion, so C = window - 2 tokens fit, else C = window):
   of context instead of exactly C; the logits after a re-prefill are exactly the oracle's over
   the kept tokens.
 
+A primer (`DecodeRequest.primer`, Extend: an earlier piece's tokens) follows `<START>`; decoding
+starts after it, `length` counts only the new tokens, and the window rules above apply to the whole
+sequence, so the model sees the last C tokens of the primer at most. `exact` re-encodes the last C
+tokens at every step once the sequence exceeds C, as the reference would with that sequence; `fast`
+starts with the last C tokens prefilled and halves as usual. A retry starts again from the primer,
+and the min-instruments count is the new tokens' own (an earlier piece's instruments do not make a
+new part with none). The first step's temperature follows the primer's last token (a TIMESHIFT or not).
+
 Emotion trajectories (continuous modes): step s uses the trajectory at s / (length - 1). Every
 position of the reference's input is conditioned on the current value, so a change of value
 invalidates the cache. `exact` therefore re-encodes the window at every step whose value
@@ -76,11 +84,12 @@ class DecodeRequest:
     generator: torch.Generator | None = None  # overrides seed; drawn from, never reseeded
     min_instruments: int = 1
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    primer: tuple[int, ...] = ()  # tokens after <START> to continue (not counted in length)
 
 
 @dataclass
 class DecodeResult:
-    tokens: list[int]  # generated token indices after <START>, `length` of them
+    tokens: list[int]  # generated token indices after <START> and the primer, `length` of them
     attempts: int
     instruments: int
     notes: list[str] = field(default_factory=list)
@@ -93,7 +102,7 @@ class StepInfo:
     """What the model saw at one step, for tests and diagnostics (`observe=`)."""
 
     request: int
-    step: int  # 0 predicts the first token after <START>
+    step: int  # 0 predicts the first token after <START> (and the primer)
     window_start: int  # index into the sequence (<START> = 0) of the first token in the input
     sequence: list[int]  # the sequence so far, <START> first
     condition: tuple[float, float] | None
@@ -146,6 +155,7 @@ class _InFlight:
             self.emotion_ids = torch.tensor([vocab.emotion_ids(*request.emotion.bins)])
         self.varying = self.conditions is not None and len(set(self.conditions[: request.length])) > 1
         self.start_id = vocab.start_id
+        self.primer = tuple(int(t) for t in request.primer)
         self.attempts = 0
         self.best: tuple[int, list[int]] | None = None  # (instruments, tokens) of the best attempt
         self.sampled = 0
@@ -157,18 +167,21 @@ class _InFlight:
         self.new_attempt()
 
     def new_attempt(self) -> None:
-        """Start again from <START>; the generator carries on where it was (as the reference)."""
+        """Start again from <START> (and the primer); the generator carries on where it was (as
+        the reference)."""
         self.attempts += 1
         self.sampler.repeats = 0
-        self.sequence = [self.start_id]
-        self.window_start = 0  # sequence index of the first token in the cache
+        self.sequence = [self.start_id, *self.primer]
+        # sequence index of the first token in the cache: fast mode starts a long primer with
+        # its last C tokens (exact mode re-encodes them in full steps instead)
+        self.window_start = max(0, len(self.sequence) - self.capacity) if self.decode == "fast" else 0
         self.cached: int | None = None  # tokens held in the cache from window_start; None: none valid
         self.cache_condition = None
         self.full = False  # exact mode past the window: re-encode every step
 
     @property
     def step(self) -> int:
-        return len(self.sequence) - 1
+        return len(self.sequence) - 1 - len(self.primer)
 
     @property
     def done(self) -> bool:
@@ -214,8 +227,8 @@ class _InFlight:
     def cache_needed(self) -> int:
         """Cache positions this row can occupy: the prefix and up to C tokens."""
         if self.decode == "exact" and self.varying:
-            return self.prefix + 1  # only the first step is cached
-        return self.prefix + min(self.capacity, self.request.length + 1)
+            return self.prefix + min(self.capacity, len(self.primer) + 1)  # only the first step is cached
+        return self.prefix + min(self.capacity, len(self.primer) + self.request.length + 1)
 
 
 # -- the batched loop ----------------------------------------------------------------------------
@@ -320,7 +333,7 @@ class Decoder:
         overrides the decoder's strategy for this request. Raises ValueError for a bad request."""
         decode = self.decode if decode is None else decode
         _check_strategy(decode)
-        _check(request, self.model)
+        _check(request, self.model, self.vocab)
         with self._lock:
             index, self._added = self._added, self._added + 1
         row = _InFlight(index, request, self.model, self.vocab, decode, self.trajectory_refresh)
@@ -428,7 +441,7 @@ def generate(
     """
     decoder = Decoder(model, vocab, decode=decode, observe=observe, trajectory_refresh=trajectory_refresh)
     for request in requests:  # every request checked before any work
-        _check(request, model)
+        _check(request, model, vocab)
     handles = [decoder.add(request) for request in requests]
     report = TokenProgress(handles, progress)
     while decoder.live:
@@ -458,7 +471,7 @@ def _check_strategy(decode: str) -> None:
     if decode not in DECODE_STRATEGIES:
         raise ValueError(f"decode must be one of {', '.join(DECODE_STRATEGIES)}")
 
-def _check(request: DecodeRequest, model: MusicTransformer) -> None:
+def _check(request: DecodeRequest, model: MusicTransformer, vocab: Vocab) -> None:
     mode = model.conditioning
     if mode != "none" and request.emotion is None:
         raise ValueError(f"a {mode} model needs an emotion")
@@ -474,6 +487,10 @@ def _check(request: DecodeRequest, model: MusicTransformer) -> None:
         raise ValueError("top_p must be in (0, 1]")
     if request.max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
+    if request.primer:
+        special = set(vocab.special_ids)
+        if any(not isinstance(t, int) or not 0 <= t < len(vocab) or t in special for t in request.primer):
+            raise ValueError("a primer holds the model's note and time-shift tokens only")
 
 
 def _step_logits(model, cache: KVCache, active, holders, plans) -> dict:
@@ -524,7 +541,7 @@ def _step_info(row: _InFlight, action: str, logits) -> StepInfo:
 
 
 def _needs_retry(row: _InFlight, vocab: Vocab) -> bool:
-    tokens = row.sequence[1:]
+    tokens = row.sequence[1 + len(row.primer):]
     instruments = vocab.count_instruments(tokens)
     if row.best is None or instruments > row.best[0]:
         row.best = (instruments, tokens)

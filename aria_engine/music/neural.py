@@ -1,4 +1,11 @@
-"""The neural composer: ARIA's / midi-emotion's Music Transformer behind the Composer protocol."""
+"""The neural composer: ARIA's / midi-emotion's Music Transformer behind the Composer protocol.
+
+A jam continuing an earlier piece (`JamScore.continues`) is primed with the earlier piece's tokens
+(`Vocab.from_midi`) and decodes only the new parts' tokens, along `composed_trajectory`. From_midi
+and to_midi do not round-trip a MIDI file exactly (ticks quantise the 8 ms grid, and from_midi
+merges shifts and reorders simultaneous events), so the longer piece is the earlier MIDI's notes
+verbatim with the new tokens' notes after them, placed where the primer's last event sounds.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +118,7 @@ class TransformerComposer:
         return CompositionSession(self)
 
     @staticmethod
-    def _request(emotion: Emotion | Trajectory, options: GenerationOptions, mode: str):
+    def _request(emotion: Emotion | Trajectory, options: GenerationOptions, mode: str, primer: Sequence[int] = ()):
         """The decoding request for one piece, and notes on what was adapted."""
         from aria_engine.music.decoding import DecodeRequest
 
@@ -131,15 +138,75 @@ class TransformerComposer:
             window=options.window,
             seed=options.seed,
             min_instruments=options.min_instruments,
+            primer=tuple(primer),
         )
         return request, notes
+
+
+class Earlier:
+    """The earlier piece a continuation primes with: its MIDI (notes kept verbatim), its tokens,
+    where its sections start and where the new tokens begin (the primer's last event)."""
+
+    def __init__(self, score, vocab):
+        from aria_engine.jam import JamError, check_continuation, earlier_section_starts, read_earlier_midi
+        from aria_engine.music.vocab import MAX_PITCH, MIN_PITCH
+
+        check_continuation(score)
+        if score.continues.composer != "transformer":
+            raise JamError("a piece the built-in composer made continues with the built-in composer")
+        self.score = score
+        self.midi, _ = read_earlier_midi(score.continues.midi)
+        self.tokens = vocab.from_midi(self.midi)
+        if not self.tokens:
+            raise JamError("the earlier piece has no notes the model can read (pitches 21..108)")
+        self.join_s = max(n.end for i in self.midi.instruments for n in i.notes if MIN_PITCH <= n.pitch <= MAX_PITCH)
+        self.section_starts = earlier_section_starts(score.continues.midi, score.held)
+
+    def longer_piece(self, vocab, new_tokens: Sequence[int]):
+        """The earlier MIDI with the new tokens' notes after `join_s`, each on the earlier track of
+        its instrument when there is one with the model's program."""
+        import copy
+
+        from aria_engine.music.vocab import PROGRAMS, _vocab_instrument
+
+        midi = copy.deepcopy(self.midi)
+        added = vocab.to_midi([vocab.start_id, *new_tokens])
+        for track in added.instruments:
+            if not track.notes:
+                continue
+            name = track.name.upper()
+            program, is_drum = PROGRAMS[name]
+            target = next((i for i in midi.instruments if i.program == program and i.is_drum == is_drum
+                           and _vocab_instrument(i) == name), None)
+            if target is None:
+                target = copy.deepcopy(track)
+                target.notes = []
+                midi.instruments.append(target)
+            for note in track.notes:
+                note.start += self.join_s
+                note.end += self.join_s
+                target.notes.append(note)
+        return midi
+
+    def sections(self, vocab, new_tokens: Sequence[int]) -> list[dict]:
+        """Every section's start: the earlier ones from its markers, each new one where its first
+        token sounds (the new tokens shared equally between the new parts)."""
+        count = len(self.score.new_parts)
+        cursor, times = 0.0, []
+        for token in new_tokens:
+            times.append(cursor)
+            if vocab.is_timeshift[token]:
+                cursor += vocab.idx2tuple[token][1] / 1000.0
+        starts = [self.join_s + (times[round(j * len(new_tokens) / count)] if j else 0.0) for j in range(count)]
+        return [{"start_s": round(t, 4)} for t in self.section_starts + starts]
 
 
 class Piece:
     """One piece in a CompositionSession: its progress, then its Composition."""
 
-    def __init__(self, handle, notes: list[str]):
+    def __init__(self, handle, notes: list[str], score=None, earlier: Earlier | None = None):
         self.handle, self.notes = handle, notes
+        self.score, self.earlier = score, earlier  # a jam's score; a continuation's earlier piece
         self.composition: Composition | None = None  # set when it has decoded
 
     @property
@@ -186,9 +253,15 @@ class CompositionSession:
     def add(self, emotion: Emotion | Trajectory, options: GenerationOptions) -> Piece:
         """Queue a piece (options with a seed, or one is drawn). Raises ValueError when the
         model cannot make it."""
-        request, notes = self.composer._request(emotion, options, self.mode)
+        from aria_engine.jam import JamScore
+
+        score = emotion if isinstance(emotion, JamScore) else None
+        earlier = Earlier(score, self.vocab) if score is not None and score.continues is not None else None
+        if earlier is not None:
+            emotion = score.composed_trajectory()
+        request, notes = self.composer._request(emotion, options, self.mode, earlier.tokens if earlier else ())
         handle = self.decoder.add(request, decode=options.decode)
-        piece = self._pieces[handle] = Piece(handle, notes)
+        piece = self._pieces[handle] = Piece(handle, notes, score, earlier)
         return piece
 
     @property
@@ -213,14 +286,27 @@ class CompositionSession:
         return left
 
     def _composition(self, piece: Piece) -> Composition:
+        from aria_engine.jam import note_sections
+
         result = piece.handle.result
-        return Composition(
-            midi=self.vocab.to_midi([self.vocab.start_id, *result.tokens]),
+        stats = {"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts,
+                 "device": self.composer.device_name}
+        earlier = piece.earlier
+        if earlier is None:
+            midi, tokens = self.vocab.to_midi([self.vocab.start_id, *result.tokens]), result.tokens
+        else:  # the whole longer piece: the earlier notes as they were, then the new ones
+            midi, tokens = earlier.longer_piece(self.vocab, result.tokens), earlier.tokens + result.tokens
+            stats["sections"] = earlier.sections(self.vocab, result.tokens)
+            stats["primer_tokens"] = len(earlier.tokens)
+        composition = Composition(
+            midi=midi,
             composer=self.composer.name,
             seed=result.seed,
             mode=self.mode,
-            tokens=result.tokens,
+            tokens=tokens,
             notes=self.load_notes + piece.notes + result.notes,
-            stats={"tokens_per_s": round(result.tokens_per_s, 2), "attempts": result.attempts,
-                   "device": self.composer.device_name},
+            stats=stats,
         )
+        if piece.score is not None:  # a jam's sections and credits, on every path (the engine's sessions too)
+            note_sections(piece.score, composition, self.vocab)
+        return composition

@@ -52,6 +52,8 @@ The modules, in the order a piece is made: `plan` (the mapping above: an emotion
 `melody`, `accompaniment` (bass, pads, guitar, drums), `midi_file` (the parts into a MIDI file).
 `sections` plans a piece in sections, one per emotion (a jam, `compose_sections`): keys that
 modulate, a bounded tempo ramp at each boundary, one motif through every section.
+Every piece's MIDI carries its closing state (key, last tempo, motif, emotion: `state`), so that
+Extend can continue it from its bytes alone (`continuation`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from aria_engine.music.procedural.midi_file import assemble, midi_bytes
 from aria_engine.music.procedural.plan import MusicalPlan, plan_for
 from aria_engine.music.procedural.rhythm import Grooves
 from aria_engine.music.procedural.sections import JamMelodyWriter, arrange_sections, plan_sections
+from aria_engine.music.procedural.state import ClosingState, write_state
 from aria_engine.options import GenerationOptions
 
 __all__ = ["ProceduralComposer", "MusicalPlan", "plan_for", "midi_bytes", "Chord", "parse_numeral",
@@ -95,6 +98,10 @@ class ProceduralComposer:
 
     def compose(self, emotion: Emotion | Trajectory, options: GenerationOptions,
                 progress: ProgressFn | None = None) -> Composition:
+        if isinstance(emotion, JamScore) and emotion.continues is not None:  # Extend
+            from aria_engine.music.procedural.continuation import continue_piece
+
+            return continue_piece(self, emotion, options)
         if isinstance(emotion, JamScore):  # a jam: one section per contribution
             return self.compose_sections(emotion.emotions, emotion.seconds, options, progress)
         trajectory = _as_trajectory(emotion)
@@ -106,9 +113,13 @@ class ProceduralComposer:
         report(0.3)
         tonic_pc = phrases[0].plan.tonic_pc
         seed = options.seed
-        parts = self._parts(bars, phrases, tonic_pc, seed, MelodyWriter(seed, tonic_pc))
+        melody = MelodyWriter(seed, tonic_pc)
+        parts = self._parts(bars, phrases, tonic_pc, seed, melody)
         report(0.7)
         midi = assemble(bars, phrases, parts, options.duration_s)
+        motif = melody.motifs(phrases[0].letter, phrases[0].plan)[0].steps  # the piece's first idea
+        write_state(midi, ClosingState(phrases[-1].plan.tonic_pc, phrases[-1].plan.mode, bars[-1].bpm, motif,
+                                       trajectory.at(1.0)), options.duration_s)
         report(1.0)
         return Composition(
             midi=midi,
@@ -120,22 +131,26 @@ class ProceduralComposer:
         )
 
     def compose_sections(self, emotions: Sequence[Emotion], seconds: float, options: GenerationOptions,
-                         progress: ProgressFn | None = None) -> Composition:
+                         progress: ProgressFn | None = None, after: ClosingState | None = None) -> Composition:
         """One piece, one section of `seconds` per emotion (see `sections`); `stats["sections"]`
-        says where each section starts, its key and its tempi."""
+        says where each section starts, its key and its tempi. `after`: the closing state of an
+        earlier piece these sections continue (its key, tempo and motif; see `continuation`)."""
         if options.seed is None:
             raise ValueError("options.seed must be set (use options.with_seed())")
         report = progress or (lambda fraction: None)
         report(0.0)
         seed = options.seed
-        sections = plan_sections(emotions, seed)
-        bars, phrases = arrange_sections(sections, seconds, seed)
+        sections = plan_sections(emotions, seed, after)
+        bars, phrases = arrange_sections(sections, seconds, seed, after)
         report(0.3)
         tonic_pc = sections[0].tonic_pc
-        melody = JamMelodyWriter(seed, tonic_pc)
+        melody = JamMelodyWriter(seed, tonic_pc, after.motif if after is not None else None)
         parts = self._parts(bars, phrases, tonic_pc, seed, melody)
         report(0.7)
         midi = assemble(bars, phrases, parts, seconds * len(emotions))
+        closing = sections[-1]
+        write_state(midi, ClosingState(closing.tonic_pc, closing.mode, bars[-1].bpm, melody.motif_steps or (0,),
+                                       closing.emotion), seconds * len(emotions))
         report(1.0)
         stats = self._stats(bars, phrases, midi)
         stats["sections"] = [{"start_s": round(s.start_s, 4), "key": s.key, "mode": s.mode,

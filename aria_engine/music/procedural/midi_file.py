@@ -100,3 +100,44 @@ def midi_bytes(midi: pretty_midi.PrettyMIDI) -> bytes:
     buffer = io.BytesIO()
     midi.write(buffer)
     return buffer.getvalue()
+
+
+def appended(earlier: bytes, later: bytes, drop_text_prefix: str = "") -> bytes:
+    """One MIDI file: `earlier`'s events as they were, then `later`'s from the tick where
+    earlier's last note ends (its meta events merged into the first track, its note tracks added
+    after earlier's). Both at TICKS_PER_BEAT. Earlier text events starting with
+    `drop_text_prefix` are dropped (a superseded state)."""
+    import mido
+
+    first = mido.MidiFile(file=io.BytesIO(earlier), charset="utf-8")
+    second = mido.MidiFile(file=io.BytesIO(later), charset="utf-8")
+    if first.ticks_per_beat != TICKS_PER_BEAT or second.ticks_per_beat != TICKS_PER_BEAT:
+        raise ValueError(f"both pieces must have {TICKS_PER_BEAT} ticks a beat")
+
+    def absolute(track) -> list[tuple[int, object]]:
+        tick, events = 0, []
+        for message in track:
+            tick += message.time
+            if message.type != "end_of_track":
+                events.append((tick, message))
+        return events
+
+    def is_text_to_drop(message) -> bool:
+        return bool(drop_text_prefix) and message.type == "text" and message.text.startswith(drop_text_prefix)
+
+    earlier_tracks = [[e for e in absolute(t) if not is_text_to_drop(e[1])] for t in first.tracks]
+    join = max((tick for events in earlier_tracks for tick, m in events if m.type in ("note_on", "note_off")), default=0)
+    later_tracks = [[(tick + join, m) for tick, m in absolute(t)] for t in second.tracks]
+    merged = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT, charset="utf-8")
+    meta = sorted(earlier_tracks[0] + (later_tracks[0] if later_tracks else []), key=lambda e: e[0])
+    for events in [meta] + earlier_tracks[1:] + later_tracks[1:]:
+        track = mido.MidiTrack()
+        previous = 0
+        for tick, message in events:
+            track.append(message.copy(time=tick - previous))
+            previous = tick
+        track.append(mido.MetaMessage("end_of_track", time=0))
+        merged.tracks.append(track)
+    out = io.BytesIO()
+    merged.save(file=out)
+    return out.getvalue()

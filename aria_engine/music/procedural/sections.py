@@ -23,6 +23,12 @@ Sections are whole bars: a section ends at the first bar line at or after its sh
 (less a quarter bar), so the section boundaries are bar lines and the markers sit on them. The
 last section ends with the mode's cadence and a held tonic until exactly the requested length.
 
+A continuation (Extend) starts from an earlier piece's closing state (`state.ClosingState`: its
+key, its last bar's tempo, its motif, its last emotion) instead of the seed: the first new section
+modulates from the earlier key by the same table, the tempo ramps from the earlier closing tempo,
+the motif is the earlier one, and since the earlier piece's last bar (its cadence) stays as it
+was, the new part's first bar is the pivot: the dominant seventh of the new key. There is no intro.
+
 Chords and scales of a modulated section are written relative to the first section's tonic (the
 piece's reference): a chord in E minor inside a C piece is the chord transposed by +4, which the
 accompaniment and melody already play as they are.
@@ -33,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from aria_engine.emotion import Emotion
 from aria_engine.music.procedural.chords import choose_relative, colour, phrase_chords
@@ -42,6 +48,9 @@ from aria_engine.music.procedural.harmony import PITCH_NAMES, SCALES, Chord, cho
 from aria_engine.music.procedural.melody import MelodyWriter, Motif
 from aria_engine.music.procedural.plan import MusicalPlan, mode_for, plan_for, tempo_for
 from aria_engine.music.procedural.rhythm import cell_rhythm
+
+if TYPE_CHECKING:
+    from aria_engine.music.procedural.state import ClosingState
 
 MAX_TEMPO_RATIO = 1.2  # the most the tempo changes from one bar to the next
 FINAL_FADE = -6  # velocity off the last section's closing bar
@@ -77,13 +86,17 @@ def next_key(tonic_pc: int, mode: str, previous: Emotion, emotion: Emotion) -> t
     return (tonic_pc + (7 if emotion.valence >= previous.valence else 5)) % 12, mode
 
 
-def plan_sections(emotions: Sequence[Emotion], seed: int) -> list[SectionPlan]:
+def plan_sections(emotions: Sequence[Emotion], seed: int, after: "ClosingState | None" = None) -> list[SectionPlan]:
     """Each section's key and home tempo, in order. Each depends only on the sections before it,
-    so a piece extended by one section (same seed) keeps every earlier section's key and tempo."""
+    so a piece extended by one section (same seed) keeps every earlier section's key and tempo.
+    `after`: the closing state of the piece these sections continue, whose key they modulate from."""
     if not emotions:
         raise ValueError("a piece in sections needs at least one emotion")
     first = emotions[0]
-    tonic, mode = plan_for(first, seed=seed).tonic_pc, mode_for(first.valence, first.arousal)
+    if after is None:
+        tonic, mode = plan_for(first, seed=seed).tonic_pc, mode_for(first.valence, first.arousal)
+    else:
+        tonic, mode = next_key(after.tonic_pc, after.mode, after.emotion, first)
     plans = [SectionPlan(0, first, tonic, mode, float(tempo_for(first.arousal)))]
     for index, emotion in enumerate(emotions[1:], start=1):
         previous = plans[-1]
@@ -98,14 +111,15 @@ def ramped(previous_bpm: float, target_bpm: float) -> float:
     return round(previous_bpm * ratio, 2)
 
 
-def section_bars(sections: Sequence[SectionPlan], seconds: float) -> list[Bar]:
+def section_bars(sections: Sequence[SectionPlan], seconds: float, start_bpm: float | None = None) -> list[Bar]:
     """Bars for every section (stored on each), on the ramped tempo; the last bar holds until
-    exactly len(sections) * seconds."""
+    exactly len(sections) * seconds. `start_bpm`: the tempo the ramp starts from (a continuation:
+    the earlier piece's closing tempo), else the first section's own."""
     if seconds < MIN_SECTION_S:
         raise ValueError(f"a section needs at least {MIN_SECTION_S:g} seconds, got {seconds:g}")
     total = seconds * len(sections)
     bars: list[Bar] = []
-    t, bpm = 0.0, sections[0].home_bpm
+    t, bpm = 0.0, start_bpm or sections[0].home_bpm
     for section in sections:
         last = section.index == len(sections) - 1
         end = (section.index + 1) * seconds
@@ -142,9 +156,12 @@ def _pivot(following: SectionPlan) -> tuple[Chord, tuple[int, ...]]:
     return dominant, chord_scale(SCALES[following.mode], dominant)
 
 
-def arrange_sections(sections: Sequence[SectionPlan], seconds: float, seed: int) -> tuple[list[Bar], list[Phrase]]:
-    """Bars, phrases, plans and chords of every section; chords relative to the first tonic."""
-    bars = section_bars(sections, seconds)
+def arrange_sections(sections: Sequence[SectionPlan], seconds: float, seed: int,
+                     after: "ClosingState | None" = None) -> tuple[list[Bar], list[Phrase]]:
+    """Bars, phrases, plans and chords of every section; chords relative to the first tonic.
+    `after`: the closing state these sections continue (the tempo ramps from it, the first bar is
+    the pivot into the first section's key, no intro)."""
+    bars = section_bars(sections, seconds, after.bpm if after is not None else None)
     reference = sections[0].tonic_pc
     harmony = random.Random(f"{seed}/harmony")
     phrases: list[Phrase] = []
@@ -153,7 +170,7 @@ def arrange_sections(sections: Sequence[SectionPlan], seconds: float, seed: int)
         base = plan_for(section.emotion, seed=seed)
         plan = dataclasses.replace(base, tonic=PITCH_NAMES[section.tonic_pc], mode=section.mode)
         intro, lengths = phrase_lengths(len(section.bars))
-        if section.index > 0 and intro:  # only the piece's opening has an intro
+        if (section.index > 0 or after is not None) and intro:  # only the piece's opening has an intro
             lengths[0] += intro
             intro = 0
         letters = section_letters(len(lengths))
@@ -179,17 +196,20 @@ def arrange_sections(sections: Sequence[SectionPlan], seconds: float, seed: int)
             chord, scale = _pivot(following)
             pivot_bar = section.bars[-1]
             pivot_bar.chord, pivot_bar.scale = _transposed(chord, scale, _offset(following.tonic_pc, reference))
-    _shape_sections(sections)
+    if after is not None and len(sections[0].bars) > 1:  # the continuation's way into its first key
+        chord, scale = _pivot(sections[0])
+        sections[0].bars[0].chord, sections[0].bars[0].scale = _transposed(chord, scale, 0)
+    _shape_sections(sections, opening=after is None)
     return bars, phrases
 
 
-def _shape_sections(sections: Sequence[SectionPlan]) -> None:
+def _shape_sections(sections: Sequence[SectionPlan], opening: bool = True) -> None:
     """Phrase swells and breaths inside sections; the band plays through each pivot bar; only the
-    piece's opening has an intro, only its close fades."""
+    piece's opening has an intro (a continuation has none), only its close fades."""
     for section in sections:
         for bar in section.bars:
             bar.dynamic = PHRASE_SWELL[bar.position % len(PHRASE_SWELL)] if not bar.final else 0
-            bar.intro = section.index == 0 and len(section.bars) >= 6 and bar.index == 0
+            bar.intro = opening and section.index == 0 and len(section.bars) >= 6 and bar.index == 0
         for phrase in section.phrases[:-1]:
             phrase.bars[-1].breath = True
     closing = sections[-1].bars[-1]
@@ -205,11 +225,13 @@ def fitted(steps: Sequence[int], n: int) -> tuple[int, ...]:
 
 class JamMelodyWriter(MelodyWriter):
     """The melody of a piece in sections: every section's idea is the jam's one motif, its pitch
-    shape fitted to the rhythm the section's density asks for; answers stay each section's own."""
+    shape fitted to the rhythm the section's density asks for; answers stay each section's own.
+    A continuation passes the earlier piece's motif."""
 
-    def __init__(self, seed: int, tonic_pc: int) -> None:
+    def __init__(self, seed: int, tonic_pc: int, motif_steps: Sequence[int] | None = None) -> None:
         super().__init__(seed, tonic_pc)
-        self.motif_steps: tuple[int, ...] | None = None  # the first section's idea, once drawn
+        # the first section's idea, once drawn (or the earlier piece's)
+        self.motif_steps: tuple[int, ...] | None = tuple(motif_steps) if motif_steps else None
 
     def motifs(self, letter: str, plan: MusicalPlan) -> tuple[Motif, Motif]:
         idea, answer = super().motifs(letter, plan)
