@@ -10,6 +10,9 @@ Around that, every heartbeat (a third of the visibility timeout) it:
   - tells Redis it lives and resets the idle time of the jobs it holds, so nobody steals them;
   - stops jobs cancelled in Redis;
   - takes over jobs left idle past the visibility timeout by a worker that died.
+Beside the jobs it answers readings (a jam contribution's picture, read for its readout) on their
+own lane, one at a time, in a thread outside the model threads, so a readout never waits for a
+piece to finish.
 
 SIGTERM drains: no new claims, running jobs get `drain_s` to finish, and whatever is left is
 marked idle so another worker takes it at once.
@@ -33,10 +36,14 @@ from aria_engine.engine.metrics import EngineMetrics, MetricsServer
 from aria_engine.engine.redis_backend import connect, unreadable
 from aria_engine.engine.redis_queue import TERMINAL_STATES, RedisQueue
 from aria_engine.engine.scheduler import Limits
-from aria_engine.engine.wire import WireError, dump_result, event_to_fields, request_from_json
+from aria_engine.engine.stages import read_picture
+from aria_engine.engine.wire import (
+    WireError, dump_result, event_to_fields, reading_answer, reading_from_json, request_from_json,
+)
 from aria_engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+READING_ANSWER_TTL_S = 60  # the bot waits at most 30 s for an answer
 
 
 def device_name(pipeline: Pipeline) -> str:
@@ -114,6 +121,7 @@ class Worker:
         if self.warm_up:
             await asyncio.to_thread(self._warm_up)
         tasks = [asyncio.create_task(self._claim_loop(), name="claim"),
+                 asyncio.create_task(self._reading_loop(), name="readings"),
                  asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
         log.info("worker %s ready on %s (%d threads, batches up to %d, visibility timeout %.1f s)",
                  self.name, self.device, self.engine.concurrency, self.max_batch, self.visibility_timeout_s)
@@ -137,8 +145,9 @@ class Worker:
                 log.exception("warm-up: %s failed", load.__name__)
 
     async def _drain(self, tasks: list[asyncio.Task]) -> None:
-        claim, heartbeat = tasks
+        claim, readings, heartbeat = tasks
         await stop_task(claim)  # no more claims
+        await stop_task(readings)
         if self._forwarders:
             await asyncio.wait(list(self._forwarders), timeout=self.drain_s)
         await stop_task(heartbeat)
@@ -222,7 +231,7 @@ class Worker:
             await self.queue.ack(entry_id)  # expired, or cancelled/finished by someone else
             return None
         try:
-            request = request_from_json(fields.get("request"), fields.get("image"))
+            request = request_from_json(fields.get("request"), fields.get("image"), fields.get("continues"))
         except WireError as error:  # a malformed job must fail, not loop through the workers
             await self._finish(job_id, entry_id, unreadable(job_id, error, "this request as it reached the worker"))
             return None
@@ -285,6 +294,56 @@ class Worker:
                 log.warning("cannot store the outcome of job %s yet (%s); retrying", job_id, error)
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
+
+    # -- readings: a jam contribution's picture --------------------------------------------------
+
+    async def _reading_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                taken = await self.queue.next_reading(timeout_s=0.5)
+                failures = 0
+            except RedisError as error:
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("cannot take readings (%s); retrying", error)
+                await asyncio.sleep(min(2.0, 0.1 * failures))
+                continue
+            except Exception:  # a forged key (one of the wrong type) must not stop the readings
+                log.exception("while taking a reading")
+                await asyncio.sleep(0.5)
+                continue
+            if taken is None:
+                continue
+            read_id, fields = taken
+            answer = await self._read(read_id, fields)
+            try:
+                await self.queue.answer_reading(read_id, answer, READING_ANSWER_TTL_S)
+            except RedisError as error:  # the bot hears nothing, and tells the member to try again
+                log.warning("cannot answer reading %s (%s)", read_id, error)
+
+    async def _read(self, read_id: str, fields: dict[str, bytes]) -> str:
+        """The answer to one reading: the emotion, the gate's refusal, or why it cannot be read
+        (the words an in-process reading would raise)."""
+        from aria_engine.safety import ImageUnsafe, SafetyUnavailable
+
+        try:
+            image, options = reading_from_json(fields.get("reading"), fields.get("image"))
+            emotion, encoder = await asyncio.to_thread(read_picture, self.engine.pipeline, image, options)
+        except WireError as error:
+            log.warning("reading %s: unreadable message from Redis: %s", read_id, error)
+            return reading_answer(error=f"the request to read it did not read as data ({error})")
+        except ImageUnsafe as refused:
+            return reading_answer(unsafe=(refused.score, refused.threshold))
+        except ValueError as error:  # ImageRejected and the like: words for the member
+            return reading_answer(error=str(error))
+        except SafetyUnavailable as error:
+            log.error("reading %s: the image-safety gate cannot run here: %s", read_id, error)
+            return reading_answer(error="the image-safety check cannot run on the workers right now")
+        except Exception as error:
+            log_id = log_failure(read_id, error)
+            return reading_answer(error=f"something went wrong on my side (log id {log_id})")
+        return reading_answer(emotion, encoder)
 
     # -- heartbeat: liveness, cancellations, take-overs ----------------------------------------------
 

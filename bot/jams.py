@@ -16,7 +16,8 @@ out the cooldown since the member's last use or contribution. A refusal is a `Ja
 message is for the member alone; the jam goes on. A moderator (an ARIA admin) may remove a
 contribution and cancel a jam; the host may cancel their own.
 
-Jams need the in-process engine for now (`runs_jams`). Jams live in the store (`bot.jam_store`): after a restart an open jam is still open, `due()`
+Jams run on either engine (on a Redis worker pool the score travels whole, and the workers read
+the pictures: `reader_for`). Jams live in the store (`bot.jam_store`): after a restart an open jam is still open, `due()`
 still finds it when its deadline passes (on the injected clock), and `JamBook.claim` lets only
 one finisher compose it.
 """
@@ -107,8 +108,6 @@ class JamService:
     def start(self, actor: Actor, host_name: str, *, title: str, minutes: float = DEFAULT_MINUTES,
               max_contributions: int | None = None, seconds: float | None = None,
               options: GenerationOptions | None = None) -> Jam:
-        if not runs_jams(self.service.engine):
-            raise JamRefused("Jams are not available on this bot yet: its models run on a worker pool.")
         starters = self._limit("jam_starters", actor)
         if starters and not self.is_moderator(actor) and not set(starters) & set(actor.role_ids):
             raise JamRefused("Only members with a jam role may start a jam here.")
@@ -348,15 +347,6 @@ def score_of_jam(store, jam_id: str) -> JamScore | None:
     return JamScore.of(parts, jam.seconds or 15.0)
 
 
-def runs_jams(engine) -> bool:
-    """Whether this engine composes a `JamScore` as a jam. The in-process engine does; the Redis
-    wire carries only the score's keyframes for now, so a worker would make a gliding single
-    piece without sections or markers: jams are refused there rather than made wrong."""
-    from aria_engine.engine import LocalEngine
-
-    return isinstance(engine, LocalEngine)
-
-
 def board_text(jam: Jam, clock: Callable[[], float] = time.time) -> str:
     """The jam board's words (the adapters add the chart and the buttons)."""
     left = max(0.0, jam.deadline - clock())
@@ -370,18 +360,34 @@ def board_text(jam: Jam, clock: Callable[[], float] = time.time) -> str:
     return "\n".join(lines)
 
 
+def reader_for(service, encoder: str = "auto") -> ReadEmotion:
+    """How this bot reads a contribution's picture: with the in-process engine's pipeline, or,
+    on a Redis worker pool (no pipeline here), by the workers (`RedisEngine.read_picture`, which
+    says why), so a readout is read by the same encoder and safety gate as the pieces are."""
+    engine = service.engine
+    pipeline = getattr(engine, "pipeline", None)
+    if pipeline is not None:
+        return pipeline_reader(pipeline, encoder)
+    return engine_reader(engine, encoder)
+
+
 def pipeline_reader(pipeline, encoder: str = "auto") -> ReadEmotion:
-    """Read pictures with an in-process pipeline, in a thread (the bot's own encoder)."""
+    """Read pictures with an in-process pipeline, in a thread (the bot's own encoder), as a
+    worker reads them for a bot on the pool (`read_picture`: decode, safety gate, encoder)."""
     import asyncio
 
-    def read(image: bytes, safety: dict) -> tuple[Emotion, str]:
-        name = pipeline.encoder_name(encoder)
-        picture = pipeline.decode_image(image)
-        options = GenerationOptions(**safety)
-        pipeline.apply_safety(pipeline.check_safety([picture], [options])[0], options)  # raises ImageUnsafe
-        return pipeline.read_emotions([picture], name)[0], name
+    from aria_engine.engine.stages import read_picture
 
     async def reader(image: bytes, safety: dict) -> tuple[Emotion, str]:
-        return await asyncio.to_thread(read, image, safety)
+        return await asyncio.to_thread(read_picture, pipeline, image, GenerationOptions(encoder=encoder, **safety))
+
+    return reader
+
+
+def engine_reader(engine, encoder: str = "auto") -> ReadEmotion:
+    """Read pictures with the worker pool (`RedisEngine.read_picture`): its encoder, its gate."""
+
+    async def reader(image: bytes, safety: dict) -> tuple[Emotion, str]:
+        return await engine.read_picture(image, GenerationOptions(encoder=encoder, **safety))
 
     return reader

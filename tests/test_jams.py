@@ -171,14 +171,6 @@ def test_the_last_allowed_contribution_fills_the_jam(world):
         jams.start(member("x", channel="c9"), "@x", title="Big", max_contributions=13)
 
 
-def test_a_bot_on_the_worker_pool_refuses_jams_rather_than_compose_them_wrong(world, tmp_path):
-    clock, store, service, jams, _ = world
-    on_workers = AriaService(object(), store, settings=service.settings, policy=service.policy)  # not in-process
-    elsewhere = JamService(on_workers, JamBook(store), jams.read_emotion, clock)
-    with pytest.raises(JamRefused, match="worker pool"):
-        elsewhere.start(member("host"), "@host", title="x")
-
-
 async def test_the_deadline_watch_finishes_a_due_jam_once_and_cancels_an_empty_one(world):
     from bot.jams import watch_deadlines
 

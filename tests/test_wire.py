@@ -17,11 +17,13 @@ import pretty_midi
 import pytest
 
 from aria_engine.emotion import Emotion, Trajectory
+from aria_engine.jam import MAX_CONTRIBUTIONS, Continuation, JamScore, Part, markers_of
 from aria_engine.engine import Cancelled, Done, Failed, Progress, Queued, Started
 from aria_engine.engine import wire
 from aria_engine.engine.wire import (
     MAGIC, MAX_MIDI_TICKS, SECTION_LIMITS, SECTIONS, WireError, dump_result, event_from_fields, event_to_fields,
-    load_result, request_from_json, request_to_json,
+    load_reading_answer, load_result, reading_answer, reading_from_json, reading_to_json, request_from_json,
+    request_to_json, score_continuation,
 )
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Pipeline, Request
@@ -152,7 +154,7 @@ def malformed(frame: bytes) -> list[tuple[str, bytes, str]]:
         ("no envelope", b"GIF89a" + b"\x00" * 40, "not an ARIA result envelope"),
         ("bad JSON", header_bytes(b"{not json"), "header is not valid JSON"),
         ("bad UTF-8", header_bytes(b'{"a": "\xff"}'), "header is not valid JSON"),
-        ("a newer version", setting(["version"], 2), "version is 2"),
+        ("a newer version", setting(["version"], 3), "version is 3"),
         ("another format", setting(["format"], "aria-request"), "format is 'aria-request'"),
         ("an unknown field", setting(["run"], "os.system"), "unknown fields: run"),
         ("a missing field", edited(frame, lambda h, s: h.pop("notes")), "lacks notes"),
@@ -277,3 +279,181 @@ def test_requests_survive_the_wire_and_anything_else_is_refused():
         with pytest.raises(WireError) as refused:
             request_from_json(text, image)
         assert reason in str(refused.value), (reason, str(refused.value))
+
+
+# -- jams -----------------------------------------------------------------------------------------
+
+PARTS = (Part("@ana", Emotion(0.6, 0.4), "the sea", "palette"), Part("@bo", Emotion(-0.5, -0.3)),
+         Part("@cy", Emotion(0.2, 0.8), "", "clip"))
+
+
+def jam_request(score: JamScore, seed: int = 4) -> Request:
+    return Request(emotion=score, options=GenerationOptions(**DEFAULTS, duration_s=score.seconds * len(score.parts),
+                                                            seed=seed),
+                   origin=Origin("slack", "T1", "C1", "U1"), max_upload_bytes=8_000_000)
+
+
+@pytest.fixture(scope="module")
+def jam_result():
+    """A three-part jam as the embedded defaults compose it (6 s a section)."""
+    return Pipeline().run(jam_request(JamScore.of(PARTS, 6)))
+
+
+def through_the_wire(request: Request) -> Request:
+    return request_from_json(request_to_json(request), request.image, score_continuation(request.emotion))
+
+
+def test_a_jam_score_travels_whole_in_a_request(jam_result):
+    score = JamScore.of(PARTS, 6)
+    assert through_the_wire(jam_request(score)) == jam_request(score)
+    continued = replace(score, continues=Continuation(jam_result.midi, 2, "procedural"))
+    back = through_the_wire(jam_request(continued))
+    assert back == jam_request(continued) and isinstance(back.emotion, JamScore)
+    assert back.emotion.continues.midi == jam_result.midi  # the bytes beside the JSON, intact
+    assert len(request_to_json(jam_request(continued))) < 4096  # the MIDI is not in the JSON
+    assert score_continuation(score) is None and score_continuation(Emotion(0, 0)) is None
+
+
+def test_the_wire_knows_every_field_of_a_jam():
+    """A field added to Part, Continuation or JamScore must be added to the wire too (this fails
+    until it is), or a worker would compose the score without it."""
+    from dataclasses import fields as fields_of
+
+    assert {f.name for f in fields_of(Part)} == {"contributor", "emotion", "caption", "encoder"}
+    assert {f.name for f in fields_of(Continuation)} == {"midi", "sections", "composer"}
+    assert {f.name for f in fields_of(JamScore)} == {"keyframes", "parts", "seconds", "continues"}
+
+
+def test_a_jam_result_survives_the_wire_whole(jam_result):
+    assert isinstance(jam_result.trajectory, JamScore)
+    back = load_result(dump_result(jam_result))
+    assert_same_jam_for_the_bot(back, jam_result)  # the score too: parts, seconds
+    assert [t for _, t in markers_of(back.midi)] == ["1. @ana: " + PARTS[0].emotion.label,
+                                                     "2. @bo: " + PARTS[1].emotion.label,
+                                                     "3. @cy: " + PARTS[2].emotion.label]
+    assert any(note.startswith("credits:\n1. @ana") for note in back.composition.notes)
+    continued = replace(jam_result, trajectory=replace(jam_result.trajectory,
+                                                       continues=Continuation(jam_result.midi, 1, "procedural")))
+    again = load_result(dump_result(continued))
+    assert again.trajectory == continued.trajectory and again.trajectory.continues.midi == jam_result.midi
+
+
+def assert_same_jam_for_the_bot(back, result):
+    """As assert_same_for_the_bot; a jam's tempo ramps round some notes' starts to the file's ticks,
+    which may reorder notes that start together, so the composed piece is compared as sets."""
+    for name in ("emotion", "trajectory", "encoder", "options", "midi", "audio", "emotion_chart", "piano_roll",
+                 "timings", "notes"):
+        assert getattr(back, name) == getattr(result, name), name
+    for name in ("composer", "seed", "mode", "tokens", "notes", "stats", "instruments"):
+        assert getattr(back.composition, name) == getattr(result.composition, name), name
+    assert back.backend == result.backend and back.summary() == result.summary()
+    assert build_reply(back, upload_limit=8_000_000) == build_reply(result, upload_limit=8_000_000)
+    assert notes_of(back.composition.midi) == notes_of(pretty_midi.PrettyMIDI(io.BytesIO(result.midi)))
+    for mine, theirs in zip(notes_of(back.composition.midi), notes_of(result.composition.midi)):
+        assert mine[:3] == theirs[:3] and sorted(n[2:] for n in mine[3]) == sorted(n[2:] for n in theirs[3])
+
+
+def test_a_result_of_the_earlier_version_still_reads(results):
+    header, sections = split(dump_result(results[1]))
+    header = {**header, "version": 1, "sections": {n: len(sections[n]) for n in SECTIONS[:4]}}
+    raw = json.dumps(header).encode()
+    old = MAGIC + struct.pack(">I", len(raw)) + raw + b"".join(sections[n] for n in SECTIONS[:4])
+    assert_same_for_the_bot(load_result(old), results[1])
+
+
+def long_continuation() -> bytes:
+    return long_midi()
+
+
+def test_a_forged_jam_request_is_refused_with_what_is_wrong(jam_result):
+    continued = jam_request(replace(JamScore.of(PARTS, 6), continues=Continuation(jam_result.midi, 2, "procedural")))
+    good = json.loads(request_to_json(continued))
+    midi = jam_result.midi
+
+    def tampered(change) -> str:
+        data = json.loads(json.dumps(good))
+        change(data["emotion"]["jam"], data)
+        return json.dumps(data)
+
+    def setting(path, value):
+        def change(jam, data):
+            node = jam
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        return tampered(change)
+
+    many = [{"contributor": f"@m{i}", "valence": 0.1, "arousal": 0.1, "caption": "", "encoder": "explicit"}
+            for i in range(MAX_CONTRIBUTIONS + 1)]
+    huge = midi + b"\0" * wire.MAX_CONTINUATION_BYTES
+    for text, cont, reason in [
+        (setting(["parts"], many), midi, f"parts has more than {MAX_CONTRIBUTIONS} items"),
+        (setting(["parts"], []), None, "parts must not be empty"),
+        (setting(["parts"], "ana, bo"), midi, "parts must be a list, not str"),
+        (setting(["parts", 0, "caption"], "x" * 121), midi, "part 1's caption is longer than 120 characters"),
+        (setting(["parts", 1, "contributor"], ["@bo"]), midi, "part 2's contributor must be text, not list"),
+        (setting(["parts", 2, "encoder"], "Not A Word"), midi, "part 3's encoder must be a short lower-case word"),
+        (setting(["parts", 0, "valence"], 2), midi, "valence must be a number between -1 and 1"),
+        (setting(["parts", 0, "arousal"], "calm"), midi, "arousal must be a number, not str"),
+        (setting(["parts", 0, "run"], "sh"), midi, "part 1 has unknown fields: run"),
+        (setting(["seconds"], 1e9), midi, "seconds per section must be a number between 6 and 120"),
+        (setting(["exec"], 1), midi, "the jam has unknown fields: exec"),
+        (setting(["continues", "sections"], 0), midi, "continuation's sections must be between 1 and 2"),
+        (setting(["continues", "sections"], 3), midi, "continuation's sections must be between 1 and 2"),
+        (setting(["continues", "sections"], True), midi, "sections must be an integer, not bool"),
+        (setting(["continues", "composer"], "<@here>"), midi, "continuation's composer must be a short lower-case"),
+        (setting(["continues"], [1]), midi, "continuation must be an object, not list"),
+        (request_to_json(continued), None, "continuation's MIDI is missing"),
+        (request_to_json(continued), midi[:-1], "not the"),
+        (setting(["continues", "midi_bytes"], 7), b"garbage", "continuation's MIDI is not a MIDI file"),
+        (setting(["continues", "midi_bytes"], len(long_continuation())), long_continuation(),
+         f"continuation's MIDI is {2**28 - 1} ticks long"),
+        (setting(["continues", "midi_bytes"], len(huge)), huge, "MIDI size must be between 0 and"),
+        (setting(["continues", "midi_bytes"], 10), huge, f"over its {wire.MAX_CONTINUATION_BYTES}-byte limit"),
+        (setting(["continues"], None), midi, "carries a continuation's MIDI but no jam that continues"),
+        (request_to_json(jam_request(JamScore.of(PARTS[:1], 6))), midi, "no jam that continues"),
+        (tampered(lambda jam, data: data.update(version=9)), midi, "version is 9"),
+        (tampered(lambda jam, data: data["emotion"].update(keyframes=[[2, {"valence": 0, "arousal": 0}]])), midi,
+         "fraction must be a number between 0 and 1"),
+    ]:
+        with pytest.raises(WireError) as refused:
+            request_from_json(text, None, cont)
+        assert reason in str(refused.value), (reason, str(refused.value))
+    one_part = json.loads(request_to_json(jam_request(JamScore.of(PARTS[:1], 6))))
+    one_part["emotion"]["jam"]["continues"] = {"sections": 1, "composer": "procedural", "midi_bytes": len(midi)}
+    with pytest.raises(WireError, match="needs at least two parts"):
+        request_from_json(json.dumps(one_part), None, midi)
+
+
+def test_a_request_of_the_earlier_version_still_reads():
+    request = Request(emotion=Emotion(0.1, 0.2), options=GenerationOptions(seed=3))
+    old = json.loads(request_to_json(request))
+    del old["version"]
+    assert request_from_json(json.dumps(old), None) == request
+
+
+def test_a_reading_and_its_answers_survive_the_wire():
+    from aria_engine.safety import ImageUnsafe
+
+    options = GenerationOptions(encoder="palette", image_safety="refuse", image_safety_threshold=0.3)
+    assert reading_from_json(reading_to_json(options), b"\x89PNG") == (b"\x89PNG", options)
+    assert load_reading_answer(reading_answer(Emotion(0.25, -0.5), "palette")) == (Emotion(0.25, -0.5), "palette")
+    with pytest.raises(ImageUnsafe) as refused:
+        load_reading_answer(reading_answer(unsafe=(0.91, 0.3)))
+    assert (refused.value.score, refused.value.threshold) == (0.91, 0.3)
+    with pytest.raises(ValueError, match="^That file is not a picture$"):
+        load_reading_answer(reading_answer(error="That file is not a picture"))
+    for text, image, reason in [
+        (reading_to_json(options), None, "picture is missing"),
+        (json.dumps({"format": "aria-result", "version": 1, "options": {}}), b"x", "not an aria-reading"),
+        (json.dumps({"format": "aria-reading", "version": 1, "options": {"image_safety": "maybe"}}), b"x",
+         "image_safety must be one of"),
+    ]:
+        with pytest.raises(WireError, match=reason):
+            reading_from_json(text, image)
+    for answer, reason in [(b"x" * 5000, "at most 4096 bytes"), (b"{", "not valid JSON"),
+                           (json.dumps({"emotion": {"valence": 5, "arousal": 0}, "encoder": "palette"}), "valence"),
+                           (json.dumps({"unsafe": {"score": "high", "threshold": 0.5}}), "score must be a number"),
+                           (json.dumps({"emotion": None, "encoder": "palette", "x": 1}), "unknown fields: x")]:
+        with pytest.raises(WireError, match=reason):
+            load_reading_answer(answer)

@@ -19,6 +19,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from aria_engine.emotion import Emotion
 from aria_engine.engine.base import Engine, EngineStatus, log_failure, polite_failure, stop_task
 from aria_engine.engine.cache import ResultCache
 from aria_engine.engine.jobs import Cancelled, Failed, Job, Queued, new_job_id
@@ -26,8 +27,10 @@ from aria_engine.engine.metrics import EngineMetrics, eta_seconds
 from aria_engine.engine.redis_queue import Refused, RedisQueue
 from aria_engine.engine.scheduler import Busy, Limits, job_cost
 from aria_engine.engine.wire import (
-    WireError, event_from_fields, event_kind, load_result, request_from_json, request_to_json,
+    WireError, event_from_fields, event_kind, load_reading_answer, load_result, reading_to_json,
+    request_from_json, request_to_json, score_continuation,
 )
+from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Request
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ class RedisEngine(Engine):
                 job_id, request_to_json(request), request.image, server=origin.server, user=origin.user,
                 cost=job_cost(request), max_queued=limits.max_queued,
                 max_per_server=limits.max_queued_per_server, max_per_user=limits.max_queued_per_user,
+                continues=score_continuation(request.emotion),
             )
         except RedisError as error:
             log.warning("cannot enqueue: %s", error)
@@ -139,7 +143,8 @@ class RedisEngine(Engine):
         fields = await self.queue.job_fields(job_id)
         if not fields:
             return None
-        job = Job(request_from_json(fields.get("request"), fields.get("image")), id=job_id)  # or WireError
+        job = Job(request_from_json(fields.get("request"), fields.get("image"), fields.get("continues")),
+                  id=job_id)  # or WireError
         self._remember(job)
         self._last_ids[job_id] = "0-0"
         return job
@@ -161,6 +166,32 @@ class RedisEngine(Engine):
             loop_lag_p99_ms=self.lag.percentile(0.99) * 1000,
             finished=dict(self._finished_counts),
         )
+
+    async def read_picture(self, image: bytes, options: GenerationOptions,
+                           timeout_s: float = 30.0) -> tuple[Emotion, str]:
+        """One picture's emotion, read by a worker (its encoder for `options.encoder`, after the
+        image-safety gate `options` ask for): (emotion, encoder). Raises as an in-process reading
+        does: ImageUnsafe when the gate refuses it, ValueError (with why, for the member) when it
+        cannot be read, no worker answers within `timeout_s` or Redis cannot be reached.
+
+        Why the workers read it and not this process: the bot side of a worker pool loads no
+        model, so a reading here could use neither the workers' encoder (CLIP where they have
+        its weights) nor their image-safety classifier; a jam's readout would then differ from
+        what a single piece of the same picture reads. Readings skip the job queue (see
+        redis_queue.py), so they answer at once even while every worker composes."""
+        await self.start()
+        read_id = new_job_id()
+        try:
+            await self.queue.ask_reading(read_id, reading_to_json(options), image, int(timeout_s) + 5)
+            answer = await self.queue.reading_answer(read_id, timeout_s)
+            if answer is None:
+                await self.queue.forget_reading(read_id)
+        except RedisError as error:
+            log.warning("cannot have a picture read: %s", error)
+            raise ValueError("the worker pool cannot be reached right now; please try again soon") from None
+        if answer is None:
+            raise ValueError("no worker answered in time; please try again soon")
+        return load_reading_answer(answer)
 
     def health(self) -> dict:
         report = super().health()

@@ -11,7 +11,8 @@ build around them anyway. redis-py is Redis's own, well-kept client, with asynci
 
 Layout (prefix `aria` by default; one Redis, not a cluster, since the scripts compute keys):
 
-    {p}:job:{id}           hash: request JSON, image bytes, server, user, cost, state
+    {p}:job:{id}           hash: request JSON, image bytes, continues (a jam's earlier MIDI), server,
+                           user, cost, state
     {p}:q:{server}:{user}  list: the user's waiting job ids, FIFO
     {p}:users:{server}     list: the server's users with waiting jobs, rotated for turns
     {p}:ready              zset: servers with waiting jobs, scored by their next start tag
@@ -25,10 +26,17 @@ Layout (prefix `aria` by default; one Redis, not a cluster, since the scripts co
     {p}:workers            hash: worker name -> last heartbeat (epoch seconds)
     {p}:worker-info        hash: worker name -> JSON {device, concurrency, max_batch} (what it can take)
     {p}:completions        zset: recently finished job ids by time, for throughput
+    {p}:reads              list: pictures waiting to be read for a jam's readout (ids, FIFO)
+    {p}:read:{id}          hash: the reading's JSON and picture (short TTL: the bot waits that long)
+    {p}:read-answer:{id}   list: the worker's one answer (JSON, short TTL)
 
 Waiting jobs stay in the fair structures, not in the stream: a worker's claim script picks
 the next job by fairness and moves it into the stream and its pending list in one atomic
 step. Every state change that must not half-happen is one Lua script.
+
+Readings are not jobs: a jam contribution's readout answers the member at once in-process, and a
+worker claims jobs only when a model thread is free, so a reading queued among the jobs would wait
+behind whole pieces. Workers answer them on a lane of their own (`next_reading`), as they come.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ _ENQUEUE = """
 local p, id, req, has_image, image = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local server, user, cost, now = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local max_q, max_s, max_u = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local has_continues, continues = ARGV[13], ARGV[14]
 local depth = redis.call('ZCARD', p..':queued')
 if depth >= max_q then return {'busy', 'queue_full', depth + 1} end
 local sdepth = tonumber(redis.call('HGET', p..':depth', server) or '0')
@@ -59,6 +68,7 @@ if redis.call('EXISTS', jkey) == 1 then return {'exists'} end
 redis.call('HSET', jkey, 'request', req, 'server', server, 'user', user, 'cost', cost,
            'submitted_at', now, 'state', 'queued')
 if has_image == '1' then redis.call('HSET', jkey, 'image', image) end
+if has_continues == '1' then redis.call('HSET', jkey, 'continues', continues) end
 redis.call('RPUSH', ukey, id)
 if udepth == 0 then redis.call('RPUSH', p..':users:'..server, user) end
 if not redis.call('ZSCORE', p..':ready', server) then
@@ -182,7 +192,7 @@ if state and state ~= 'done' and state ~= 'failed' and state ~= 'cancelled' then
     redis.call('ZREMRANGEBYSCORE', p..':completions', '-inf', now - 600)
   end
   redis.call('HSET', jkey, 'state', kind)
-  redis.call('HDEL', jkey, 'image')
+  redis.call('HDEL', jkey, 'image', 'continues')
   local fields = {}
   for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', events, '*', unpack(fields))
@@ -278,11 +288,13 @@ class RedisQueue:
 
     async def enqueue(self, job_id: str, request_json: str, image: bytes | None, *, server: str, user: str,
                       cost: float, max_queued: int, max_per_server: int | None,
-                      max_per_user: int | None) -> Enqueued | Refused:
+                      max_per_user: int | None, continues: bytes | None = None) -> Enqueued | Refused:
+        """`continues`: the MIDI of the earlier piece a jam continues (wire.score_continuation)."""
         reply = await self._enqueue(args=[
             self.prefix, job_id, request_json, "1" if image is not None else "0", image or b"",
             server, user, repr(float(cost)), repr(time.time()),
             max_queued, max_per_server or 0, max_per_user or 0,
+            "1" if continues is not None else "0", continues or b"",
         ])
         status = _text(reply[0])
         if status == "queued":
@@ -362,6 +374,49 @@ class RedisQueue:
         completions = [score for score in (_finite(pair[1]) for pair in _pairs(recent)) if score is not None]
         return {"queued": _count(queued), "running": running, "workers": live, "completions": completions,
                 "now": now}
+
+    # -- readings: a jam contribution's picture, read by a worker --------------------------------
+
+    async def ask_reading(self, read_id: str, reading_json: str, image: bytes, ttl_s: int) -> None:
+        """Leave a picture to read; it expires, unread or not, after `ttl_s`."""
+        key = self.key("read", read_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"reading": reading_json, "image": image})
+            pipe.expire(key, int(ttl_s))
+            pipe.rpush(self.key("reads"), read_id)
+            await pipe.execute()
+
+    async def reading_answer(self, read_id: str, timeout_s: float) -> bytes | None:
+        """The worker's answer, waiting at most `timeout_s`; None if none came."""
+        reply = await self.redis.blpop([self.key("read-answer", read_id)], timeout=timeout_s)
+        return None if reply is None else reply[1]
+
+    async def forget_reading(self, read_id: str) -> None:
+        """The bot stopped waiting: no worker needs to read it any more."""
+        await self.redis.delete(self.key("read", read_id))
+
+    async def next_reading(self, timeout_s: float) -> tuple[str, dict[str, bytes]] | None:
+        """(id, fields) of the next picture to read, taken off the lane; None when none came in
+        `timeout_s` (one whose bot stopped waiting is skipped)."""
+        reply = await self.redis.blpop([self.key("reads")], timeout=timeout_s)
+        if reply is None:
+            return None
+        read_id = _text(reply[1])[:64]
+        key = self.key("read", read_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.delete(key)
+            found, _ = await pipe.execute()
+        if not found:
+            return None
+        return read_id, {_text(k): v for k, v in found.items()}
+
+    async def answer_reading(self, read_id: str, answer_json: str, ttl_s: int) -> None:
+        key = self.key("read-answer", read_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, answer_json)
+            pipe.expire(key, int(ttl_s))
+            await pipe.execute()
 
     # -- the worker side ------------------------------------------------------------------------
 

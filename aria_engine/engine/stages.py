@@ -73,6 +73,17 @@ def user_facing_message(error: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def read_picture(pipeline: Pipeline, image: bytes, options: GenerationOptions) -> tuple[Emotion, str]:
+    """One picture's emotion outside any job, for a jam contribution's readout: decoded, through
+    the image-safety gate `options` ask for (raises ImageUnsafe), read by `options.encoder`.
+    (emotion, the encoder that read it). The bot's in-process reader and a worker's readings
+    both run this, so a readout is the same on either engine."""
+    name = pipeline.encoder_name(options.encoder)
+    picture = pipeline.decode_image(image)
+    pipeline.apply_safety(pipeline.check_safety([picture], [options])[0], options)
+    return pipeline.read_emotions([picture], name)[0], name
+
+
 class Stages:
     """The pipeline's stages for groups of jobs; `in_thread` runs a call in a model thread and
     `emit` is the engine's (Done and Failed end the jobs)."""

@@ -8,8 +8,16 @@ run code in a bot (which holds the platform tokens) or a worker. Everything trav
 a schema, and is validated on read, so a malformed or hostile message raises WireError, which
 fails that one job with the reason.
 
-Requests travel as JSON plus the raw picture: readable in `redis-cli`, and validated again
-(types, then Emotion and GenerationOptions) when a worker reads them.
+Requests travel as JSON plus raw bytes beside it, each in its own field of the job's hash: the
+picture, and for a jam that continues an earlier piece (Extend) that piece's MIDI. Readable in
+`redis-cli`, versioned (REQUEST_VERSION) and validated again (types, then Emotion,
+GenerationOptions and a jam's parts) when a worker reads them. A jam's score (`JamScore`)
+travels whole, its parts and continuation with it, so a worker composes it as the in-process
+engine does: sections, markers and credits.
+
+Readings are the jam's other trip: a contribution's picture read for its readout by a worker
+(`reading_to_json` / `reading_from_json` one way, `reading_answer` / `load_reading_answer`
+back), small JSON with the picture beside it, as requests.
 
 Events travel as stream entries: a `type` field and one JSON value per field of the event.
 
@@ -19,7 +27,8 @@ Results travel as a versioned envelope:
 
 The header holds `format` ("aria-result"), `version` (RESULT_VERSION), the byte length of each
 section and every other field of the Result. The sections follow it in SECTIONS order: the
-standard MIDI file, the audio clip and the two PNGs. Each section has its own size limit
+standard MIDI file, the audio clip, the two PNGs and (a jam's result that continues an earlier
+piece) the earlier piece's MIDI, so the result's trajectory is the whole JamScore again. Each section has its own size limit
 (SECTION_LIMITS), the header too, and the whole frame is at most MAX_RESULT_BYTES. The
 composition's pretty_midi object is rebuilt from the MIDI section (after bounding its ticks and
 its length in seconds, so a tiny file cannot make pretty_midi allocate gigabytes, nor pin tens
@@ -39,16 +48,28 @@ from typing import Any
 
 from aria_engine.emotion import Emotion, Trajectory
 from aria_engine.engine.jobs import Cancelled, Done, Event, Failed, Progress, Queued, Started
+from aria_engine.jam import MAX_CONTRIBUTIONS, SECONDS_RANGE, Continuation, JamScore, Part
 from aria_engine.options import MODES, GenerationOptions
 from aria_engine.pipeline import STAGES, Origin, Request, Result
 
 MiB = 1024 * 1024
 MAGIC = b"ARIAWIRE"
 RESULT_FORMAT = "aria-result"
-RESULT_VERSION = 1
-SECTIONS = ("midi", "audio", "emotion_chart", "piano_roll")
+RESULT_VERSION = 2  # 2: a jam's whole score, and the `continues` section
+SECTIONS = ("midi", "audio", "emotion_chart", "piano_roll", "continues")
+_SECTIONS_OF_VERSION = {1: SECTIONS[:4], 2: SECTIONS}  # version 1: an earlier release's results
+REQUEST_VERSION = 2  # 2: a jam's whole score; 1 (no version field): an earlier release's requests
+READING_FORMAT = "aria-reading"
+READING_VERSION = 1
+# The earlier piece a jam continues is an earlier result's MIDI (at most SECTION_LIMITS["midi"]),
+# markers added; the margin is for a bot that kept a longer one.
+MAX_CONTINUATION_BYTES = 2 * MiB
 # A 600 s procedural piece is under 200 KB of MIDI; a 600 s clip under 25 MB even as 320 kbps MP3.
-SECTION_LIMITS = {"midi": 1 * MiB, "audio": 64 * MiB, "emotion_chart": 8 * MiB, "piano_roll": 8 * MiB}
+SECTION_LIMITS = {"midi": 1 * MiB, "audio": 64 * MiB, "emotion_chart": 8 * MiB, "piano_roll": 8 * MiB,
+                  "continues": MAX_CONTINUATION_BYTES}
+MAX_CAPTION_CHARS = 120  # what bot.jams keeps of a caption (CAPTION_CHARS)
+MAX_NAME_CHARS = 200  # a contributor's name as the platform shows it, as the origin's ids
+MAX_READING_ANSWER_BYTES = 4096
 MAX_HEADER_BYTES = 1 * MiB
 MAX_RESULT_BYTES = 80 * MiB
 # A piece is at most 600 s (the renderer refuses longer), and its MIDI ends with its last note:
@@ -220,15 +241,91 @@ def _conditioning_to_json(value: Emotion | Trajectory | None) -> Any:
         return None
     if isinstance(value, Emotion):
         return _emotion_to_json(value)
-    return {"keyframes": _trajectory_to_json(value)}
+    return _trajectory_object(value)
 
 
-def _conditioning_from_json(value: Any) -> Emotion | Trajectory | None:
-    if value is None:
-        return None
-    if isinstance(value, dict) and "keyframes" in value:
-        return _trajectory_from_json(_object(value, "the emotion", ("keyframes",))["keyframes"], "the keyframes")
-    return _emotion_from_json(value, "the emotion")
+def _conditioning_from_json(value: Any, continuation: bytes | None = None) -> Emotion | Trajectory | None:
+    if value is None or not isinstance(value, dict) or "keyframes" not in value:
+        _no_continuation(continuation)
+        return _optional(_emotion_from_json, value, "the emotion")
+    return _trajectory_from_object(value, continuation, "the emotion")
+
+
+def _trajectory_object(trajectory: Trajectory) -> dict:
+    """A trajectory's keyframes; a jam's score adds its parts, section length and continuation
+    (whose MIDI travels apart, as raw bytes: `score_continuation`)."""
+    value: dict[str, Any] = {"keyframes": _trajectory_to_json(trajectory)}
+    if isinstance(trajectory, JamScore):
+        cont = trajectory.continues
+        value["jam"] = {
+            "parts": [{"contributor": p.contributor, "valence": p.emotion.valence, "arousal": p.emotion.arousal,
+                       "caption": p.caption, "encoder": p.encoder} for p in trajectory.parts],
+            "seconds": trajectory.seconds,
+            "continues": None if cont is None else {"sections": cont.sections, "composer": cont.composer,
+                                                    "midi_bytes": len(cont.midi)},
+        }
+    return value
+
+
+def _trajectory_from_object(value: Any, continuation: bytes | None, where: str) -> Trajectory:
+    value = _object(value, where, ("keyframes", "jam"), required=("keyframes",))
+    trajectory = _trajectory_from_json(value["keyframes"], f"{where}'s keyframes")
+    if "jam" not in value:
+        _no_continuation(continuation)
+        return trajectory
+    jam = _object(value["jam"], "the jam", ("parts", "seconds", "continues"))
+    parts = tuple(_part_from_json(part, f"the jam's part {i + 1}")
+                  for i, part in enumerate(_list(jam["parts"], "the jam's parts", MAX_CONTRIBUTIONS)))
+    if not parts:
+        raise WireError("the jam's parts must not be empty")
+    seconds = _number(jam["seconds"], "the jam's seconds per section", *SECONDS_RANGE)
+    if jam["continues"] is None:
+        _no_continuation(continuation)
+        continues = None
+    else:
+        continues = _continuation_from_json(jam["continues"], continuation, len(parts))
+    return _built(JamScore, "the jam", trajectory.keyframes, parts, seconds, continues)
+
+
+def _part_from_json(value: Any, where: str) -> Part:
+    value = _object(value, where, ("contributor", "valence", "arousal", "caption", "encoder"))
+    emotion = _emotion_from_json({"valence": value["valence"], "arousal": value["arousal"]}, where)
+    return _built(Part, where, _text(value["contributor"], f"{where}'s contributor", MAX_NAME_CHARS), emotion,
+                  _text(value["caption"], f"{where}'s caption", MAX_CAPTION_CHARS),
+                  _word(value["encoder"], f"{where}'s encoder"))
+
+
+def _continuation_from_json(value: Any, midi: bytes | None, parts: int) -> Continuation:
+    """The earlier piece: its MIDI within MAX_CONTINUATION_BYTES and readable as a piece (the same
+    bounded reading as a result's MIDI), holding 1 to all-but-one of the score's parts."""
+    value = _object(value, "the continuation", ("sections", "composer", "midi_bytes"))
+    if parts < 2:
+        raise WireError("a jam that continues an earlier piece needs at least two parts")
+    sections = _integer(value["sections"], "the continuation's sections", 1, parts - 1)
+    composer = _word(value["composer"], "the continuation's composer")
+    size = _integer(value["midi_bytes"], "the continuation's MIDI size", 0, MAX_CONTINUATION_BYTES)
+    if not isinstance(midi, (bytes, bytearray)):
+        raise WireError("the continuation's MIDI is missing")
+    if len(midi) > MAX_CONTINUATION_BYTES:
+        raise WireError(f"the continuation's MIDI is {len(midi)} bytes, over its {MAX_CONTINUATION_BYTES}-byte limit")
+    if len(midi) != size:
+        raise WireError(f"the continuation's MIDI is {len(midi)} bytes, not the {size} its request says")
+    midi = bytes(midi)
+    _midi_from(midi, "the continuation's MIDI")  # or WireError; the worker's composer reads it again
+    return _built(Continuation, "the continuation", midi, sections, composer)
+
+
+def _no_continuation(midi: bytes | None) -> None:
+    if midi:
+        raise WireError("the message carries a continuation's MIDI but no jam that continues")
+
+
+def score_continuation(conditioning: Any) -> bytes | None:
+    """The bytes that travel beside a request's or a result's JSON: the MIDI of the earlier
+    piece a jam continues, None for anything else."""
+    if isinstance(conditioning, JamScore) and conditioning.continues is not None:
+        return conditioning.continues.midi
+    return None
 
 
 _OPTION_TYPES = {f.name: str(f.type) for f in fields(GenerationOptions)}
@@ -257,12 +354,14 @@ def _options_from_json(value: Any, where: str) -> GenerationOptions:
 # -- requests -----------------------------------------------------------------------------------
 
 
-_REQUEST_KEYS = ("emotion", "options", "origin", "max_upload_bytes", "has_image")
+_REQUEST_KEYS = ("version", "emotion", "options", "origin", "max_upload_bytes", "has_image")
 
 
 def request_to_json(request: Request) -> str:
-    """Everything but the picture's bytes, which travel beside it."""
+    """Everything but the picture's bytes and a continuation's MIDI (`score_continuation`),
+    which travel beside it."""
     return json.dumps({
+        "version": REQUEST_VERSION,
         "emotion": _conditioning_to_json(request.emotion),
         "options": request.options.as_dict(),
         "origin": asdict(request.origin),
@@ -271,11 +370,17 @@ def request_to_json(request: Request) -> str:
     }, sort_keys=True)
 
 
-def request_from_json(text: str | bytes, image: bytes | None) -> Request:
-    """The inverse of `request_to_json`; raises WireError if anything is off."""
+def request_from_json(text: str | bytes, image: bytes | None, continuation: bytes | None = None) -> Request:
+    """The inverse of `request_to_json` (with the bytes that travelled beside it); raises
+    WireError if anything is off."""
     if text is None or len(text) > MAX_REQUEST_BYTES:
         raise WireError(f"the request is missing or over {MAX_REQUEST_BYTES} bytes")
-    data = _object(_json(text, "the request"), "the request", _REQUEST_KEYS)
+    data = _object(_json(text, "the request"), "the request", _REQUEST_KEYS,
+                   required=tuple(k for k in _REQUEST_KEYS if k != "version"))
+    version = data.get("version", 1)
+    if version not in (1, REQUEST_VERSION) or isinstance(version, bool):
+        raise WireError(f"the request's version is {_shown(version)}; this worker reads versions 1 to "
+                        f"{REQUEST_VERSION} (are the workers and the bot the same release?)")
     if not isinstance(data["has_image"], bool):
         raise WireError("the request's has_image must be true or false")
     if data["has_image"] and not isinstance(image, bytes):
@@ -284,11 +389,65 @@ def request_from_json(text: str | bytes, image: bytes | None) -> Request:
     return _built(
         Request, "the request",
         image=image if data["has_image"] else None,
-        emotion=_conditioning_from_json(data["emotion"]),
+        emotion=_conditioning_from_json(data["emotion"], continuation),
         options=_options_from_json(data["options"], "the options"),
         origin=Origin(**{k: _text(v, f"the origin's {k}", 200) for k, v in origin.items()}),
         max_upload_bytes=_optional(_integer, data["max_upload_bytes"], "max_upload_bytes", 0, 2**40),
     )
+
+
+# -- readings (a jam contribution's picture, read by a worker for its readout) -----------------------
+
+_READING_KEYS = ("format", "version", "options")
+
+
+def reading_to_json(options: GenerationOptions) -> str:
+    """What a worker needs to read one picture: the encoder and the image-safety options (the
+    picture travels beside it)."""
+    return json.dumps({"format": READING_FORMAT, "version": READING_VERSION, "options": options.as_dict()},
+                      sort_keys=True)
+
+
+def reading_from_json(text: str | bytes | None, image: bytes | None) -> tuple[bytes, GenerationOptions]:
+    """The inverse of `reading_to_json`: (the picture, its options); WireError if anything is off."""
+    if text is None or len(text) > MAX_REQUEST_BYTES:
+        raise WireError(f"the reading is missing or over {MAX_REQUEST_BYTES} bytes")
+    data = _object(_json(text, "the reading"), "the reading", _READING_KEYS)
+    if data["format"] != READING_FORMAT or data["version"] != READING_VERSION:
+        raise WireError(f"the reading is not an {READING_FORMAT} of version {READING_VERSION}")
+    if not isinstance(image, bytes) or not image:
+        raise WireError("the reading's picture is missing")
+    return image, _options_from_json(data["options"], "the reading's options")
+
+
+def reading_answer(emotion: Emotion | None = None, encoder: str | None = None, *,
+                   unsafe: tuple[float, float] | None = None, error: str | None = None) -> str:
+    """A worker's answer: the emotion and the encoder that read it; or (score, threshold) of the
+    image-safety gate's refusal; or why the picture could not be read, in words for the member."""
+    if unsafe is not None:
+        return json.dumps({"unsafe": {"score": unsafe[0], "threshold": unsafe[1]}})
+    if error is not None:
+        return json.dumps({"error": error[:500]})
+    return json.dumps({"emotion": _emotion_to_json(emotion), "encoder": encoder})
+
+
+def load_reading_answer(data: bytes | str) -> tuple[Emotion, str]:
+    """The inverse of `reading_answer`: (emotion, encoder), or raises as an in-process reading
+    does: ImageUnsafe for the gate's refusal, ValueError (WireError for a malformed answer) with
+    why the picture could not be read."""
+    from aria_engine.safety import ImageUnsafe
+
+    if not isinstance(data, (bytes, str)) or len(data) > MAX_READING_ANSWER_BYTES:
+        raise WireError(f"the reading's answer is not text of at most {MAX_READING_ANSWER_BYTES} bytes")
+    answer = _json(data, "the reading's answer")
+    if isinstance(answer, dict) and "unsafe" in answer:
+        refused = _object(_object(answer, "the answer", ("unsafe",))["unsafe"], "the refusal", ("score", "threshold"))
+        raise ImageUnsafe(_number(refused["score"], "the safety score", 0, 1),
+                          _number(refused["threshold"], "the safety threshold", 0, 1))
+    if isinstance(answer, dict) and "error" in answer:
+        raise ValueError(_text(_object(answer, "the answer", ("error",))["error"], "the reading's error", 500))
+    answer = _object(answer, "the reading's answer", ("emotion", "encoder"))
+    return _emotion_from_json(answer["emotion"], "the read emotion"), _word(answer["encoder"], "the encoder")
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -304,7 +463,7 @@ def dump_result(result: Result) -> bytes:
     """The envelope for a result; WireError if a part is over its limit (the job then fails)."""
     comp, audio = result.composition, result.audio
     sections = {"midi": result.midi, "audio": audio.data, "emotion_chart": result.emotion_chart,
-                "piano_roll": result.piano_roll}
+                "piano_roll": result.piano_roll, "continues": score_continuation(result.trajectory) or b""}
     for name, data in sections.items():
         _within_limit(name, len(data))
     header = json.dumps({
@@ -312,7 +471,7 @@ def dump_result(result: Result) -> bytes:
         "version": RESULT_VERSION,
         "sections": {name: len(data) for name, data in sections.items()},
         "emotion": _emotion_to_json(result.emotion),
-        "trajectory": None if result.trajectory is None else _trajectory_to_json(result.trajectory),
+        "trajectory": _result_trajectory_to_json(result.trajectory),
         "encoder": result.encoder,
         "composition": {"composer": comp.composer, "seed": comp.seed, "mode": comp.mode,
                         "tokens": comp.tokens, "notes": list(comp.notes), "stats": comp.stats},
@@ -351,12 +510,14 @@ def load_result(data: bytes) -> Result:
     head = _object(_json(data[_PREFIX.size:start], "the result's header"), "the result's header", _RESULT_KEYS)
     if head["format"] != RESULT_FORMAT:
         raise WireError(f"the result's format is {_shown(head['format'])!r}, not {RESULT_FORMAT!r}")
-    if head["version"] != RESULT_VERSION:
-        raise WireError(f"the result's version is {_shown(head['version'])}; this bot reads version "
+    version = head["version"]
+    if isinstance(version, bool) or version not in _SECTIONS_OF_VERSION:
+        raise WireError(f"the result's version is {_shown(version)}; this bot reads versions 1 to "
                         f"{RESULT_VERSION} (are the workers and the bot the same release?)")
-    sizes = _object(head["sections"], "the result's sections", SECTIONS)
-    sections = {}
-    for name in SECTIONS:
+    names = _SECTIONS_OF_VERSION[version]
+    sizes = _object(head["sections"], "the result's sections", names)
+    sections = {"continues": b""}
+    for name in names:
         size = _within_limit(name, _integer(sizes[name], f"the {name} section's size", 0, MAX_RESULT_BYTES))
         sections[name] = data[start:start + size]
         start += size
@@ -368,6 +529,22 @@ def load_result(data: bytes) -> Result:
         if not sections[name].startswith(_PNG):
             raise WireError(f"the {name.replace('_', ' ')} is not a PNG")
     return _result_from(head, sections)
+
+
+def _result_trajectory_to_json(trajectory: Trajectory | None) -> Any:
+    """A plain trajectory as its keyframes (as version 1 wrote it); a jam's score whole."""
+    if trajectory is None:
+        return None
+    if isinstance(trajectory, JamScore):
+        return _trajectory_object(trajectory)
+    return _trajectory_to_json(trajectory)
+
+
+def _result_trajectory_from_json(value: Any, continuation: bytes | None) -> Trajectory | None:
+    if value is None or isinstance(value, list):
+        _no_continuation(continuation)
+        return _optional(_trajectory_from_json, value, "the trajectory")
+    return _trajectory_from_object(value, continuation, "the trajectory")
 
 
 def _within_limit(section: str, size: int) -> int:
@@ -414,7 +591,7 @@ def _result_from(head: dict, sections: dict[str, bytes]) -> Result:
     )
     return Result(
         emotion=_emotion_from_json(head["emotion"], "the emotion"),
-        trajectory=_optional(_trajectory_from_json, head["trajectory"], "the trajectory"),
+        trajectory=_result_trajectory_from_json(head["trajectory"], sections["continues"] or None),
         encoder=_word(head["encoder"], "the encoder"),
         composition=composition,
         options=_options_from_json(head["options"], "the options"),
@@ -427,7 +604,7 @@ def _result_from(head: dict, sections: dict[str, bytes]) -> Result:
     )
 
 
-def _midi_from(data: bytes):
+def _midi_from(data: bytes, what: str = "the MIDI section"):
     """pretty_midi's object for a standard MIDI file, once mido has shown it is small in time."""
     import mido
     import pretty_midi
@@ -435,27 +612,27 @@ def _midi_from(data: bytes):
     try:
         parsed = mido.MidiFile(file=io.BytesIO(data))
     except Exception as error:  # mido raises many kinds on a broken file
-        raise WireError(f"the MIDI section is not a MIDI file ({type(error).__name__})") from None
+        raise WireError(f"{what} is not a MIDI file ({type(error).__name__})") from None
     longest = max((sum(message.time for message in track) for track in parsed.tracks), default=0)
     if longest > MAX_MIDI_TICKS:
-        raise WireError(f"the MIDI file is {longest} ticks long, over the {MAX_MIDI_TICKS}-tick limit")
-    seconds = _midi_seconds(parsed, longest)
+        raise WireError(f"{what} is {longest} ticks long, over the {MAX_MIDI_TICKS}-tick limit")
+    seconds = _midi_seconds(parsed, longest, what)
     if seconds > MAX_PIECE_SECONDS:
-        raise WireError(f"the MIDI file lasts {seconds:.0f} s, over the {MAX_PIECE_SECONDS:.0f}-second limit")
+        raise WireError(f"{what} lasts {seconds:.0f} s, over the {MAX_PIECE_SECONDS:.0f}-second limit")
     try:
         if _PRETTY_MIDI_TAKES_MIDO:
             return pretty_midi.PrettyMIDI(mido_object=parsed)
         return pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as error:
-        raise WireError(f"the MIDI section cannot be read ({type(error).__name__}: {str(error)[:100]})") from None
+        raise WireError(f"{what} cannot be read ({type(error).__name__}: {str(error)[:100]})") from None
 
 
-def _midi_seconds(parsed, end_tick: int) -> float:
+def _midi_seconds(parsed, end_tick: int, what: str = "the MIDI section") -> float:
     """How long `end_tick` ticks last, as pretty_midi times them: the tempo changes of the first
     track only, 120 BPM until the first one."""
     resolution = parsed.ticks_per_beat
     if not isinstance(resolution, int) or resolution <= 0:
-        raise WireError("the MIDI file's resolution must be a positive number of ticks a beat")
+        raise WireError(f"the resolution of {what} must be a positive number of ticks a beat")
     changes = []
     tick = 0
     for message in parsed.tracks[0] if parsed.tracks else ():

@@ -30,7 +30,7 @@ from adapters.discord.delivery import Conversation
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
-from bot.jams import JamRefused, JamService, board_text, pipeline_reader, watch_deadlines
+from bot.jams import JamRefused, JamService, board_text, reader_for, watch_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Jams(commands.Cog):
         self.bot = bot
         service = bot.service
         self.jams = JamService(service, JamBook(service.store),
-                               pipeline_reader(getattr(service.engine, "pipeline", None), "auto"),
+                               reader_for(service),
                                clock=lambda: service.policy.clock())
         self._watch: asyncio.Task | None = None
 

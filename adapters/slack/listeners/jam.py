@@ -25,7 +25,7 @@ from adapters.slack.files import FileRefused, download, first_image
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
-from bot.jams import JamRefused, JamService, board_text, pipeline_reader, watch_deadlines
+from bot.jams import JamRefused, JamService, board_text, reader_for, watch_deadlines
 from bot.policy import Actor
 from bot.texts import sentence
 
@@ -101,8 +101,7 @@ class JamListener:
     def jams(self) -> JamService:
         if self._jams is None:
             service = self.adapter.service
-            pipeline = getattr(service.engine, "pipeline", None)
-            self._jams = JamService(service, JamBook(service.store), pipeline_reader(pipeline, "auto"),
+            self._jams = JamService(service, JamBook(service.store), reader_for(service),
                                     clock=lambda: service.policy.clock())
         return self._jams
 
