@@ -22,7 +22,7 @@ CALM, SAD, JOYFUL = Emotion(0.6, -0.7), Emotion(-0.6, 0.0), Emotion(0.7, 0.8)
 
 def _notes(midi_bytes: bytes, before: float | None = None) -> list[tuple]:
     midi = pretty_midi.PrettyMIDI(io.BytesIO(midi_bytes))
-    return sorted((i.is_drum, i.program, n.pitch, n.velocity, round(n.start, 4), round(n.end, 4))
+    return sorted((i.is_drum, i.program, n.pitch, n.velocity, midi.time_to_tick(n.start), midi.time_to_tick(n.end))
                   for i in midi.instruments for n in i.notes if before is None or n.start < before - 1e-3)
 
 
