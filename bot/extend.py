@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from aria_engine.emotion import Emotion
-from aria_engine.jam import (MAX_CONTRIBUTIONS, SECONDS_RANGE, TOKENS_RANGE, Continuation, JamScore, Part,
+from aria_engine.jam import (JAM_MODES, MAX_CONTRIBUTIONS, SECONDS_RANGE, TOKENS_RANGE, Continuation, JamScore, Part,
                              markers_of)
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Request
@@ -91,6 +91,9 @@ class Extender:
         caption = caption.strip()[:CAPTION_CHARS]
         composer = record.composer or record.generation_options().composer
         options = record.generation_options().replace(seed=None, composer=composer)
+        if composer == "transformer" and options.mode not in JAM_MODES:
+            raise ExtendRefused(f"That piece was made in the {options.mode} mode, which takes one emotion per piece, "
+                                f"so it can't be continued into another.")
         seconds = section_seconds(jam, options, len(parts))
         if composer != "transformer":  # within the longest piece here
             longest = self.service.settings.get("jam_longest_piece_s", server=actor.server_key,

@@ -60,6 +60,16 @@ async def finished(service, ticket):
     return last
 
 
+def notes(midi: bytes) -> set:
+    import io
+
+    import pretty_midi
+
+    parsed = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    return {(i.program, i.is_drum, n.pitch, round(n.start, 3), round(n.end, 3), n.velocity)
+            for i in parsed.instruments for n in i.notes}
+
+
 async def a_piece(service, clock, user="ana", emotion=Emotion(-0.6, -0.5)):
     admission = service.admit(member(user), OPTIONS, explicit={"seed", "duration_s", "composer", "encoder"})
     ticket = await service.submit(admission, emotion=emotion)
@@ -78,6 +88,8 @@ async def test_a_single_piece_extended_twice_grows_one_jam_record(world):
     end = await finished(service, extension.ticket)
     midi = store.midi_of(extension.ticket.result_id)
     assert [text for _, text in markers_of(midi)] == [f"1. <@ana>: {Emotion(-0.6, -0.5).label}", "2. @bo: joyful"]
+    assert notes(store.midi_of(first)) <= notes(midi)  # the earlier piece, note for note, then the new part
+    assert len(notes(midi)) > len(notes(store.midi_of(first)))
     holder = jams.book.get(extension.jam.jam_id)
     assert holder.status == "done" and holder.result_id == extension.ticket.result_id
     assert [e.user_id for e in holder.entries] == ["ana", "bo"] and holder.entries[1].caption == "sun"
