@@ -98,12 +98,16 @@ async def test_a_continuation_reaches_the_worker_intact(server, worker):
                                                       Part("@bo", Emotion(-0.3, 0.6))], 6)))
     parts = [*earlier.trajectory.parts, Part("@cy", Emotion(0.8, -0.2), "and then")]
     score = dataclasses.replace(JamScore.of(parts, 6), continues=Continuation(earlier.midi, 2, "procedural"))
+    request = jam_request(score)
+    request = dataclasses.replace(request, options=request.options.replace(duration_s=6.0))  # the new part only
     async with RedisEngine(server.url) as engine:
-        end = await asyncio.wait_for((await engine.submit(jam_request(score))).wait(), 120)
+        end = await asyncio.wait_for((await engine.submit(request)).wait(), 120)
     assert isinstance(end, Done), end
     # The result's score is the one the worker read from Redis: the earlier MIDI came through whole.
     assert end.result.trajectory == score and end.result.trajectory.continues.midi == earlier.midi
+    assert [t for _, t in markers_of(end.result.midi)][:2] == [t for _, t in markers_of(earlier.midi)]
     assert len(markers_of(end.result.midi)) == 3
+    assert_same_piece(end.result, Pipeline().run(request))  # the extension the bot would make in-process
 
 
 async def ending(redis, queue: RedisQueue, job_id: str, timeout_s: float = 60) -> dict:
