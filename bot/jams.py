@@ -347,17 +347,34 @@ def score_of_jam(store, jam_id: str) -> JamScore | None:
     return JamScore.of(parts, jam.seconds or 15.0)
 
 
-def board_text(jam: Jam, clock: Callable[[], float] = time.time) -> str:
-    """The jam board's words (the adapters add the chart and the buttons)."""
+def board_text(jam: Jam, clock: Callable[[], float] = time.time, progress: str | None = None) -> str:
+    """The jam board's words (the adapters add the chart and the buttons). `progress`: the line
+    `piece_progress` made for the jam's piece while it is composed or when it ended."""
     left = max(0.0, jam.deadline - clock())
     lines = [f"Jam: {jam.title}", f"Host: {jam.host_name}",
-             f"Closes in {format_wait(left)}" if jam.is_open else f"Status: {jam.status}",
+             f"Closes in {format_wait(left)}" if jam.is_open else progress or piece_progress(jam.status),
              f"Contributions: {len(jam.entries)} of {jam.max_contributions}"]
     for number, entry in enumerate(jam.entries, start=1):
         caption = f' "{entry.caption}"' if entry.caption else ""
         lines.append(f"{number}. {entry.user_name}: {entry.emotion.label} "
                      f"({entry.emotion.valence:+.2f}, {entry.emotion.arousal:+.2f}){caption}")
     return "\n".join(lines)
+
+
+def piece_progress(status: str, detail: str = "") -> str:
+    """The board's line for its piece, so members watch it there as a single piece's requester
+    watches its status message: `status` is the jam's (composing, done, failed, cancelled) and
+    `detail` the status words every piece gets (bot.outcomes: the queue, the stage, the percent)
+    or why it failed."""
+    if status == "composing":
+        return f"Progress: {detail}" if detail else "Progress: handed to the queue"
+    if status == DONE:
+        return "Finished: see the reply in the thread"
+    if status == FAILED:
+        return f"Failed: {detail}" if detail else "Failed: the piece could not be made"
+    if status == CANCELLED:
+        return "Cancelled"
+    return f"Status: {status}"
 
 
 def reader_for(service, encoder: str = "auto") -> ReadEmotion:

@@ -80,7 +80,8 @@ def quick_settings(store: Store, **values) -> None:
 @contextlib.asynccontextmanager
 async def running_bot(double: DiscordDouble, data_dir: Path, *, shard_count: int | None = None,
                       auto_shard: bool = False, test_guild: int | None = None, clock: FakeClock | None = None,
-                      settings: dict | None = None, engine: LocalEngine | None = None, jam_watch_s: float = 5.0):
+                      settings: dict | None = None, engine: LocalEngine | None = None, jam_watch_s: float = 5.0,
+                      message_content: bool = False, progress_interval_s: float = 2.0):
     """The bot logged into the double and ready; closed (with its engine and store) afterwards."""
     clock = clock or FakeClock()
     store = Store(data_dir / "aria.db")
@@ -90,7 +91,8 @@ async def running_bot(double: DiscordDouble, data_dir: Path, *, shard_count: int
     config = DiscordConfig(token=double.token, api_base=double.api_base,
                            gateway_url=double.gateway_url, guild_ready_timeout=0.05, clock=clock,
                            shard_count=shard_count, auto_shard=auto_shard, test_guild=test_guild,
-                           jam_watch_s=jam_watch_s)
+                           jam_watch_s=jam_watch_s, message_content=message_content,
+                           progress_interval_s=progress_interval_s)
     bot = create_bot(config, service)
     task = asyncio.create_task(bot.start(config.token))
     try:

@@ -125,3 +125,111 @@ def test_the_invite_asks_for_the_thread_permissions_jams_need_and_no_more():
                                  create_public_threads=True, send_messages_in_threads=True)
     assert set(re.findall(r"permissions=(\d+)", readme)) == {str(wanted.value)}
     assert f"permissions integer {wanted.value}" in readme
+
+
+VALENCE, AROUSAL = "Valence (-1 unpleasant .. +1 pleasant)", "Arousal (-1 calm .. +1 energetic)"  # MoodForm's labels
+
+
+def board_edits(double, board) -> list[str]:
+    """Every description the board was edited to, in order (the double keeps only the last)."""
+    seen: list[str] = []
+
+    def hook(request) -> None:
+        if request.method == "PATCH" and request.path.endswith(f"/messages/{board.id}") and request.json:
+            seen.extend((e.get("description") or "") for e in request.json.get("embeds") or [])
+    double.on_request.append(hook)
+    return seen
+
+
+async def welcome_of(double, thread):
+    """The thread's first message, which carries the Add a mood button too."""
+    return await double.wait_for(
+        lambda: next((m for m in double.bot_messages(channel=thread)
+                      if any(i.startswith("aria-jam:m:") for i in m.custom_ids())), None), 20, "the thread's welcome")
+
+
+async def open_mood_form(double, message, user):
+    button = next(i for i in message.custom_ids() if i.startswith("aria-jam:m:"))
+    pressed = await double.click_button(message, button, user)
+    await double.wait_for(lambda: any(c["type"] == 9 for c in pressed.callbacks), 20, "the mood form")
+    return pressed
+
+
+async def test_only_members_in_the_thread_contribute_and_the_mood_form_adds_a_mood(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path):
+        intents = double.identifies[-1]["intents"]
+        assert not intents & (1 << 15) and not intents & (1 << 9)  # no Message Content, no guild messages
+        board = await start(double, world)
+        thread = thread_of(world)
+
+        # the board's form, from the channel, by a member who has not joined the thread
+        form = await open_mood_form(double, board, world.bob)
+        outside = await double.submit_modal(form, {VALENCE: "0.5", AROUSAL: "-0.2"})
+        assert "Join the jam's thread to contribute to it." in (await ephemeral_answer(double, outside)).text()
+
+        # a picture posted in the thread is not read without the option (Discord sends no message)
+        image = double.add_attachment(picture(), "sun.png")
+        await double.send_message(thread, world.bob, "the beach", [image])
+
+        # the same form from the thread's own button, with a bad number, then a good one
+        bad = await double.submit_modal(await open_mood_form(double, await welcome_of(double, thread), world.alice),
+                                        {VALENCE: "lots", AROUSAL: "0"})
+        assert "two numbers" in (await ephemeral_answer(double, bad)).text()
+        good = await double.submit_modal(await open_mood_form(double, await welcome_of(double, thread), world.alice),
+                                         {VALENCE: "0.5", AROUSAL: "-0.2", "Caption": "calm sea"})
+        await double.wait_for(lambda: board_says(board, "Contributions: 1 of 12"), 30, "the form's mood")
+        readout = await double.wait_for(lambda: good.original and not good.original.ephemeral and good.original, 10,
+                                        "the readout")
+        assert f"1. <@{world.alice.id}>  valence +0.50 (pleasant)  arousal -0.20 (calm)  -> content" in readout.text()
+        assert '"calm sea"' in board.embeds[0]["description"] and board.file("jam.trajectory.png") is not None
+
+        # bob joins the thread (posting there did so too): the board's form now takes his mood
+        form = await open_mood_form(double, board, world.bob)
+        await double.submit_modal(form, {VALENCE: "-0.6", AROUSAL: "0.6"})
+        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "bob's mood from the board")
+        assert f"2. <@{world.bob.id}>: " in board.embeds[0]["description"]  # the picture never counted
+
+
+async def test_with_message_content_a_picture_posted_in_the_thread_joins_and_the_board_shows_progress(double, tmp_path):
+    world = make_world(double)
+    async with running_bot(double, tmp_path, message_content=True, progress_interval_s=0.2,
+                           settings={"jam_contributions_per_member": 1}) as running:
+        running.config.notice_lifetime_s = 0.5
+        intents = double.identifies[-1]["intents"]
+        assert intents & (1 << 15) and intents & (1 << 9)
+        board = await start(double, world)
+        thread = thread_of(world)
+        welcome = await welcome_of(double, thread)
+        assert "Post pictures here" in welcome.text()
+
+        await double.send_message(thread, world.bob, "just chatting")  # no picture: ignored
+        image = double.add_attachment(picture(), "sun.png")
+        posted = await double.send_message(thread, world.bob, "  golden hour  ", [image])
+        await double.wait_for(lambda: board_says(board, "Contributions: 1 of 12"), 30, "the posted picture")
+        assert '"golden hour"' in board.embeds[0]["description"] and board.file("jam.trajectory.png") is not None
+        readout = await double.wait_for(
+            lambda: next((m for m in double.bot_messages(channel=thread) if m.content.startswith("1. ")), None),
+            10, "the picture's readout")
+        assert readout.content.startswith(f"1. <@{world.bob.id}>  valence ")
+
+        again = double.add_attachment(picture((20, 20, 60)), "night.png")
+        await double.send_message(thread, world.bob, "", [again])  # over the per-member limit
+        refusal = await double.wait_for(
+            lambda: next((m for m in double.bot_messages(channel=thread, include_deleted=True)
+                          if "contributions each member" in m.content), None), 30, "the refusal")
+        assert refusal.content.startswith(f"<@{world.bob.id}> ")
+        await double.wait_for(lambda: refusal.deleted, 10, "the refusal deleting itself")
+        assert board_says(board, "Contributions: 1 of 12") and posted.id
+
+        await double.send_slash_command(world.guild, thread, world.alice, "aria-jam add-mood",
+                                        {"valence": -0.5, "arousal": 0.5})
+        await double.wait_for(lambda: board_says(board, "Contributions: 2 of 12"), 30, "the host's mood")
+        edits = board_edits(double, board)
+        finish = next(i for i in board.custom_ids() if i.startswith("aria-jam:f:"))
+        await double.click_button(board, finish, world.alice)
+        await double.wait_for(lambda: jam_result(double, thread), 60, "the jam's piece")
+        await double.wait_for(lambda: board_says(board, "Finished: see the reply in the thread"), 20, "the ending")
+        progress = [e.splitlines()[1] for e in edits if "Progress: " in e]
+        assert progress, edits
+        assert any("%" in line or "line" in line for line in progress), progress

@@ -157,7 +157,7 @@ def create_bot(config: DiscordConfig, service) -> commands.Bot:
     options = dict(
         command_prefix=commands.when_mentioned,
         help_command=None,
-        intents=discord.Intents(guilds=True),  # slash commands and components need no privileged intents
+        intents=config.intents(),  # no privileged intent unless message_content is asked for
         allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
         guild_ready_timeout=config.guild_ready_timeout,
     )

@@ -3,6 +3,9 @@
 `DiscordConfig.from_env()` reads `ARIA_DISCORD_TOKEN`, `ARIA_DISCORD_API_BASE` and
 `ARIA_DISCORD_GATEWAY_URL`. The two endpoint overrides exist for large deployments that route
 REST through a rate-limit proxy, and for tests, which point both at a local Discord double.
+`ARIA_DISCORD_MESSAGE_CONTENT=1` asks for the privileged Message Content intent (it must also be
+switched on in the Developer Portal), so that pictures posted in a jam's thread join the jam;
+without it ARIA asks for no privileged intent.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class DiscordConfig:
     token_lifetime_s: float = TOKEN_LIFETIME_S
     token_margin_s: float = 30.0  # switch to a channel message this long before the token dies
     max_download_bytes: int = 25 * 1024 * 1024
+    message_content: bool = False  # the privileged Message Content intent: pictures posted in a jam's thread count
+    notice_lifetime_s: float = 20.0  # a refusal answering a posted message deletes itself after this long
     dedupe_window_s: float = 3600.0  # interaction ids seen are remembered this long (their tokens live 15 min)
     clock: Callable[[], float] = field(default=time.monotonic)  # tests substitute a clock they move
 
@@ -43,9 +48,19 @@ class DiscordConfig:
             "token": env.get("ARIA_DISCORD_TOKEN", ""),
             "api_base": env.get("ARIA_DISCORD_API_BASE") or None,
             "gateway_url": env.get("ARIA_DISCORD_GATEWAY_URL") or None,
+            "message_content": env.get("ARIA_DISCORD_MESSAGE_CONTENT", "").strip().lower() in ("1", "true", "yes", "on"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def intents(self):
+        """Guilds only (slash commands and components need nothing privileged); with
+        `message_content`, the guild messages and their content too (the jam thread's pictures)."""
+        import discord
+
+        if self.message_content:
+            return discord.Intents(guilds=True, guild_messages=True, message_content=True)
+        return discord.Intents(guilds=True)
 
     @property
     def sharded(self) -> bool:

@@ -43,6 +43,8 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
 MANAGE_MESSAGES = 1 << 13
+GUILD_MESSAGES_INTENT = 1 << 9
+MESSAGE_CONTENT_INTENT = 1 << 15  # privileged: without it a message's content, attachments and embeds come empty
 EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 15) | (1 << 16) | (1 << 31)  # view, send, attach, history, use app cmds
 
 # Application command option types (the ones the test API converts values for).
@@ -109,6 +111,7 @@ class Channel:
     nsfw: bool = False  # Discord's age-restricted flag
     parent_id: int | None = None  # set for a thread (type 11): the channel it lives in
     owner_id: int = 0  # a thread's: who started it
+    members: set[int] = field(default_factory=set)  # a thread's members (Discord's thread members): joined or posted
 
     def payload(self) -> dict:
         if self.parent_id is not None:  # a public thread
@@ -416,6 +419,29 @@ class DiscordDouble:
         files = [self._cdn[self._cdn_path(a["url"])] for a in attachments]
         message = Message(self.snowflake(), channel.id, channel.guild_id, user, content, attachments=files)
         self.messages[message.id] = message
+        return message
+
+    def join_thread(self, thread: Channel, user: User) -> None:
+        """The user joins the thread (Discord's Join Thread), as posting in it also does."""
+        thread.members.add(user.id)
+
+    async def send_message(self, channel: Channel, user: User, content: str = "",
+                           attachments: list[dict] = ()) -> Message:
+        """A user posts a message (in a thread, they join it): MESSAGE_CREATE goes to the sessions
+        that asked for GUILD_MESSAGES, with its content, attachments and embeds only for those
+        that also have the privileged MESSAGE_CONTENT intent (it does not mention the bot)."""
+        message = self.post_message(channel, user, content, attachments)
+        if channel.parent_id is not None:
+            channel.members.add(user.id)
+        guild = self.guilds[channel.guild_id]
+        member = {k: v for k, v in self._member_payload(guild, user.id).items() if k != "user"}
+        full = {**message.payload(), "guild_id": str(guild.id), "member": member}
+        blank = {**full, "content": "", "attachments": [], "embeds": []}
+        for session in [s for s in self.sessions if s.identified and s.owns(guild.id)]:
+            if session.intents & GUILD_MESSAGES_INTENT:
+                await self._send(session, {"op": 0, "t": "MESSAGE_CREATE",
+                                           "d": full if session.intents & MESSAGE_CONTENT_INTENT else blank})
+        self._notify()
         return message
 
     def _store_file(self, filename: str, content_type: str, data: bytes) -> StoredFile:
@@ -826,6 +852,7 @@ class DiscordDouble:
             (("POST", "channels/*/messages/*/threads"), self._start_thread),
             (("POST", "channels/*/messages"), self._create_channel_message),
             (("GET", "channels/*/messages/*"), self._get_channel_message),
+            (("GET", "channels/*/thread-members/*"), self._get_thread_member),
             (("PATCH", "channels/*/messages/*"), self._edit_channel_message),
             (("DELETE", "channels/*/messages/*"), self._delete_channel_message),
             (("GET", "channels/*"), self._get_channel),
@@ -999,7 +1026,7 @@ class DiscordDouble:
         message = self._channel_message(channel_id, message_id)
         guild = self.guilds[self._channel(channel_id).guild_id]
         thread = Channel(message.id, guild.id, (body or {}).get("name") or "thread", parent_id=int(channel_id),
-                         owner_id=self.bot.id)
+                         owner_id=self.bot.id, members={self.bot.id})
         guild.threads[thread.id] = thread
         self._notify()
         return thread.payload()
@@ -1050,6 +1077,14 @@ class DiscordDouble:
                 raise DiscordHTTPError(403, 50013, "Missing Permissions")
         message.deleted = True
         return None
+
+    async def _get_thread_member(self, request, channel_id, user_id, **_):
+        thread = self._channel(channel_id)
+        if thread.parent_id is None:
+            raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+        if int(user_id) not in thread.members:
+            raise DiscordHTTPError(404, 10007, "Unknown Member")
+        return {"id": str(thread.id), "user_id": str(user_id), "join_timestamp": _now_iso(-60), "flags": 0}
 
     async def _get_channel(self, request, channel_id, **_):
         return self._channel(channel_id).payload()

@@ -7,9 +7,18 @@ each gets its readout in the thread and the board is redrawn. The host's Finish,
 (a watch this cog runs) or the last allowed contribution composes one piece, posted in the
 thread as any result is. Moderators (Manage Messages, Manage Server, or ARIA's admins) may
 `remove` a contribution and cancel. `/aria-jam extend` in the thread of a finished jam continues
-it with one more picture or mood (the whole longer piece, the new section marked). The rules are bot/jams.py's; none of this needs a privileged
-intent (pictures posted in the thread without the command are not read: that would need the
-Message Content intent).
+it with one more picture or mood (the whole longer piece, the new section marked). The rules are
+bot/jams.py's.
+
+Contributions count only from inside the jam's thread: a command used there (in a private
+thread, by a member of it), or the board's *Add a mood* form by a member who has joined the
+thread (Discord's thread members); anyone else is told privately to join it. None of this needs
+a privileged intent. With `message_content` (ARIA_DISCORD_MESSAGE_CONTENT=1, and the Message
+Content intent switched on in the Developer Portal), a picture simply posted in an open jam's
+thread is a contribution too (its text the caption); a refusal for one cannot be ephemeral, so
+it is a reply mentioning the member that deletes itself after `notice_lifetime_s`.
+While the piece is made, the board shows its progress (the same throttled status every piece
+gets), then how it ended.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ from adapters.discord.delivery import Conversation
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
-from bot.jams import JamRefused, JamService, board_text, reader_for, watch_deadlines
+from bot.jams import JamRefused, JamService, board_text, piece_progress, reader_for, watch_deadlines
+from bot.policy import Actor
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +100,86 @@ def board_view(jam: Jam) -> discord.ui.View | None:
     return view
 
 
-def board_embed(jam: Jam, clock) -> discord.Embed:
-    lines = board_text(jam, clock).splitlines()
+def board_embed(jam: Jam, clock, progress: str | None = None) -> discord.Embed:
+    lines = board_text(jam, clock, progress).splitlines()
     embed = discord.Embed(title=lines[0][:256], description="\n".join(lines[1:])[:4096], colour=0x7B5EA7)
     if jam.entries:
         embed.set_image(url=f"attachment://{CHART}")
     return embed
 
 
-def chart_file(jam: Jam) -> discord.File:
-    png = visuals.trajectory_chart([(e.user_name, e.emotion) for e in jam.entries])
-    return discord.File(io.BytesIO(png), filename=CHART)
+def actor_of_message(message: discord.Message) -> Actor:
+    """Who posted a picture in a jam's thread, as `actor_of` says it for an interaction (the
+    member's server-wide permissions: a message carries none for its channel)."""
+    member = message.author
+    permissions = getattr(member, "guild_permissions", discord.Permissions.none())
+    return Actor(platform="discord", server_id=str(message.guild.id), channel_id=str(message.channel.id),
+                 user_id=str(member.id),
+                 role_ids=tuple(str(r.id) for r in getattr(member, "roles", ()) if not r.is_default()),
+                 is_admin=permissions.manage_guild or permissions.administrator,
+                 age_restricted=bool(getattr(message.channel, "nsfw", False)),
+                 is_moderator=permissions.manage_messages or permissions.manage_guild or permissions.administrator)
+
+
+def mood_view(jam: Jam) -> discord.ui.View:
+    """The Add a mood button alone, for the thread's first message (pressed there, in the thread)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JamButton("m", jam.jam_id))
+    return view
+
+
+class CommandAnswer:
+    """Answers a picture's contribution made with `/aria-jam add`: privately until it is taken."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+
+    async def working(self) -> None:
+        await self.interaction.response.defer(thinking=True)
+
+    async def refuse(self, text: str) -> None:
+        if not self.interaction.response.is_done():
+            await self.interaction.response.send_message(text, ephemeral=True)
+            return
+        await self.interaction.followup.send(text, ephemeral=True)
+        await self.interaction.delete_original_response()
+
+    async def readout(self, text: str) -> None:
+        await self.interaction.followup.send(text)
+
+
+class MessageAnswer:
+    """Answers a picture posted in the jam's thread. A message's refusal cannot be ephemeral: it
+    is a reply that mentions the member (and no one else) and deletes itself shortly after."""
+
+    def __init__(self, message: discord.Message, notice_lifetime_s: float) -> None:
+        self.message = message
+        self.notice_lifetime_s = notice_lifetime_s
+
+    async def working(self) -> None:
+        """Nothing to acknowledge: the readout is the answer."""
+
+    async def refuse(self, text: str) -> None:
+        await self.message.reply(f"{self.message.author.mention} {text}", delete_after=self.notice_lifetime_s,
+                                 mention_author=True,
+                                 allowed_mentions=discord.AllowedMentions(users=[self.message.author], everyone=False,
+                                                                          roles=False, replied_user=True))
+
+    async def readout(self, text: str) -> None:
+        await self.message.reply(text, mention_author=False)
+
+
+class PieceOnTheBoard(Conversation):
+    """The jam's piece: delivered in the thread as any result, its status shown on the board
+    (the flow calls `show_status` throttled, as for every piece's status message)."""
+
+    def __init__(self, *args, on_status, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_status = on_status
+
+    async def show_status(self, text: str, result_id: str | None = None) -> None:
+        await super().show_status(text, result_id)
+        await self.on_status(text)
 
 
 class Jams(commands.Cog):
@@ -114,6 +193,7 @@ class Jams(commands.Cog):
                                reader_for(service),
                                clock=lambda: service.policy.clock())
         self._watch: asyncio.Task | None = None
+        self._charts: dict[str, tuple[tuple, bytes]] = {}  # jam id -> (its contributions, their chart)
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(JamButton)
@@ -149,7 +229,10 @@ class Jams(commands.Cog):
         thread = await message.create_thread(name=f"Jam: {jam.title}"[:100])
         self.jams.book.set_board(jam.jam_id, {"channel": str(interaction.channel_id), "message": str(message.id),
                                               "ts": str(thread.id)}, self.jams.clock())
-        await thread.send("Add pictures with `/aria-jam add`, or moods with `/aria-jam add-mood`, here.")
+        pictures = "Post pictures here (or use `/aria-jam add`)" if self.bot.config.message_content else \
+            "Add pictures with `/aria-jam add`"
+        await thread.send(f"{pictures}, or moods with `/aria-jam add-mood` or the button, here.",
+                          view=mood_view(jam))
 
     @jam.command(name="add", description="Add a picture to this thread's jam")
     @app_commands.describe(image="A picture", caption="A few words about it")
@@ -158,22 +241,25 @@ class Jams(commands.Cog):
         jam = await self._jam_here(interaction)
         if jam is None:
             return
-        try:
-            self.bot.check_attachment(image)
-        except AttachmentRefused as refused:
-            await interaction.response.send_message(str(refused), ephemeral=True)
+        await self.add_picture_to(jam, image, caption or "", actor=actor_of(interaction),
+                                  name=interaction.user.mention, in_thread=await self._in_thread(interaction, jam),
+                                  answer=CommandAnswer(interaction))
+
+    @commands.Cog.listener("on_message")
+    async def on_thread_picture(self, message: discord.Message) -> None:
+        """A picture posted in an open jam's thread (only with the Message Content intent: without
+        it Discord sends no messages, nor their attachments)."""
+        if not self.bot.config.message_content or message.author.bot or message.guild is None:
             return
-        await interaction.response.defer(thinking=True)
-        try:
-            data = await self.bot.fetch_attachment(image)
-            added = await self.jams.add_picture(actor_of(interaction), interaction.user.mention, jam.jam_id, data,
-                                                caption or "")
-        except (AttachmentRefused, JamRefused) as refused:
-            await interaction.followup.send(str(refused), ephemeral=True)
-            await interaction.delete_original_response()
+        image = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+        if image is None:
             return
-        await interaction.followup.send(added.readout)
-        await self._contributed(added)
+        jam = next((j for j in self.jams.open_jams("discord") if j.board.get("ts") == str(message.channel.id)), None)
+        if jam is None:
+            return
+        caption = re.sub(r"<@[!&]?\d+>", "", message.content).strip()
+        await self.add_picture_to(jam, image, caption, actor=actor_of_message(message), name=message.author.mention,
+                                  in_thread=True, answer=MessageAnswer(message, self.bot.config.notice_lifetime_s))
 
     @jam.command(name="add-mood", description="Add a mood to this thread's jam")
     @app_commands.describe(valence="-1 unpleasant ... +1 pleasant", arousal="-1 calm ... +1 energetic",
@@ -247,11 +333,31 @@ class Jams(commands.Cog):
 
     # -- what they do --------------------------------------------------------------------------
 
+    async def add_picture_to(self, jam: Jam, image: discord.Attachment, caption: str, *, actor, name: str,
+                             in_thread: bool, answer) -> None:
+        """A picture joins the jam, from the command or posted in the thread: checked and fetched
+        as the bot fetches every attachment, read, answered with its readout, the board redrawn."""
+        try:
+            self.bot.check_attachment(image)
+        except AttachmentRefused as refused:
+            await answer.refuse(str(refused))
+            return
+        await answer.working()
+        try:
+            data = await self.bot.fetch_attachment(image)
+            added = await self.jams.add_picture(actor, name, jam.jam_id, data, caption, in_thread=in_thread)
+        except (AttachmentRefused, JamRefused) as refused:
+            await answer.refuse(str(refused))
+            return
+        await answer.readout(added.readout)
+        await self._contributed(added)
+
     async def add_mood_to(self, interaction: discord.Interaction, jam_id: str, valence: float, arousal: float,
                           caption: str) -> None:
+        jam = self.jams.book.get(jam_id)
         try:
             added = self.jams.add_mood(actor_of(interaction), interaction.user.mention, jam_id, valence, arousal,
-                                       caption)
+                                       caption, in_thread=jam is not None and await self._in_thread(interaction, jam))
         except JamRefused as refused:
             await interaction.response.send_message(str(refused), ephemeral=True)
             return
@@ -291,24 +397,62 @@ class Jams(commands.Cog):
         """The piece into the jam's thread, as a channel message (no interaction to answer)."""
         await self._redraw(jam)
         thread_id = int(jam.board.get("ts") or jam.channel_id)
-        conversation = Conversation(None, self.bot.config, self.bot.service, received_at=self.bot.config.clock(),
-                                    private=False, client=self.bot, user=discord.Object(int(jam.host_id)),
-                                    channel_id=thread_id, guild_id=int(jam.server_id), picked_up=False)
+
+        async def show_on_board(status: str) -> None:
+            await self._redraw(jam, piece_progress("composing", status))
+
+        conversation = PieceOnTheBoard(None, self.bot.config, self.bot.service, received_at=self.bot.config.clock(),
+                                       private=False, client=self.bot, user=discord.Object(int(jam.host_id)),
+                                       channel_id=thread_id, guild_id=int(jam.server_id), picked_up=False,
+                                       on_status=show_on_board)
         await self.bot.flow.run(ticket, conversation)
         record = self.bot.service.result(ticket.result_id)
-        self.jams.finished(jam.jam_id, ok=record is not None and record.status == "done")
-        await self._redraw(self.jams.book.get(jam.jam_id))
+        ok = record is not None and record.status == "done"
+        self.jams.finished(jam.jam_id, ok=ok)
+        ended = self.jams.book.get(jam.jam_id)
+        if ended is not None:
+            await self._redraw(ended, piece_progress(ended.status, "" if ok or record is None else record.error or ""))
 
-    async def _redraw(self, jam: Jam | None) -> None:
+    async def _redraw(self, jam: Jam | None, progress: str | None = None) -> None:
         if jam is None or not jam.board.get("message"):
             return
         channel = self.bot.get_partial_messageable(int(jam.board["channel"]), guild_id=int(jam.server_id))
         message = channel.get_partial_message(int(jam.board["message"]))
-        files = [chart_file(jam)] if jam.entries else []
+        files = [self._chart_file(jam)] if jam.entries else []
         try:
-            await message.edit(embed=board_embed(jam, self.jams.clock), view=board_view(jam), attachments=files)
+            await message.edit(embed=board_embed(jam, self.jams.clock, progress), view=board_view(jam),
+                               attachments=files)
         except discord.HTTPException as error:
             log.warning("could not redraw the board of jam %s: %s", jam.jam_id, error)
+
+    def _chart_file(self, jam: Jam) -> discord.File:
+        """The board's chart, drawn again only when the contributions changed (progress edits
+        redraw the board every few seconds while the piece is made)."""
+        drawn = tuple((e.user_name, e.emotion.valence, e.emotion.arousal) for e in jam.entries)
+        kept = self._charts.get(jam.jam_id)
+        if kept is None or kept[0] != drawn:
+            png = visuals.trajectory_chart([(e.user_name, e.emotion) for e in jam.entries])
+            kept = self._charts[jam.jam_id] = (drawn, png)
+        return discord.File(io.BytesIO(kept[1]), filename=CHART)
+
+    async def _in_thread(self, interaction: discord.Interaction, jam: Jam) -> bool:
+        """Whether this member acts from inside the jam's thread: used there (a private thread
+        only by its members), or, from the board in the channel, having joined the thread."""
+        thread_id = jam.board.get("ts")
+        if not thread_id:
+            return False
+        channel = interaction.channel
+        if str(interaction.channel_id) == thread_id and \
+                getattr(channel, "type", None) != discord.ChannelType.private_thread:
+            return True
+        try:
+            await self.bot.http.get_thread_member(int(thread_id), interaction.user.id)
+        except discord.NotFound:
+            return False
+        except discord.HTTPException as error:  # cannot tell: the member is not turned away for Discord's failure
+            log.warning("could not ask whether %s is in the thread of jam %s: %s", interaction.user.id, jam.jam_id,
+                        error)
+        return True
 
     async def _jam_here(self, interaction: discord.Interaction, *, finished: bool = False) -> Jam | None:
         """The jam whose thread this is; tells the member when it is none."""
