@@ -4,7 +4,7 @@ The real discord.py client logs into it (point `discord.http.Route.BASE` at `api
 `DiscordWebSocket.DEFAULT_GATEWAY` at `gateway_url`). It keeps the little world a bot sees
 (guilds, channels, roles, members, messages, synced commands), records every request the bot
 makes, and lets a test act as Discord's users: send slash commands, use context menus, click
-buttons, pick from selects.
+buttons, pick from selects, submit the forms (modals) the bot opens.
 
 It keeps Discord's rules that matter to a bot:
 - an interaction must be answered within 3 s and only once (else 404 Unknown interaction / 400
@@ -241,6 +241,7 @@ class Interaction:
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     target_message: Message | None = None  # for components: the message clicked on
+    modal: dict | None = None  # the form the bot answered with (callback type 9), for `submit_modal`
 
     @property
     def answered(self) -> bool:
@@ -532,6 +533,54 @@ class DiscordDouble:
         interaction = await self._interact(3, guild, channel, user, data, member_permissions, roles, limit,
                                            message=message)
         return interaction
+
+    async def submit_modal(self, interaction: Interaction, values: dict[str, Any] | None = None, *,
+                           permissions: int = 0) -> Interaction:
+        """Submit the form the bot opened in answer to `interaction` (MODAL_SUBMIT, type 5), as its
+        user. `values` maps a field's custom id (or its label) to text for a text input, or to a
+        list of `add_attachment` payloads for a file upload (sent in `resolved.attachments`).
+        Fields not named come empty; a required one left empty raises, as Discord's form would."""
+        if interaction.modal is None:
+            raise LookupError(f"interaction {interaction.id} was not answered with a modal")
+        values = values or {}
+        resolved: dict = {}
+
+        def given(component: dict, label: str | None):
+            for key in (component.get("custom_id"), label or component.get("label")):
+                if key in values:
+                    return values[key]
+            return None
+
+        def submitted(component: dict, label: str | None = None) -> dict:
+            kind, value = component["type"], given(component, label)
+            if kind == 4:  # text input
+                text = "" if value is None else str(value)
+                if not text and component.get("required", True):
+                    raise ValueError(f"field {label or component.get('label')!r} is required")
+                return {"type": 4, "custom_id": component["custom_id"], "value": text}
+            if kind == 19:  # file upload
+                files = list(value or [])
+                if not files and component.get("required", True):
+                    raise ValueError(f"field {label!r} is required")
+                for file in files:
+                    resolved.setdefault("attachments", {})[file["id"]] = file
+                return {"type": 19, "custom_id": component["custom_id"], "values": [f["id"] for f in files]}
+            raise ValueError(f"the double cannot fill a component of type {kind}")
+
+        components = []
+        for top in interaction.modal.get("components", []):
+            if top["type"] == 1:  # an action row around a text input
+                components.append({"type": 1, "components": [submitted(c) for c in top["components"]]})
+            elif top["type"] == 18:  # a label around one component
+                components.append({"type": 18, "component": submitted(top["component"], top.get("label"))})
+        data = {"custom_id": interaction.modal["custom_id"], "components": components}
+        if resolved:
+            data["resolved"] = resolved
+        guild = self.guilds[interaction.guild_id]
+        channel = self._channel(str(interaction.channel_id))
+        member_permissions = self._member_permissions(guild, interaction.user, permissions, ())
+        return await self._interact(5, guild, channel, interaction.user, data, member_permissions, (),
+                                    interaction.upload_limit, message=interaction.target_message)
 
     async def send_raw_interaction(self, guild: Guild, channel: Channel, user: User, type_: int, data: dict, *,
                                    message: Message | None = None, permissions: int = 0) -> Interaction:
@@ -950,8 +999,8 @@ class DiscordDouble:
             self._apply_edit(message, data, files, interaction.upload_limit)
         elif kind == 6:  # deferred update: @original is the component's message
             message = interaction.target_message
-        elif kind == 9:
-            pass  # modal: shown to the user; nothing to store
+        elif kind == 9:  # modal: shown to the user, kept for `submit_modal`
+            interaction.modal = copy.deepcopy(data)
         else:
             raise DiscordHTTPError(400, 50035, f"Invalid Form Body: unsupported callback type {kind}")
         if kind in (6, 7):
