@@ -70,7 +70,7 @@ async def test_no_another_mode_under_a_procedural_piece(double, tmp_path):
     async with running_bot(double, tmp_path, settings={"daily_quota": 5}) as running:
         first = await a_result(double, world)
         assert "procedural composer" in first.text()
-        assert [i.split(":")[1] for i in first.custom_ids()] == ["v", "p", "d"]
+        assert [i.split(":")[1] for i in first.custom_ids()] == ["v", "e", "p", "d"]
         # A message posted by an older version still carries the select.
         first.components.append({"type": 1, "components": [{
             "type": 3, "custom_id": f"aria:m:{result_id(first)}", "placeholder": "Another mode...",

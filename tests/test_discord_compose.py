@@ -29,7 +29,7 @@ def assert_full_result(message) -> None:
     assert message.file(".mid").data.startswith(b"MThd")
     assert message.file(".ogg").data.startswith(b"OggS")
     ids = message.custom_ids()
-    assert [i.split(":")[1] for i in ids] == ["v", "p", "d"], ids  # no modes to pick: the procedural composer
+    assert [i.split(":")[1] for i in ids] == ["v", "e", "p", "d"], ids  # no modes to pick: the procedural composer
 
 
 async def test_aria_with_an_image(double, tmp_path):

@@ -45,7 +45,8 @@ def assert_result(double: SlackDouble, channel, message: dict, requester, compos
     assert double.file_data[midi["id"]].startswith(b"MThd")
     actions = {el["action_id"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]}
     # Another mode only for composers with modes: the procedural one has none.
-    assert actions == ({"aria_variation"} if composer == "procedural" else {"aria_variation", "aria_another_mode"})
+    assert actions == ({"aria_variation", "aria_extend"} if composer == "procedural"
+                       else {"aria_variation", "aria_extend", "aria_another_mode"})
     assert not any(e["via"] == "chat.postEphemeral" for e in double.ephemerals_for(requester))
     return message
 

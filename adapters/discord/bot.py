@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "discord"
 # One extension per feature, loaded as discord.py loads extensions (each module's `setup(bot)`).
 EXTENSIONS = tuple(f"adapters.discord.cogs.{name}" for name in ("compose", "results", "queue", "help", "admin", "members",
-                                                                        "moderation", "jam"))
+                                                                        "moderation", "jam", "extend"))
 
 
 def use_endpoints(config: DiscordConfig) -> None:

@@ -2,7 +2,8 @@
 
 A custom id like `aria:v:<result id>` says everything a click needs, so the components keep
 working after a restart: discord.py matches the id against these templates and rebuilds the
-item, and the handlers in `cogs/results.py` find the result in the store.
+item, and the handlers in `cogs/results.py` (Extend's in `cogs/extend.py`) find the result in
+the store.
 """
 
 from __future__ import annotations
@@ -17,23 +18,30 @@ from aria_engine.options import MODES
 
 RID = r"(?P<rid>[0-9A-Za-z_-]{1,64})"
 
-# action letter -> (label, style, handler name on the Results cog)
+# action letter -> (label, style, handler name on the Results cog, or "Cog.handler" on another)
 BUTTONS = {
     "v": ("Variation", discord.ButtonStyle.primary, "variation"),
+    "e": ("Extend", discord.ButtonStyle.secondary, "Extend.open_form"),
     "p": ("Parameters", discord.ButtonStyle.secondary, "parameters"),
     "d": ("Delete", discord.ButtonStyle.danger, "delete"),
     "c": ("Cancel", discord.ButtonStyle.secondary, "cancel"),
 }
 
 
-def _results_cog(interaction: discord.Interaction) -> Any:
-    cog = interaction.client.get_cog("Results")  # type: ignore[union-attr]
+def _results_cog(interaction: discord.Interaction, name: str = "Results") -> Any:
+    cog = interaction.client.get_cog(name)  # type: ignore[union-attr]
     if cog is None:
-        raise RuntimeError("the Results cog is not loaded")
+        raise RuntimeError(f"the {name} cog is not loaded")
     return cog
 
 
-BUTTON_TEMPLATE = re.compile(r"aria:(?P<action>[vpdc]):" + RID)
+def _handler(interaction: discord.Interaction, action: str) -> Any:
+    """The cog method a button calls: Results' own, or another feature's cog (`Extend.open_form`)."""
+    cog, _, method = BUTTONS[action][2].rpartition(".")
+    return getattr(_results_cog(interaction, cog or "Results"), method)
+
+
+BUTTON_TEMPLATE = re.compile(r"aria:(?P<action>[vepdc]):" + RID)
 SELECT_TEMPLATE = re.compile(r"aria:m:" + RID)
 
 
@@ -43,7 +51,7 @@ def is_known_custom_id(custom_id: str) -> bool:
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_TEMPLATE):
-    """Variation, Parameters, Delete (on results) and Cancel (on status messages)."""
+    """Variation, Extend, Parameters, Delete (on results) and Cancel (on status messages)."""
 
     def __init__(self, action: str, result_id: str) -> None:
         label, style, _ = BUTTONS[action]
@@ -56,8 +64,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_TE
         return cls(match["action"], match["rid"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        handler = getattr(_results_cog(interaction), BUTTONS[self.action][2])
-        await handler(interaction, self.result_id)
+        await _handler(interaction, self.action)(interaction, self.result_id)
 
 
 class ModeSelect(discord.ui.DynamicItem[discord.ui.Select], template=SELECT_TEMPLATE):
@@ -83,6 +90,7 @@ def result_view(result_id: str, mode: str | None = None, *, offer_modes: bool = 
     modes: under a procedural piece it would make the same music again."""
     view = discord.ui.View(timeout=None)
     view.add_item(ResultButton("v", result_id))
+    view.add_item(ResultButton("e", result_id))
     view.add_item(ResultButton("p", result_id))
     view.add_item(ResultButton("d", result_id))
     if offer_modes:

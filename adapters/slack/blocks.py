@@ -18,6 +18,7 @@ from bot.texts import ACCEPTED_PICTURES, setting_value
 COMPOSE_VIEW = "aria_compose"  # the modal's callback_id
 SHORTCUT = "compose_music"  # the message shortcut's callback_id
 VARIATION, ANOTHER_MODE, CANCEL = "aria_variation", "aria_another_mode", "aria_cancel"
+EXTEND, EXTEND_VIEW = "aria_extend", "aria_extend_form"  # the button under a piece, and its form's callback_id
 
 # Modal inputs. Block ids name the field errors go to; a number's block id is its typed name.
 PICTURE, MODE, PRIVATE = "picture", "mode", "private"
@@ -94,7 +95,7 @@ def result_blocks(reply: Reply, result_id: str, *, requester: str, mode: str | N
     notes = "\n".join(f"• {n}" for n in reply.notes)
     blocks.append(context(f"for <@{requester}> · the MIDI and the audio are in the thread"
                           + (f"\n{notes}" if notes else "")))
-    elements = [button("Variation", VARIATION, result_id, "primary")]
+    elements = [button("Variation", VARIATION, result_id, "primary"), button("Extend", EXTEND, result_id)]
     if reply.offers_modes:
         elements.append(mode_select(result_id, mode))
     blocks.append({"type": "actions", "block_id": f"result:{result_id}", "elements": elements})
@@ -192,6 +193,72 @@ def read_modal(view: dict) -> tuple[dict | None, dict[str, Any], dict[str, str]]
     return (files[0] if files else None), chosen, errors
 
 
+VALENCE, AROUSAL, CAPTION = "valence", "arousal", "caption"
+PICTURE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp"]
+NEEDS = "Add a picture, or both a valence and an arousal."
+
+
+def extend_modal(result_id: str, meta: dict) -> dict:
+    """The Extend button's form: a mood (two numbers) or a picture, and a caption. `meta` (the
+    clicked piece's channel and thread) travels in private_metadata with the result id."""
+    def axis(block_id: str, label: str, hint: str) -> dict:
+        return {"type": "input", "block_id": block_id, "optional": True, "label": _text(label, "plain_text"),
+                "hint": _text(hint, "plain_text"),
+                "element": {"type": "number_input", "action_id": block_id, "is_decimal_allowed": True,
+                            "min_value": "-1", "max_value": "1"}}
+
+    blocks = [
+        section("One more section for this piece: the reply is the whole longer piece, the new section marked. "
+                "A picture wins over the numbers."),
+        axis(VALENCE, "Valence", "-1 unpleasant ... +1 pleasant"),
+        axis(AROUSAL, "Arousal", "-1 calm ... +1 energetic"),
+        {"type": "input", "block_id": CAPTION, "optional": True, "label": _text("Caption", "plain_text"),
+         "element": {"type": "plain_text_input", "action_id": CAPTION, "max_length": 120}},
+        {"type": "input", "block_id": PICTURE, "optional": True, "label": _text("Picture", "plain_text"),
+         "hint": _text(f"A {ACCEPTED_PICTURES} image, instead of a mood.", "plain_text"),
+         "element": {"type": "file_input", "action_id": PICTURE, "max_files": 1, "filetypes": PICTURE_TYPES}},
+    ]
+    return {"type": "modal", "callback_id": EXTEND_VIEW, "title": _text("Extend this piece", "plain_text"),
+            "submit": _text("Extend", "plain_text"), "close": _text("Cancel", "plain_text"),
+            "private_metadata": json.dumps({**meta, "result": result_id}), "blocks": blocks}
+
+
+def read_extend_modal(view: dict) -> tuple[dict | None, tuple[float, float] | None, str, dict[str, str]]:
+    """(the picture's file object, the mood (valence, arousal), the caption, errors by block id).
+    A picture wins; without one both numbers are needed, each from -1 to 1."""
+    values = view.get("state", {}).get("values", {})
+
+    def entry(block_id: str) -> dict:
+        return values.get(block_id, {}).get(block_id, {}) or {}
+
+    files = entry(PICTURE).get("files") or []
+    caption = (entry(CAPTION).get("value") or "").strip()
+    if files:
+        return files[0], None, caption, {}
+    errors: dict[str, str] = {}
+    numbers: dict[str, float] = {}
+    for block_id, label in ((VALENCE, "Valence"), (AROUSAL, "Arousal")):
+        raw = entry(block_id).get("value")
+        if raw in (None, ""):
+            continue
+        try:
+            numbers[block_id] = float(raw)
+        except ValueError:
+            errors[block_id] = f"{label} must be a number."
+            continue
+        if not -1.0 <= numbers[block_id] <= 1.0:
+            errors[block_id] = f"{label} must be between -1 and 1."
+    if not errors and len(numbers) < 2:
+        if not numbers:
+            errors[PICTURE] = NEEDS
+        else:
+            missing = AROUSAL if VALENCE in numbers else VALENCE
+            errors[missing] = f"{missing.capitalize()} too, for a mood (or add a picture instead)."
+    if errors:
+        return None, None, caption, errors
+    return None, (numbers[VALENCE], numbers[AROUSAL]), caption, {}
+
+
 def read_private(view: dict) -> bool:
     """Whether the modal's "Only me" box was ticked."""
     entry = view.get("state", {}).get("values", {}).get(PRIVATE, {}).get(PRIVATE, {}) or {}
@@ -223,7 +290,8 @@ def help_text(bot_user_id: str | None) -> str:
         "user groups (and admins) may use ARIA.",
         "Options anywhere: a mode (" + ", ".join(MODES) + "), "
         + ", ".join(f"`{form}`" for form in typed_forms().split(", ")) + ".",
-        "Under each piece: *Variation* (same mood, new seed), and *Another mode* for pieces by the neural "
+        "Under each piece: *Variation* (same mood, new seed), *Extend* (one more section from a picture or a "
+        "mood: the whole longer piece, the new section marked), and *Another mode* for pieces by the neural "
         "models (the built-in composer has no modes).",
     ])
 
