@@ -122,3 +122,49 @@ async def test_the_deadline_finishes_a_jam_after_a_restart_and_a_moderator_remov
         midi = next(f for f in double.uploaded_files(world.general.id, thread) if f["name"].endswith(".mid"))
         assert len(markers_of(double.file_data[midi["id"]])) == 2
         assert "credits" in json.dumps(result["blocks"])
+
+
+def board_updates(double, board) -> list[str]:
+    """Every text the board was updated to, in order (chat.update calls on its ts)."""
+    return [args.get("text", "") for args in double.calls_to("chat.update") if args.get("ts") == board["ts"]]
+
+
+async def test_only_the_thread_contributes_the_mood_form_adds_and_the_board_shows_progress(double, tmp_path):
+    world = make_world(double)
+    async with running_app(double, tmp_path, progress_interval_s=0.2):
+        board = await start_jam(double, world)
+        thread = board["ts"]
+
+        await double.slash(world.general, world.bob, "jam mood 0.5 -0.2")  # a slash command has no thread
+        refused = await wait_for_ephemeral(double, world.bob)
+        assert refused["text"] == "Join the jam's thread to contribute to it."
+        assert "Contributions: 0 of 12" in board_text(double, world.general)
+
+        async def mood_form(user):
+            before = len(double.views_for(user))
+            await double.click(world.general, user, board_of(double, world.general), "aria_jam_mood")
+            views = await double.wait_for(lambda: double.views_for(user)[before:], 20, "the mood form")
+            return views[0]["id"]
+
+        before = len(double.ephemerals_for(world.bob))
+        # Slack's own form keeps a number input within -1..1; the double does not, so the listener's check shows
+        await double.submit(await mood_form(world.bob), world.bob, {"valence": "1.5", "arousal": "0"})
+        bad = await wait_for_ephemeral(double, world.bob, after=before)
+        assert "valence" in bad["text"].lower() and "Contributions: 0 of 12" in board_text(double, world.general)
+
+        await double.submit(await mood_form(world.bob), world.bob,
+                            {"valence": "0.5", "arousal": "-0.2", "caption": "calm sea"})
+        await double.wait_for(lambda: "Contributions: 1 of 12" in board_text(double, world.general), 30, "the form's mood")
+        readouts = [m.get("initial_comment") or m.get("text", "") for m in double.thread(world.general.id, thread)]
+        assert any(f"1. <@{world.bob.id}>  valence +0.50 (pleasant)  arousal -0.20 (calm)  -> content" in r
+                   for r in readouts), readouts
+        assert '\\"calm sea\\"' in board_text(double, world.general)
+
+        await double.post(world.general, world.alice, f"<@{double.bot_user_id}> jam mood -0.5 0.5", thread_ts=thread)
+        await double.wait_for(lambda: "Contributions: 2 of 12" in board_text(double, world.general), 30, "the host's mood")
+        await double.click(world.general, world.alice, board_of(double, world.general), "aria_jam_finish")
+        await wait_for_result(double, world.general, thread)
+        await double.wait_for(lambda: "Finished: see the reply in the thread" in board_text(double, world.general),
+                              20, "the board's ending")
+        progress = [t.splitlines()[2] for t in board_updates(double, board) if "Progress: " in t]
+        assert progress and any("%" in line or "line" in line for line in progress), board_updates(double, board)

@@ -6,6 +6,12 @@ The host's *Finish* (or `@ARIA jam finish`), the deadline or the last allowed co
 composes the piece, delivered in the thread as any result is; `@ARIA jam extend V A [caption]`
 there continues a finished jam (the whole longer piece, the new section marked). A moderator (a workspace admin or
 an ARIA admin) may `@ARIA jam remove N` and cancel. The rules are bot/jams.py's.
+
+A contribution counts only when it comes in the jam's thread: a message whose `thread_ts` is the
+board's, or the board's own *Add a mood* (the board heads the thread). `/aria jam mood ...` has
+no thread, so in a channel with an open jam it gets the rules' private refusal ("Join the jam's
+thread"), not a contribution. While the piece is made, the board shows its progress (the same
+throttled status the thread's status message gets), then how it ended.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from adapters.slack.files import FileRefused, download, first_image
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
 from bot.jam_store import Jam, JamBook
-from bot.jams import JamRefused, JamService, board_text, reader_for, watch_deadlines
+from bot.jams import JamRefused, JamService, board_text, piece_progress, reader_for, watch_deadlines
 from bot.policy import Actor
 from bot.texts import sentence
 
@@ -60,8 +66,8 @@ def parse_jam(words: list[str]) -> tuple[str, dict]:
     raise ValueError(USAGE)
 
 
-def board_blocks(jam: Jam, chart_file_id: str | None, clock) -> list[dict]:
-    lines = board_text(jam, clock).splitlines()
+def board_blocks(jam: Jam, chart_file_id: str | None, clock, progress: str | None = None) -> list[dict]:
+    lines = board_text(jam, clock, progress).splitlines()
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": lines[0][:150], "emoji": True}},
                           ui.section("\n".join(lines[1:]))]
     if chart_file_id and jam.entries:
@@ -76,19 +82,32 @@ def board_blocks(jam: Jam, chart_file_id: str | None, clock) -> list[dict]:
     return blocks
 
 
-def mood_modal(jam_id: str, channel: str) -> dict:
+def mood_modal(jam_id: str, channel: str, thread: str | None) -> dict:
     def number(name: str, label: str) -> dict:
         return {"type": "input", "block_id": name, "label": {"type": "plain_text", "text": label},
                 "element": {"type": "number_input", "action_id": name, "is_decimal_allowed": True,
                             "min_value": "-1", "max_value": "1"}}
     return {"type": "modal", "callback_id": MOOD_VIEW, "title": {"type": "plain_text", "text": "Add a mood"},
             "submit": {"type": "plain_text", "text": "Add"},
-            "private_metadata": json.dumps({"jam_id": jam_id, "channel": channel}),
+            "private_metadata": json.dumps({"jam_id": jam_id, "channel": channel, "thread": thread}),
             "blocks": [number("valence", "Valence (-1 unpleasant .. +1 pleasant)"),
                        number("arousal", "Arousal (-1 calm .. +1 energetic)"),
                        {"type": "input", "block_id": "caption", "optional": True,
                         "label": {"type": "plain_text", "text": "Caption"},
                         "element": {"type": "plain_text_input", "action_id": "caption", "max_length": 120}}]}
+
+
+class PieceOnTheBoard(StatusMessage):
+    """The jam's piece: its status message in the thread, and the same throttled status on the
+    board (the flow calls `show_status` at most every interval)."""
+
+    def __init__(self, *args, on_status, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_status = on_status
+
+    async def show_status(self, text: str, result_id: str | None = None) -> None:
+        await super().show_status(text, result_id)
+        await self.on_status(text)
 
 
 class JamListener:
@@ -141,12 +160,15 @@ class JamListener:
             await self.start(actor, tell, name=name, **args)
             return
         jam = self._jam_of_thread(actor.channel_id, thread_ts)
+        if jam is None and verb == "mood":  # the slash command has no thread: the rules refuse it
+            jam = next((j for j in self.jams.open_jams(PLATFORM) if j.channel_id == actor.channel_id), None)
         if jam is None:
             await tell("Do that in a jam's thread. " + USAGE)
             return
         try:
             if verb == "mood":
-                added = self.jams.add_mood(actor, name, jam.jam_id, args["valence"], args["arousal"], args["caption"])
+                added = self.jams.add_mood(actor, name, jam.jam_id, args["valence"], args["arousal"], args["caption"],
+                                           in_thread=thread_ts is not None and thread_ts == jam.board.get("ts"))
                 await self._contributed(added, tell)
             elif verb == "remove":
                 await self._redraw(self.jams.remove(actor, jam.jam_id, args["number"]))
@@ -205,7 +227,8 @@ class JamListener:
             return
         caption = _MENTION.sub("", event.get("text", "")).strip()
         try:
-            added = await self.jams.add_picture(actor, f"<@{user}>", jam.jam_id, image, caption)
+            added = await self.jams.add_picture(actor, f"<@{user}>", jam.jam_id, image, caption,
+                                                in_thread=event["thread_ts"] == jam.board.get("ts"))
         except JamRefused as refused:
             await tell(str(refused))
             return
@@ -235,7 +258,10 @@ class JamListener:
         if jam is None:
             return
         try:
-            await self.adapter.client.views_open(trigger_id=body["trigger_id"], view=mood_modal(jam.jam_id, actor.channel_id))
+            container = body.get("container") or {}
+            thread = container.get("thread_ts") or container.get("message_ts")  # the board heads its thread
+            await self.adapter.client.views_open(trigger_id=body["trigger_id"],
+                                                 view=mood_modal(jam.jam_id, actor.channel_id, thread))
         except SlackApiError as error:
             await tell(f"I couldn't open the form ({error.response.get('error')}).")
 
@@ -253,7 +279,8 @@ class JamListener:
             return
         actor = await self.adapter.actor(body["team"]["id"], channel, user)
         try:
-            added = self.jams.add_mood(actor, f"<@{user}>", meta.get("jam_id", ""), valence, arousal, read["caption"] or "")
+            added = self.jams.add_mood(actor, f"<@{user}>", meta.get("jam_id", ""), valence, arousal, read["caption"] or "",
+                                       in_thread=jam is not None and meta.get("thread") == jam.board.get("ts"))
         except JamRefused as refused:
             await tell(str(refused))
             return
@@ -273,16 +300,24 @@ class JamListener:
         """The piece into the jam's thread, as any result is; the board says how it went."""
         channel, thread = jam.board.get("channel", jam.channel_id), jam.board.get("ts")
         await self._redraw(jam)
-        status = StatusMessage(self.adapter.client, self.adapter.service, channel, thread, jam.host_id,
-                               self.adapter.ephemeral(channel, jam.host_id, thread))
+
+        async def show_on_board(text: str) -> None:
+            await self._redraw(jam, progress=piece_progress("composing", text))
+
+        status = PieceOnTheBoard(self.adapter.client, self.adapter.service, channel, thread, jam.host_id,
+                                 self.adapter.ephemeral(channel, jam.host_id, thread), on_status=show_on_board)
         try:
             await status.post(f"Composing the jam *{jam.title}*: {len(jam.entries)} sections...", ticket.result_id)
         except SlackApiError as error:
             log.warning("could not post a jam's status: %s", error.response.get("error"))
         await self.adapter.flow.run(ticket, status)
         record = self.adapter.service.result(ticket.result_id)
-        self.jams.finished(jam.jam_id, ok=record is not None and record.status == "done")
-        await self._redraw(self.jams.book.get(jam.jam_id))
+        ok = record is not None and record.status == "done"
+        self.jams.finished(jam.jam_id, ok=ok)
+        ended = self.jams.book.get(jam.jam_id)
+        if ended is not None:
+            await self._redraw(ended, progress=piece_progress(ended.status,
+                                                              "" if ok or record is None else record.error or ""))
 
     async def _contributed(self, added, tell: Tell) -> None:
         jam = added.jam
@@ -304,7 +339,7 @@ class JamListener:
         files = response.get("files") or []
         return files[0]["id"] if files else None
 
-    async def _redraw(self, jam: Jam | None, chart_file_id: str | None = None) -> None:
+    async def _redraw(self, jam: Jam | None, chart_file_id: str | None = None, *, progress: str | None = None) -> None:
         if jam is None or not jam.board.get("ts"):
             return
         board = dict(jam.board)
@@ -313,8 +348,8 @@ class JamListener:
             self.jams.book.set_board(jam.jam_id, board, self.jams.clock())
         try:
             await self.adapter.client.chat_update(channel=board["channel"], ts=board["ts"],
-                                                  text=board_text(jam, self.jams.clock),
-                                                  blocks=board_blocks(jam, board.get("chart"), self.jams.clock))
+                                                  text=board_text(jam, self.jams.clock, progress),
+                                                  blocks=board_blocks(jam, board.get("chart"), self.jams.clock, progress))
         except SlackApiError as error:
             log.warning("could not redraw a jam board: %s", error.response.get("error"))
 
