@@ -80,7 +80,8 @@ class Extender:
 
     async def extend(self, actor: Actor, name: str, result_id: str, *, image: bytes | None = None,
                      emotion: Emotion | None = None, caption: str = "",
-                     upload_limit: int | None = None) -> Extension:
+                     upload_limit: int | None = None, extra: dict | None = None) -> Extension:
+        """`extra`: what the adapter keeps on the job's record (where it is delivered, `private`)."""
         record, midi, parts, jam = self.earlier(result_id)
         if image is not None:
             emotion, encoder = await self.read_picture(actor, image)
@@ -105,14 +106,17 @@ class Extender:
         whole = JamScore.of(parts + [Part(name, emotion, caption, encoder)], seconds)
         score = JamScore(whole.keyframes, whole.parts, whole.seconds, Continuation(midi, len(parts), composer))
         options = fit_extension(options, score, record.extra.get("composed", len(parts)))
-        admission = self.service.admit(actor, options, explicit={"seed", "duration_s", "length"}, kind="extend")
+        # Admitted as a jam is finished: its length is the jam's rules' (jam_longest_piece_s above),
+        # not a single piece's max_duration_s, so the lengths are set after the policy fitted them.
+        admission = self.service.admit(actor, options, explicit={"seed"}, kind="extend")
         if isinstance(admission, Refusal):
             raise ExtendRefused(admission.message)
-        request = Request(emotion=score, options=admission.options,
+        composing = admission.options.replace(duration_s=options.duration_s, length=options.length)
+        request = Request(emotion=score, options=composing,
                           origin=Origin(actor.platform, actor.server_id, actor.channel_id, actor.user_id),
                           max_upload_bytes=upload_limit)
         holder = self._holder(actor, name, record, jam, parts, options, seconds)
-        ticket = await self.service.submit_request(admission, request, extra={"jam_id": holder.jam_id,
+        ticket = await self.service.submit_request(admission, request, extra={**(extra or {}), "jam_id": holder.jam_id,
                                                                              "extends": result_id, "composed": 1})
         if isinstance(ticket, Refusal):
             if holder is not jam:

@@ -291,10 +291,11 @@ class JamService:
         return extension.jam, Added(extension.jam, extension.readout, False), extension.ticket
 
     async def extend_result(self, actor: Actor, name: str, result_id: str, *, image: bytes | None = None,
-                            emotion: Emotion | None = None, caption: str = "", upload_limit: int | None = None):
+                            emotion: Emotion | None = None, caption: str = "", upload_limit: int | None = None,
+                            extra: dict | None = None):
         """The Extend button under any piece: see `bot.extend.Extender.extend`."""
         return await self.extender.extend(actor, name, result_id, image=image, emotion=emotion, caption=caption,
-                                          upload_limit=upload_limit)
+                                          upload_limit=upload_limit, extra=extra)
 
     def finished(self, jam_id: str, ok: bool) -> None:
         """The composed jam was delivered (or failed): its record says so."""

@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from adapters.discord.actors import actor_of
 from adapters.discord.attachments import AttachmentRefused
+from adapters.discord.cogs.moderation import post_audit
 from adapters.discord.delivery import Conversation
 from aria_engine.emotion import Emotion
 from bot.jams import JamRefused
@@ -112,10 +113,12 @@ class Extend(commands.Cog):
             image = await self.bot.fetch_attachment(picture) if picture is not None else None
             extension = await self.jams.extend_result(actor_of(interaction), interaction.user.mention, result_id,
                                                       image=image, emotion=emotion, caption=caption or "",
-                                                      upload_limit=interaction.filesize_limit)
+                                                      upload_limit=interaction.filesize_limit,
+                                                      extra={"private": private})
         except (AttachmentRefused, JamRefused) as refused:
             await interaction.followup.send(str(refused), ephemeral=True)
             await interaction.delete_original_response()
+            await post_audit(self.bot, getattr(refused, "audit", None))  # the image-safety gate's refusals
             return
         conversation = Extending(interaction, self.bot.config, self.bot.service, received_at=received_at,
                                  private=private, readout=extension.readout)

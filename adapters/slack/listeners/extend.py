@@ -87,6 +87,7 @@ class Extend:
         # placed where the piece was asked for (a private piece's buttons are in a DM), as a variation
         actor = await adapter.actor(body["team"]["id"], record.channel_id if record else meta["channel"], user)
         tell = adapter.ephemeral(meta["channel"], user, thread_ts)
+        private = bool(record and record.extra.get("private")) or adapter.service.private_by_default(actor)
         try:
             image = None
             if asked["file"] is not None:
@@ -95,11 +96,12 @@ class Extend:
             emotion = Emotion(*asked["mood"]) if asked["mood"] is not None else None
             extension = await self.jams.extend_result(actor, f"<@{user}>", result_id, image=image, emotion=emotion,
                                                       caption=asked["caption"],
-                                                      upload_limit=adapter.config.upload_limit_bytes)
+                                                      upload_limit=adapter.config.upload_limit_bytes,
+                                                      extra={"private": private})
         except (FileRefused, JamRefused) as refused:
             await tell(str(refused))
+            await adapter.listener("Moderation").post_audit(getattr(refused, "audit", None))
             return
-        private = bool(record and record.extra.get("private")) or adapter.service.private_by_default(actor)
         channel = meta["channel"]
         if private:
             channel = (await adapter.client.conversations_open(users=user))["channel"]["id"]
