@@ -100,3 +100,22 @@ async def test_age_restricted_channels_default_to_off_and_spoiler_marks_the_file
         marked = await result_of(double, spoilered)
         assert marked.attachments and all(f.filename.startswith("SPOILER_") for f in marked.attachments)
         assert "marked as a spoiler" in str(marked.embeds)
+
+
+async def test_a_jam_picture_the_gate_refuses_is_logged_to_the_audit_channel_and_the_jam_goes_on(double, tmp_path):
+    world = make_world(double)
+    audit = world.guild.channel("audit-log")
+    async with running_bot(double, tmp_path, settings={"image_safety_threshold": 0}) as running:
+        running.service.settings.set("audit_channel", str(audit.id), scope=Scope.SERVER, server=server(world))
+        await double.send_slash_command(world.guild, world.general, world.alice, "aria-jam start",
+                                        {"title": "Gate", "seconds": 6})
+        thread = await double.wait_for(lambda: next(iter(world.guild.threads.values()), None), 20, "the jam's thread")
+        image = double.add_attachment(photograph("astronaut"), "photo.png", "image/png")
+        interaction = await double.send_slash_command(world.guild, thread, world.bob, "aria-jam add", {"image": image})
+        assert (await ephemeral_answer(double, interaction, timeout=60)).content == REFUSAL
+        logged = await double.wait_for(lambda: next(iter(double.bot_messages(channel=audit)), None), 20,
+                                       "the audit line")
+        assert logged.content.startswith(f"The image-safety check turned down a picture from <@{world.bob.id}>")
+        assert not logged.attachments
+        [jam] = running.service.store._read("SELECT status FROM jams")
+        assert jam["status"] == "open"

@@ -95,3 +95,22 @@ async def test_listed_age_restricted_channels_default_to_off_and_spoiler_leaves_
         assert names and not any(name.endswith(".png") for name in names), names
         shown = str(result["blocks"])
         assert "marked as a spoiler" in shown and "Slack cannot hide pictures behind a spoiler" in shown
+
+
+async def test_a_jam_picture_the_gate_refuses_is_logged_to_the_audit_channel_and_the_jam_goes_on(double, tmp_path):
+    double.message_events = True
+    world = make_world(double)
+    audit = double.add_channel(world.team, "audit-log")
+    async with running_app(double, tmp_path, settings={"image_safety_threshold": 0}) as running:
+        running.service.settings.set("audit_channel", audit.id, scope=Scope.SERVER, server=f"slack:{world.team.id}")
+        await double.slash(world.general, world.alice, "jam start Gate seconds=6")
+        board = await double.wait_for(lambda: next((m for m in double.bot_messages(world.general.id)
+                                                    if "Jam: Gate" in str(m.get("blocks"))), None), 20, "the board")
+        file = double.add_file(world.bob, "photo.png", photograph("astronaut"), "image/png")
+        await double.post(world.general, world.bob, "", files=(file,), thread_ts=board["ts"])
+        assert (await wait_for_ephemeral(double, world.bob, timeout=60))["text"] == REFUSAL
+        logged = await double.wait_for(lambda: next(iter(double.bot_messages(audit.id)), None), 20, "the audit line")
+        assert logged["text"].startswith(f"The image-safety check turned down a picture from <@{world.bob.id}>")
+        assert not logged.get("files")
+        [jam] = running.service.store._read("SELECT status FROM jams")
+        assert jam["status"] == "open"

@@ -35,6 +35,7 @@ from discord.ext import commands
 
 from adapters.discord.actors import actor_of
 from adapters.discord.attachments import AttachmentRefused
+from adapters.discord.cogs.moderation import post_audit
 from adapters.discord.delivery import Conversation
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
@@ -327,6 +328,7 @@ class Jams(commands.Cog):
         except (AttachmentRefused, JamRefused) as refused:
             await interaction.followup.send(str(refused), ephemeral=True)
             await interaction.delete_original_response()
+            await post_audit(self.bot, getattr(refused, "audit", None))
             return
         await interaction.followup.send(f"{added.readout}\nExtending the jam: the longer piece will arrive here.")
         await self._deliver(jam, ticket)
@@ -348,6 +350,7 @@ class Jams(commands.Cog):
             added = await self.jams.add_picture(actor, name, jam.jam_id, data, caption, in_thread=in_thread)
         except (AttachmentRefused, JamRefused) as refused:
             await answer.refuse(str(refused))
+            await post_audit(self.bot, getattr(refused, "audit", None))  # the image-safety gate's refusals
             return
         await answer.readout(added.readout)
         await self._contributed(added)

@@ -231,6 +231,7 @@ class JamListener:
                                                 in_thread=event["thread_ts"] == jam.board.get("ts"))
         except JamRefused as refused:
             await tell(str(refused))
+            await self.adapter.listener("Moderation").post_audit(refused.audit)  # the image-safety gate's
             return
         await self._contributed(added, tell)
 
