@@ -56,6 +56,19 @@ class ChatSink(Protocol):
         """Post a line to the server's audit channel (an image-safety refusal; never the picture)."""
 
 
+class StatusAlsoShown:
+    """A sink mixin (before the adapter's sink in the bases): every status the flow shows is
+    also handed to `on_status`, e.g. a jam's board showing its piece's progress."""
+
+    def __init__(self, *args, on_status: Callable[[str], Awaitable[None]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_status = on_status
+
+    async def show_status(self, text: str, result_id: str | None = None) -> None:
+        await super().show_status(text, result_id)
+        await self.on_status(text)
+
+
 class AdmittedUse:
     """A use the policy granted, held while the job is set up; given back on leaving the `with`
     unless the job was handed to the engine (whose own refusals give it back, see AriaService)."""

@@ -19,17 +19,10 @@ from bot.policy import Actor, Policy
 from bot.service import AriaService
 from bot.settings import Scope, Settings
 from bot.store import Store
+from tests.factories.clock import Clock
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OPTIONS = GenerationOptions(composer="procedural", encoder="palette", duration_s=8.0, seed=3)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def member(user: str) -> Actor:

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("redis")
 
 from aria_engine.emotion import Emotion  # noqa: E402
-from aria_engine.engine import Done, Failed  # noqa: E402
+from aria_engine.engine import Done  # noqa: E402
 from aria_engine.engine.redis_backend import RedisEngine, connect  # noqa: E402
 from aria_engine.engine.redis_queue import RedisQueue  # noqa: E402
 from aria_engine.engine.stages import read_picture  # noqa: E402
@@ -31,6 +31,7 @@ from bot.reply import build_reply  # noqa: E402
 from bot.service import AriaService  # noqa: E402
 from bot.settings import Scope, Settings  # noqa: E402
 from bot.store import Store  # noqa: E402
+from tests.factories.clock import Clock  # noqa: E402
 from tests.redis_server import needs_redis  # noqa: E402
 
 pytestmark = [needs_redis, pytest.mark.redis]
@@ -166,14 +167,6 @@ async def test_a_forged_jam_request_fails_only_its_own_job(server, worker):
         assert worker.processes[0].poll() is None  # the worker lives on
     finally:
         await redis.aclose()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def member(user: str) -> Actor:

@@ -39,6 +39,7 @@ from adapters.discord.cogs.moderation import post_audit
 from adapters.discord.delivery import Conversation
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
+from bot.flow import StatusAlsoShown
 from bot.jam_store import Jam, JamBook
 from bot.jams import JamRefused, JamService, board_text, piece_progress, reader_for, watch_deadlines
 from bot.policy import Actor
@@ -170,17 +171,9 @@ class MessageAnswer:
         await self.message.reply(text, mention_author=False)
 
 
-class PieceOnTheBoard(Conversation):
+class PieceOnTheBoard(StatusAlsoShown, Conversation):
     """The jam's piece: delivered in the thread as any result, its status shown on the board
     (the flow calls `show_status` throttled, as for every piece's status message)."""
-
-    def __init__(self, *args, on_status, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_status = on_status
-
-    async def show_status(self, text: str, result_id: str | None = None) -> None:
-        await super().show_status(text, result_id)
-        await self.on_status(text)
 
 
 class Jams(commands.Cog):

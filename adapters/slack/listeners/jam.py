@@ -30,6 +30,7 @@ from adapters.slack.delivery import StatusMessage, Tell
 from adapters.slack.files import FileRefused, download, first_image
 from aria_engine import visuals
 from aria_engine.emotion import Emotion
+from bot.flow import StatusAlsoShown
 from bot.jam_store import Jam, JamBook
 from bot.jams import JamRefused, JamService, board_text, piece_progress, reader_for, watch_deadlines
 from bot.policy import Actor
@@ -97,17 +98,9 @@ def mood_modal(jam_id: str, channel: str, thread: str | None) -> dict:
                         "element": {"type": "plain_text_input", "action_id": "caption", "max_length": 120}}]}
 
 
-class PieceOnTheBoard(StatusMessage):
+class PieceOnTheBoard(StatusAlsoShown, StatusMessage):
     """The jam's piece: its status message in the thread, and the same throttled status on the
     board (the flow calls `show_status` at most every interval)."""
-
-    def __init__(self, *args, on_status, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_status = on_status
-
-    async def show_status(self, text: str, result_id: str | None = None) -> None:
-        await super().show_status(text, result_id)
-        await self.on_status(text)
 
 
 class JamListener:
