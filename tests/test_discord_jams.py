@@ -87,6 +87,14 @@ async def test_three_members_contribute_and_the_host_finishes_one_piece(double, 
         assert len(markers) == 4 and markers[3] == f"4. <@{world.bob.id}>: joyful"
         assert "Extending the jam" in " ".join(m.text() for m in extend.messages)
 
+        # the Extend button under the jam's latest piece grows the jam too: its board says so
+        click = await double.click_button(longer, next(i for i in longer.custom_ids() if i.startswith("aria:e:")),
+                                          world.admin)
+        await double.wait_for(lambda: click.modal or click.callbacks, 10, "the Extend form")
+        assert click.modal, click.callbacks
+        await double.submit_modal(click, {"valence": "-0.5", "arousal": "0.6"})
+        await double.wait_for(lambda: board_says(board, "Contributions: 5 of 12"), 60, "the board after Extend")
+
 
 async def test_the_deadline_finishes_a_jam_after_a_restart_and_a_moderator_removes_one(double, tmp_path):
     world = make_world(double)

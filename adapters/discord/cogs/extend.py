@@ -126,6 +126,7 @@ class Extend(commands.Cog):
         await self.bot.flow.run(extension.ticket, conversation)
         record = self.bot.service.result(extension.ticket.result_id)
         self.jams.finished(extension.jam.jam_id, ok=record is not None and record.status == "done")
+        await self.bot.get_cog("Jams").redraw(self.jams.book.get(extension.jam.jam_id))  # a jam grew: its board
 
 
 async def setup(bot) -> None:

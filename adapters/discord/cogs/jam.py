@@ -288,7 +288,7 @@ class Jams(commands.Cog):
             await interaction.response.send_message(str(refused), ephemeral=True)
             return
         await interaction.response.send_message(f"Contribution {number} removed.", ephemeral=True)
-        await self._redraw(left)
+        await self.redraw(left)
 
     @jam.command(name="extend", description="Continue this thread's finished jam with one more picture or mood")
     @app_commands.describe(image="A picture", valence="-1 unpleasant ... +1 pleasant (with arousal, for a mood)",
@@ -378,10 +378,10 @@ class Jams(commands.Cog):
             await interaction.response.send_message(str(refused), ephemeral=True)
             return
         await interaction.response.send_message("The jam is cancelled.", ephemeral=True)
-        await self._redraw(jam)
+        await self.redraw(jam)
 
     async def _contributed(self, added) -> None:
-        await self._redraw(added.jam)
+        await self.redraw(added.jam)
         if added.full:
             try:
                 jam, ticket = await self.jams.finish(None, added.jam.jam_id)
@@ -391,11 +391,11 @@ class Jams(commands.Cog):
 
     async def _deliver(self, jam: Jam, ticket) -> None:
         """The piece into the jam's thread, as a channel message (no interaction to answer)."""
-        await self._redraw(jam)
+        await self.redraw(jam)
         thread_id = int(jam.board.get("ts") or jam.channel_id)
 
         async def show_on_board(status: str) -> None:
-            await self._redraw(jam, piece_progress("composing", status))
+            await self.redraw(jam, piece_progress("composing", status))
 
         conversation = PieceOnTheBoard(None, self.bot.config, self.bot.service, received_at=self.bot.config.clock(),
                                        private=False, client=self.bot, user=discord.Object(int(jam.host_id)),
@@ -407,9 +407,9 @@ class Jams(commands.Cog):
         self.jams.finished(jam.jam_id, ok=ok)
         ended = self.jams.book.get(jam.jam_id)
         if ended is not None:
-            await self._redraw(ended, piece_progress(ended.status, "" if ok or record is None else record.error or ""))
+            await self.redraw(ended, piece_progress(ended.status, "" if ok or record is None else record.error or ""))
 
-    async def _redraw(self, jam: Jam | None, progress: str | None = None) -> None:
+    async def redraw(self, jam: Jam | None, progress: str | None = None) -> None:
         if jam is None or not jam.board.get("message"):
             return
         channel = self.bot.get_partial_messageable(int(jam.board["channel"]), guild_id=int(jam.server_id))

@@ -117,3 +117,4 @@ class Extend:
         await adapter.flow.run(extension.ticket, status)
         done = adapter.service.result(extension.ticket.result_id)
         self.jams.finished(extension.jam.jam_id, ok=done is not None and done.status == "done")
+        await adapter.listener("JamListener").redraw(self.jams.book.get(extension.jam.jam_id))  # a jam grew: its board

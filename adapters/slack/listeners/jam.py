@@ -164,7 +164,7 @@ class JamListener:
                                            in_thread=thread_ts is not None and thread_ts == jam.board.get("ts"))
                 await self._contributed(added, tell)
             elif verb == "remove":
-                await self._redraw(self.jams.remove(actor, jam.jam_id, args["number"]))
+                await self.redraw(self.jams.remove(actor, jam.jam_id, args["number"]))
                 await tell(f"Contribution {args['number']} removed.")
             elif verb == "finish":
                 await self.finish(actor, jam, tell)
@@ -293,10 +293,10 @@ class JamListener:
     async def _deliver(self, jam: Jam, ticket) -> None:
         """The piece into the jam's thread, as any result is; the board says how it went."""
         channel, thread = jam.board.get("channel", jam.channel_id), jam.board.get("ts")
-        await self._redraw(jam)
+        await self.redraw(jam)
 
         async def show_on_board(text: str) -> None:
-            await self._redraw(jam, progress=piece_progress("composing", text))
+            await self.redraw(jam, progress=piece_progress("composing", text))
 
         status = PieceOnTheBoard(self.adapter.client, self.adapter.service, channel, thread, jam.host_id,
                                  self.adapter.ephemeral(channel, jam.host_id, thread), on_status=show_on_board)
@@ -310,14 +310,14 @@ class JamListener:
         self.jams.finished(jam.jam_id, ok=ok)
         ended = self.jams.book.get(jam.jam_id)
         if ended is not None:
-            await self._redraw(ended, progress=piece_progress(ended.status,
+            await self.redraw(ended, progress=piece_progress(ended.status,
                                                               "" if ok or record is None else record.error or ""))
 
     async def _contributed(self, added, tell: Tell) -> None:
         jam = added.jam
         channel, thread = jam.board.get("channel", jam.channel_id), jam.board.get("ts")
         chart = await self._upload_chart(jam, channel, thread, added.readout)
-        await self._redraw(jam, chart)
+        await self.redraw(jam, chart)
         if added.full:
             await self.finish(None, jam, tell)
 
@@ -333,7 +333,7 @@ class JamListener:
         files = response.get("files") or []
         return files[0]["id"] if files else None
 
-    async def _redraw(self, jam: Jam | None, chart_file_id: str | None = None, *, progress: str | None = None) -> None:
+    async def redraw(self, jam: Jam | None, chart_file_id: str | None = None, *, progress: str | None = None) -> None:
         if jam is None or not jam.board.get("ts"):
             return
         board = dict(jam.board)
@@ -354,7 +354,7 @@ class JamListener:
             log.warning("could not post in a jam's thread: %s", error.response.get("error"))
 
     async def _cancelled(self, jam: Jam, by: str) -> None:
-        await self._redraw(jam)
+        await self.redraw(jam)
         try:
             await self.adapter.client.chat_postMessage(channel=jam.board["channel"], thread_ts=jam.board["ts"],
                                                        text=f"{by} cancelled this jam.")
