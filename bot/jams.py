@@ -303,6 +303,16 @@ class JamService:
         if jam is not None:
             self.book.set_outcome(jam_id, DONE if ok else FAILED, self.clock(), jam.result_id)
 
+    def settle(self, jam_id: str, result_id: str) -> tuple[Jam | None, str]:
+        """After the flow delivered (or failed) a jam's piece: the jam marked as its piece ended,
+        and the board's line for that ending (`piece_progress`, with why it failed)."""
+        record = self.service.result(result_id)
+        ok = record is not None and record.status == "done"
+        self.finished(jam_id, ok)
+        jam = self.book.get(jam_id)
+        why = "" if ok or record is None else record.error or ""
+        return jam, piece_progress(jam.status, why) if jam is not None else ""
+
 
 async def watch_deadlines(jams: JamService, on_finished: Callable[[Jam, Ticket], Awaitable[None]], *,
                           interval_s: float = 5.0, rounds: int | None = None) -> None:

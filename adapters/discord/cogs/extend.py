@@ -124,9 +124,8 @@ class Extend(commands.Cog):
                                  private=private, readout=extension.readout)
         await conversation.show_status("Extending the piece: the longer one is on its way.")
         await self.bot.flow.run(extension.ticket, conversation)
-        record = self.bot.service.result(extension.ticket.result_id)
-        self.jams.finished(extension.jam.jam_id, ok=record is not None and record.status == "done")
-        await self.bot.get_cog("Jams").redraw(self.jams.book.get(extension.jam.jam_id))  # a jam grew: its board
+        grown, _ = self.jams.settle(extension.jam.jam_id, extension.ticket.result_id)
+        await self.bot.get_cog("Jams").redraw(grown)  # a jam grew: its board
 
 
 async def setup(bot) -> None:

@@ -402,12 +402,7 @@ class Jams(commands.Cog):
                                        channel_id=thread_id, guild_id=int(jam.server_id), picked_up=False,
                                        on_status=show_on_board)
         await self.bot.flow.run(ticket, conversation)
-        record = self.bot.service.result(ticket.result_id)
-        ok = record is not None and record.status == "done"
-        self.jams.finished(jam.jam_id, ok=ok)
-        ended = self.jams.book.get(jam.jam_id)
-        if ended is not None:
-            await self.redraw(ended, piece_progress(ended.status, "" if ok or record is None else record.error or ""))
+        await self.redraw(*self.jams.settle(jam.jam_id, ticket.result_id))
 
     async def redraw(self, jam: Jam | None, progress: str | None = None) -> None:
         if jam is None or not jam.board.get("message"):

@@ -115,6 +115,5 @@ class Extend:
         except SlackApiError as error:
             log.warning("could not post an extension's status: %s", error.response.get("error"))
         await adapter.flow.run(extension.ticket, status)
-        done = adapter.service.result(extension.ticket.result_id)
-        self.jams.finished(extension.jam.jam_id, ok=done is not None and done.status == "done")
-        await adapter.listener("JamListener").redraw(self.jams.book.get(extension.jam.jam_id))  # a jam grew: its board
+        grown, _ = self.jams.settle(extension.jam.jam_id, extension.ticket.result_id)
+        await adapter.listener("JamListener").redraw(grown)  # a jam grew: its board

@@ -305,13 +305,8 @@ class JamListener:
         except SlackApiError as error:
             log.warning("could not post a jam's status: %s", error.response.get("error"))
         await self.adapter.flow.run(ticket, status)
-        record = self.adapter.service.result(ticket.result_id)
-        ok = record is not None and record.status == "done"
-        self.jams.finished(jam.jam_id, ok=ok)
-        ended = self.jams.book.get(jam.jam_id)
-        if ended is not None:
-            await self.redraw(ended, progress=piece_progress(ended.status,
-                                                              "" if ok or record is None else record.error or ""))
+        ended, line = self.jams.settle(jam.jam_id, ticket.result_id)
+        await self.redraw(ended, progress=line)
 
     async def _contributed(self, added, tell: Tell) -> None:
         jam = added.jam
