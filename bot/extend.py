@@ -26,12 +26,10 @@ from aria_engine.jam import (JAM_MODES, MAX_CONTRIBUTIONS, SECONDS_RANGE, TOKENS
 from aria_engine.options import GenerationOptions
 from aria_engine.pipeline import Origin, Request
 from bot.jam_store import COMPOSING, DONE, Jam, JamBook
-from bot.jams import JamRefused
+from bot.jams import CAPTION_CHARS, JamRefused
 from bot.outcomes import Refusal, Ticket
 from bot.policy import Actor
 from bot.texts import mention
-
-CAPTION_CHARS = 120
 
 
 class ExtendRefused(JamRefused):
